@@ -1,0 +1,133 @@
+package modpipe
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/modpipe/modpipe/internal/logbuf"
+)
+
+// Context is passed to a module's function. It is a context.Context that is
+// cancelled when the module times out or the run is cancelled, and it gives
+// access to the module's logger, commands, matrix target and instance.
+//
+// A Context belongs to one attempt of one module; do not keep it after the
+// module's function returns.
+type Context struct {
+	ctx     context.Context
+	r       *run
+	node    int
+	attempt int
+	logger  *slog.Logger
+}
+
+// Deadline implements context.Context.
+func (c *Context) Deadline() (time.Time, bool) { return c.ctx.Deadline() }
+
+// Done implements context.Context.
+func (c *Context) Done() <-chan struct{} { return c.ctx.Done() }
+
+// Err implements context.Context.
+func (c *Context) Err() error { return c.ctx.Err() }
+
+// Value implements context.Context.
+func (c *Context) Value(key any) any { return c.ctx.Value(key) }
+
+// Name returns the name of the running module ("name[target]" for a matrix
+// variant).
+func (c *Context) Name() string { return c.r.nodes[c.node].name }
+
+// Attempt returns the number of the current attempt, starting at 1.
+func (c *Context) Attempt() int { return c.attempt }
+
+// MatrixTarget returns the target of a MatrixTarget variant ("linux",
+// "windows", ...), or "" for a module without MatrixTarget.
+func (c *Context) MatrixTarget() string { return c.r.nodes[c.node].target }
+
+// Logger returns the module's logger. Its lines are buffered and printed
+// together, as the module's group, when the module ends; registered secrets
+// are masked.
+func (c *Context) Logger() *slog.Logger {
+	if c.logger == nil {
+		c.logger = slog.New(logbuf.NewHandler(&c.r.nodes[c.node].log, c.r.level))
+	}
+	return c.logger
+}
+
+// Logf writes a formatted line at info level to the module's log.
+func (c *Context) Logf(format string, args ...any) {
+	c.Logger().Info(fmt.Sprintf(format, args...))
+}
+
+// Secret registers values to be masked as *** in every log line, error and
+// report of the run from now on, such as a token the module obtained.
+func (c *Context) Secret(values ...string) { c.r.secrets.Add(values...) }
+
+// Instance describes the instance executing the module.
+func (c *Context) Instance() Instance { return c.r.instance }
+
+// Role is an instance's part in a run.
+type Role string
+
+// Roles.
+const (
+	// RoleSingle is a run without distributed mode.
+	RoleSingle Role = "single"
+	// RoleMaster is instance 0 of a distributed run.
+	RoleMaster Role = "master"
+	// RoleWorker is any other instance of a distributed run.
+	RoleWorker Role = "worker"
+)
+
+// Instance describes one instance of a run.
+type Instance struct {
+	// Index is 0 for the master and for single-instance runs.
+	Index int
+	Role  Role
+	// Capabilities are the lower-case capabilities the instance offers,
+	// its OS included.
+	Capabilities []string
+}
+
+// HasCapability reports whether the instance offers capability.
+func (i Instance) HasCapability(capability string) bool {
+	return slices.Contains(i.Capabilities, capability)
+}
+
+// dependencyNodes returns the nodes that def expanded to among the running
+// module's declared dependencies.
+func (c *Context) dependencyNodes(def *moduleDef) ([]int, error) {
+	var nodes []int
+	for _, d := range c.r.nodes[c.node].deps {
+		if d.def == def {
+			nodes = append(nodes, d.node)
+		}
+	}
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("module %s read the result of %s, which is not one of its dependencies; add modpipe.DependsOn(%s) to %s",
+			c.Name(), def.name, def.name, c.Name())
+	}
+	return nodes, nil
+}
+
+// dependencyNode picks the single node of def to read a result from.
+func (c *Context) dependencyNode(def *moduleDef) (int, error) {
+	nodes, err := c.dependencyNodes(def)
+	if err != nil {
+		return 0, err
+	}
+	if len(def.matrix) == 0 {
+		return nodes[0], nil
+	}
+	target := c.MatrixTarget()
+	for _, n := range nodes {
+		if c.r.nodes[n].target == target {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("module %s read the result of matrix module %s, which has no variant for target %q; use modpipe.MatrixResults",
+		c.Name(), def.name, target)
+}

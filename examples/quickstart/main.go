@@ -1,0 +1,162 @@
+// Command quickstart is a small, real pipeline: it writes a tiny Go program
+// into a temporary workspace, vets and tests it in parallel, builds it,
+// checksums the binary and cleans up. It needs nothing but Go.
+//
+//	go run ./examples/quickstart            # run it
+//	go run ./examples/quickstart --list     # show the modules
+//	go run ./examples/quickstart --dry-run  # show the plan
+//
+// The graph is a diamond (workspace → vet, test → build) with typed results
+// flowing along it, a module skipped by a condition (publish), one skipped
+// because it only runs on Windows (installer) and a cleanup that always runs.
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/modpipe/modpipe"
+)
+
+// Workspace is where the sample program lives.
+type Workspace struct {
+	Dir string
+}
+
+// TestReport counts the tests that passed.
+type TestReport struct {
+	Passed int
+}
+
+// Artifact is a built binary.
+type Artifact struct {
+	Path   string
+	Size   int64
+	SHA256 string
+}
+
+var workspace = modpipe.New("workspace", func(c *modpipe.Context) (Workspace, error) {
+	dir, err := os.MkdirTemp("", "modpipe-quickstart-")
+	if err != nil {
+		return Workspace{}, err
+	}
+	files := map[string]string{
+		"go.mod":       "module example.com/hello\n\ngo 1.22\n",
+		"main.go":      "package main\n\nimport \"fmt\"\n\nfunc Greet(name string) string { return \"hello, \" + name }\n\nfunc main() { fmt.Println(Greet(\"modpipe\")) }\n",
+		"main_test.go": "package main\n\nimport \"testing\"\n\nfunc TestGreet(t *testing.T) {\n\tif Greet(\"x\") != \"hello, x\" {\n\t\tt.Fatal(\"bad greeting\")\n\t}\n}\n\nfunc TestGreetEmpty(t *testing.T) {\n\tif Greet(\"\") != \"hello, \" {\n\t\tt.Fatal(\"bad greeting\")\n\t}\n}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			return Workspace{}, err
+		}
+	}
+	c.Logger().Info("wrote sample program", "dir", dir, "files", len(files))
+	return Workspace{Dir: dir}, nil
+}, modpipe.Category("setup"))
+
+var vet = modpipe.Task("vet", func(c *modpipe.Context) error {
+	ws, err := modpipe.Result(c, workspace)
+	if err != nil {
+		return err
+	}
+	_, err = c.Command("go", "vet", "./...").Dir(ws.Dir).Run()
+	return err
+}, modpipe.DependsOn(workspace), modpipe.Category("check"), modpipe.Timeout(2*time.Minute))
+
+var test = modpipe.New("test", func(c *modpipe.Context) (TestReport, error) {
+	ws, err := modpipe.Result(c, workspace)
+	if err != nil {
+		return TestReport{}, err
+	}
+	res, err := c.Command("go", "test", "-count=1", "-v", "./...").Dir(ws.Dir).Run()
+	if err != nil {
+		return TestReport{}, err
+	}
+	report := TestReport{Passed: strings.Count(res.Stdout, "--- PASS")}
+	c.Logger().Info("tests passed", "count", report.Passed)
+	return report, nil
+}, modpipe.DependsOn(workspace), modpipe.Category("check"), modpipe.Timeout(2*time.Minute), modpipe.Retry(1, modpipe.Backoff(time.Second, time.Second)))
+
+var build = modpipe.New("build", func(c *modpipe.Context) (Artifact, error) {
+	ws, err := modpipe.Result(c, workspace)
+	if err != nil {
+		return Artifact{}, err
+	}
+	report, err := modpipe.Result(c, test)
+	if err != nil {
+		return Artifact{}, err
+	}
+	if report.Passed == 0 {
+		return Artifact{}, errors.New("no test passed; refusing to build")
+	}
+	out := filepath.Join(ws.Dir, "hello")
+	if runtime.GOOS == "windows" {
+		out += ".exe"
+	}
+	if _, err := c.Command("go", "build", "-o", out, ".").Dir(ws.Dir).Run(); err != nil {
+		return Artifact{}, err
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		return Artifact{}, err
+	}
+	sum := sha256.Sum256(data)
+	a := Artifact{Path: out, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	c.Logger().Info("built", "path", a.Path, "bytes", a.Size, "sha256", a.SHA256[:12])
+	return a, nil
+}, modpipe.DependsOn(workspace, vet, test), modpipe.Category("build"))
+
+var smoke = modpipe.New("smoke", func(c *modpipe.Context) (string, error) {
+	a, err := modpipe.Result(c, build)
+	if err != nil {
+		return "", err
+	}
+	res, err := c.Command(a.Path).Run()
+	if err != nil {
+		return "", err
+	}
+	got := strings.TrimSpace(res.Stdout)
+	if got != "hello, modpipe" {
+		return "", fmt.Errorf("binary printed %q, want %q", got, "hello, modpipe")
+	}
+	return got, nil
+}, modpipe.DependsOn(build), modpipe.Category("check"))
+
+var publish = modpipe.Task("publish", func(c *modpipe.Context) error {
+	a, err := modpipe.Result(c, build)
+	if err != nil {
+		return err
+	}
+	c.Logger().Info("would upload", "artifact", a.Path)
+	return nil
+}, modpipe.DependsOn(build, smoke), modpipe.Category("release"),
+	modpipe.RunIf("building a release tag", func(*modpipe.Context) bool {
+		return strings.HasPrefix(os.Getenv("GITHUB_REF"), "refs/tags/")
+	}))
+
+var installer = modpipe.Task("installer", func(c *modpipe.Context) error {
+	c.Logger().Info("building the MSI installer")
+	return nil
+}, modpipe.DependsOn(build), modpipe.OnOS("windows"), modpipe.Category("release"))
+
+var cleanup = modpipe.Task("cleanup", func(c *modpipe.Context) error {
+	ws, err := modpipe.Result(c, workspace)
+	if err != nil {
+		return nil // nothing was created
+	}
+	c.Logger().Info("removing workspace", "dir", ws.Dir)
+	return os.RemoveAll(ws.Dir)
+}, modpipe.DependsOn(workspace), modpipe.DependsOnOptional(build, smoke, publish, installer), modpipe.AlwaysRun())
+
+func main() {
+	p := modpipe.NewPipeline()
+	p.Add(workspace, vet, test, build, smoke, publish, installer, cleanup)
+	modpipe.Main(p)
+}

@@ -1,0 +1,3 @@
+module github.com/modpipe/modpipe
+
+go 1.26

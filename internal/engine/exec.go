@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Completion delivers a node's outcome exactly once. Exec and the
+// scheduler's abandonment timers race to claim it; the loser is ignored.
+type Completion struct {
+	claimed atomic.Bool
+	fn      func(Outcome)
+}
+
+// NewCompletion returns a Completion that calls fn with the first outcome.
+func NewCompletion(fn func(Outcome)) *Completion { return &Completion{fn: fn} }
+
+// Finish delivers o unless an outcome was delivered already, and reports
+// whether o was the one delivered.
+func (c *Completion) Finish(o Outcome) bool {
+	if !c.claimed.CompareAndSwap(false, true) {
+		return false
+	}
+	c.fn(o)
+	return true
+}
+
+// Done reports whether an outcome was delivered.
+func (c *Completion) Done() bool { return c.claimed.Load() }
+
+// PanicError is the error of an attempt that panicked.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Exec runs node n in the calling goroutine: its Check, then attempts with
+// retries and per-attempt timeouts, recovering panics. It delivers the
+// outcome through c. ctx is the run's context; when it is cancelled the node
+// ends Cancelled. grace bounds how long a timed-out attempt that ignores its
+// context is awaited before the node is abandoned as TimedOut.
+func Exec(ctx context.Context, n *Node, c *Completion, grace time.Duration) {
+	o := Outcome{Start: time.Now()}
+	if n.Check != nil {
+		skip, reason, err := check(ctx, n)
+		switch {
+		case err != nil:
+			o.Status, o.Err, o.Kind = Failed, fmt.Errorf("evaluating run condition: %w", err), KindError
+			finishExec(n, c, o)
+			return
+		case skip:
+			o.Status, o.Reason = Skipped, reason
+			finishExec(n, c, o)
+			return
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		o.Attempts = attempt
+		v, err, kind := runAttempt(ctx, n, attempt, c, grace)
+		if c.Done() {
+			return // abandoned while the attempt ignored its context
+		}
+		if err == nil {
+			o.Status, o.Value = Succeeded, v
+			break
+		}
+		o.Err, o.Kind = err, kind
+		switch kind {
+		case KindCancel:
+			o.Status = Cancelled
+		case KindTimeout:
+			o.Status = TimedOut
+		default:
+			o.Status = Failed
+		}
+		if kind == KindCancel || attempt > n.Retry.Count || (n.Retry.If != nil && !n.Retry.If(err)) {
+			break
+		}
+		wait := backoff(n.Retry, attempt)
+		if n.Log != nil {
+			n.Log(fmt.Sprintf("attempt %d of %d failed: %v; retrying in %s", attempt, n.Retry.Count+1, err, wait.Round(time.Millisecond)))
+		}
+		if !sleep(ctx, wait) {
+			o.Status, o.Kind = Cancelled, KindCancel
+			o.Err = fmt.Errorf("run cancelled while waiting to retry: %w", err)
+			break
+		}
+	}
+	finishExec(n, c, o)
+}
+
+func finishExec(n *Node, c *Completion, o Outcome) {
+	o.End = time.Now()
+	c.Finish(o)
+}
+
+func check(ctx context.Context, n *Node) (skip bool, reason string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return n.Check(ctx)
+}
+
+// runAttempt runs one attempt and classifies its error.
+func runAttempt(ctx context.Context, n *Node, attempt int, c *Completion, grace time.Duration) (v any, err error, kind Kind) {
+	actx := ctx
+	if n.Timeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, n.Timeout)
+		defer cancel()
+		stop := watchTimeout(actx, ctx, n, c, attempt, grace)
+		defer stop()
+	}
+	v, err = call(actx, n, attempt)
+	if err == nil {
+		return v, nil, KindNone
+	}
+	var pe *PanicError
+	switch {
+	case ctx.Err() != nil:
+		return nil, err, KindCancel
+	case actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded):
+		return nil, fmt.Errorf("timed out after %s: %w", n.Timeout, err), KindTimeout
+	case errors.As(err, &pe):
+		if n.Log != nil {
+			n.Log(fmt.Sprintf("%v\n%s", pe.Value, pe.Stack))
+		}
+		return nil, err, KindPanic
+	}
+	return nil, err, KindError
+}
+
+func call(ctx context.Context, n *Node, attempt int) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return n.Run(ctx, attempt)
+}
+
+// watchTimeout abandons the node when an attempt's deadline has passed and
+// the attempt has not returned within grace: a module that ignores its
+// context must not hold the run forever.
+func watchTimeout(actx, runCtx context.Context, n *Node, c *Completion, attempt int, grace time.Duration) (stop func()) {
+	var mu sync.Mutex
+	var timer *time.Timer
+	stopped := false
+	stopWatch := context.AfterFunc(actx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		timer = time.AfterFunc(grace, func() {
+			o := Outcome{Status: TimedOut, Kind: KindTimeout, Attempts: attempt, End: time.Now()}
+			o.Err = fmt.Errorf("timed out after %s and did not return within %s; abandoned (make the module honour its context)", n.Timeout, grace)
+			if runCtx.Err() != nil {
+				o.Status, o.Kind = Cancelled, KindCancel
+				o.Err = fmt.Errorf("run cancelled and the module did not return within %s; abandoned", grace)
+			}
+			c.Finish(o)
+		})
+	})
+	return func() {
+		stopWatch()
+		mu.Lock()
+		stopped = true
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+	}
+}
+
+func backoff(r Retry, attempt int) time.Duration {
+	if r.Initial <= 0 {
+		return 0
+	}
+	d := r.Initial
+	for i := 1; i < attempt && (r.Max <= 0 || d < r.Max); i++ {
+		d *= 2
+	}
+	if r.Max > 0 && d > r.Max {
+		d = r.Max
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// sleep waits d or until ctx is done, reporting whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

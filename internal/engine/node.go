@@ -1,0 +1,60 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/modpipe/modpipe/internal/graph"
+)
+
+// Node is one schedulable unit, already resolved from the user's module.
+type Node struct {
+	Name string
+	Deps []graph.Dep
+	// Timeout bounds each attempt's execution (not queue time); 0 means none.
+	Timeout time.Duration
+	Retry   Retry
+	// IgnoreFailure turns Failed and TimedOut into IgnoredFailure.
+	IgnoreFailure bool
+	// AlwaysRun nodes run even when dependencies failed or the run is stopping.
+	AlwaysRun bool
+	// Mutex lists NotInParallel keys: two nodes sharing a key never overlap.
+	Mutex []string
+	// Exclusive nodes run alone: nothing else runs while they do.
+	Exclusive bool
+	// SkipReason, when set, skips the node without running anything
+	// (filters, OS conditions decided before the run).
+	SkipReason string
+	// Check runs once the node is ready, before the first attempt; skip=true
+	// skips the node with reason. SkipIf/RunIf conditions live here.
+	Check func(ctx context.Context) (skip bool, reason string, err error)
+	// Run executes one attempt (numbered from 1).
+	Run func(ctx context.Context, attempt int) (any, error)
+	// Log writes an engine note (retry, panic stack) into the node's log.
+	Log func(msg string)
+}
+
+// Retry says how often and when a failed attempt is tried again.
+type Retry struct {
+	// Count is the number of extra attempts after the first.
+	Count int
+	// Initial is the first backoff; it doubles per attempt up to Max.
+	// The actual wait is drawn from [d/2, d] (jitter).
+	Initial, Max time.Duration
+	// If decides whether an error is worth retrying; nil retries every error.
+	If func(error) bool
+}
+
+// Outcome is what became of a node.
+type Outcome struct {
+	Status   Status
+	Value    any
+	Err      error
+	Kind     Kind
+	Reason   string
+	Attempts int
+	// Ready is when all dependencies had finished; Start and End bound execution.
+	Ready, Start, End time.Time
+	// Instance is the index of the instance that executed the node.
+	Instance int
+}

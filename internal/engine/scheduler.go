@@ -1,0 +1,313 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/modpipe/modpipe/internal/graph"
+)
+
+// Scheduler runs a graph of nodes: a node starts once all its dependencies
+// have finished, highest critical path first, within MaxParallel and the
+// NotInParallel keys. It is single-use.
+type Scheduler struct {
+	Graph *graph.Graph
+	Nodes []Node
+	// MaxParallel bounds nodes executing at once; 0 means no bound.
+	MaxParallel int
+	// ContinueOnFailure keeps scheduling after a failure; by default only
+	// AlwaysRun nodes start once a node has failed.
+	ContinueOnFailure bool
+	// Grace bounds how long a node that ignores cancellation or its timeout
+	// is awaited before it is abandoned.
+	Grace time.Duration
+	// Priority orders ready nodes, highest first (critical path); nil keeps
+	// declaration order.
+	Priority []int64
+	// Dispatch starts node i and must finish c eventually; nil runs Exec in
+	// a new goroutine.
+	Dispatch func(ctx context.Context, i int, c *Completion)
+	// OnFinish is called once per node with its final outcome, outside the
+	// scheduler's lock, possibly from several goroutines at once.
+	OnFinish func(i int, o *Outcome)
+
+	mu        sync.Mutex
+	out       []Outcome
+	remaining []int32
+	ready     readyHeap
+	blocked   []int
+	held      map[string]bool
+	running   int
+	exclusive bool // an Exclusive node is running
+	draining  bool // an Exclusive node waits for running nodes to end
+	inflight  map[int]*Completion
+	done      int
+	stopCause string
+	finished  []int
+	toStart   []int
+	cancelled bool
+	graceT    *time.Timer
+	notifying sync.WaitGroup
+	allDone   chan struct{}
+}
+
+// Run executes the graph and returns one outcome per node. It returns when
+// every node has an outcome; cancelling ctx cancels running nodes, marks the
+// rest Cancelled and abandons nodes that do not return within Grace.
+func (s *Scheduler) Run(ctx context.Context) []Outcome {
+	n := len(s.Nodes)
+	s.out = make([]Outcome, n)
+	s.remaining = make([]int32, n)
+	s.ready = readyHeap{prio: s.Priority}
+	s.held = map[string]bool{}
+	s.inflight = make(map[int]*Completion)
+	s.allDone = make(chan struct{})
+	if s.Grace <= 0 {
+		s.Grace = 10 * time.Second
+	}
+	if n == 0 {
+		return s.out
+	}
+	stopWatch := context.AfterFunc(ctx, func() { s.cancel(ctx) })
+	defer stopWatch()
+
+	s.mu.Lock()
+	for i := range s.Nodes {
+		s.remaining[i] = int32(len(s.Graph.Deps[i]))
+	}
+	for i := range s.Nodes {
+		if s.remaining[i] == 0 {
+			s.decide(i)
+		}
+	}
+	s.pump()
+	s.unlockAndNotify(ctx)
+
+	<-s.allDone
+	s.notifying.Wait()
+	s.mu.Lock()
+	if s.graceT != nil {
+		s.graceT.Stop()
+	}
+	s.mu.Unlock()
+	return s.out
+}
+
+// decide settles node i once its dependencies are done: it is either
+// finished without running (skipped, dependency failed, stopped) or queued.
+// Called with s.mu held.
+func (s *Scheduler) decide(i int) {
+	nd := &s.Nodes[i]
+	now := time.Now()
+	if s.stopCause != "" && (!nd.AlwaysRun || s.cancelled) {
+		s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: "not started: " + s.stopCause})
+		return
+	}
+	if !nd.AlwaysRun {
+		for _, d := range nd.Deps {
+			if d.Optional {
+				continue
+			}
+			dep := &s.out[d.Node]
+			if dep.Status.Bad() {
+				s.complete(i, Outcome{Status: DependencyFailed, Reason: fmt.Sprintf("dependency %s %s", s.Nodes[d.Node].Name, dep.Status)})
+				return
+			}
+			if dep.Status == Skipped && !d.Soft {
+				s.complete(i, Outcome{Status: Skipped, Reason: fmt.Sprintf("dependency %s was skipped", s.Nodes[d.Node].Name)})
+				return
+			}
+		}
+	}
+	if nd.SkipReason != "" {
+		s.complete(i, Outcome{Status: Skipped, Reason: nd.SkipReason})
+		return
+	}
+	s.out[i].Ready = now
+	heap.Push(&s.ready, i)
+}
+
+// pump starts ready nodes while there is room. Called with s.mu held; the
+// nodes are started by unlockAndNotify.
+func (s *Scheduler) pump() {
+	for s.ready.Len() > 0 && (s.MaxParallel <= 0 || s.running < s.MaxParallel) {
+		i := heap.Pop(&s.ready).(int)
+		nd := &s.Nodes[i]
+		if s.stopCause != "" && !nd.AlwaysRun {
+			s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: "not started: " + s.stopCause, Ready: s.out[i].Ready})
+			continue
+		}
+		if s.exclusive || s.draining || (nd.Exclusive && s.running > 0) || s.keysHeld(nd.Mutex) {
+			s.blocked = append(s.blocked, i)
+			s.draining = s.draining || nd.Exclusive
+			continue
+		}
+		s.exclusive = nd.Exclusive
+		for _, k := range nd.Mutex {
+			s.held[k] = true
+		}
+		s.running++
+		s.out[i].Status = Running
+		s.out[i].Start = time.Now()
+		s.toStart = append(s.toStart, i)
+	}
+}
+
+func (s *Scheduler) keysHeld(keys []string) bool {
+	for _, k := range keys {
+		if s.held[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// complete records node i's final outcome and settles its dependents.
+// Called with s.mu held.
+func (s *Scheduler) complete(i int, o Outcome) {
+	nd := &s.Nodes[i]
+	if nd.IgnoreFailure && (o.Status == Failed || o.Status == TimedOut) {
+		o.Status = IgnoredFailure
+	}
+	if o.Ready.IsZero() {
+		o.Ready = s.out[i].Ready
+	}
+	if o.Start.IsZero() {
+		o.Start = s.out[i].Start
+	}
+	s.out[i] = o
+	s.done++
+	s.finished = append(s.finished, i)
+	if o.Status.Bad() && o.Status != DependencyFailed && o.Status != Cancelled && !s.ContinueOnFailure && s.stopCause == "" {
+		s.stopCause = fmt.Sprintf("stopping after %s %s (use --continue-on-failure to run everything possible)", nd.Name, o.Status)
+	}
+	for _, j := range s.Graph.Dependents[i] {
+		s.remaining[j]--
+		if s.remaining[j] == 0 {
+			s.decide(j)
+		}
+	}
+}
+
+// finish is the Completion callback of a started node.
+func (s *Scheduler) finish(ctx context.Context, i int, o Outcome) {
+	s.mu.Lock()
+	delete(s.inflight, i)
+	s.running--
+	nd := &s.Nodes[i]
+	for _, k := range nd.Mutex {
+		delete(s.held, k)
+	}
+	if nd.Exclusive {
+		s.exclusive = false
+	}
+	if len(s.blocked) > 0 {
+		for _, b := range s.blocked {
+			heap.Push(&s.ready, b)
+		}
+		s.blocked = s.blocked[:0]
+		s.draining = false
+	}
+	s.complete(i, o)
+	s.pump()
+	s.unlockAndNotify(ctx)
+}
+
+// unlockAndNotify releases s.mu, then starts queued nodes and reports
+// finished ones, so that user callbacks and goroutine starts happen outside
+// the lock.
+func (s *Scheduler) unlockAndNotify(ctx context.Context) {
+	start := s.toStart
+	s.toStart = nil
+	finished := s.finished
+	s.finished = nil
+	s.notifying.Add(1)
+	defer s.notifying.Done()
+	comps := make([]*Completion, len(start))
+	for k, i := range start {
+		i := i
+		c := NewCompletion(func(o Outcome) { s.finish(ctx, i, o) })
+		s.inflight[i] = c
+		comps[k] = c
+	}
+	allDone := s.done == len(s.Nodes)
+	s.mu.Unlock()
+
+	if s.OnFinish != nil {
+		for _, i := range finished {
+			s.OnFinish(i, &s.out[i])
+		}
+	}
+	for k, i := range start {
+		if s.Dispatch != nil {
+			s.Dispatch(ctx, i, comps[k])
+		} else {
+			go Exec(ctx, &s.Nodes[i], comps[k], s.Grace)
+		}
+	}
+	if allDone {
+		close(s.allDone)
+	}
+}
+
+// cancel runs when the run's context is cancelled: nothing new starts (not
+// even AlwaysRun nodes, whose context would already be cancelled), and nodes
+// still running after Grace are abandoned as Cancelled.
+func (s *Scheduler) cancel(ctx context.Context) {
+	s.mu.Lock()
+	if s.done == len(s.Nodes) {
+		s.mu.Unlock()
+		return
+	}
+	s.cancelled = true
+	s.stopCause = fmt.Sprintf("run cancelled (%v)", context.Cause(ctx))
+	notStarted := append(s.ready.idx, s.blocked...)
+	s.ready.idx, s.blocked = nil, nil
+	for _, i := range notStarted {
+		s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: "not started: " + s.stopCause, Ready: s.out[i].Ready})
+	}
+	s.graceT = time.AfterFunc(s.Grace, func() {
+		s.mu.Lock()
+		late := make([]*Completion, 0, len(s.inflight))
+		for _, c := range s.inflight {
+			late = append(late, c)
+		}
+		s.mu.Unlock()
+		for _, c := range late {
+			c.Finish(Outcome{Status: Cancelled, Kind: KindCancel, End: time.Now(),
+				Err: fmt.Errorf("run cancelled and the module did not return within %s; abandoned", s.Grace)})
+		}
+	})
+	s.unlockAndNotify(ctx)
+}
+
+// readyHeap orders ready node indices by priority, then declaration order.
+type readyHeap struct {
+	idx  []int
+	prio []int64
+}
+
+func (h readyHeap) Len() int { return len(h.idx) }
+func (h readyHeap) Less(a, b int) bool {
+	i, j := h.idx[a], h.idx[b]
+	if h.prio != nil && h.prio[i] != h.prio[j] {
+		return h.prio[i] > h.prio[j]
+	}
+	return i < j
+}
+func (h readyHeap) Swap(a, b int) { h.idx[a], h.idx[b] = h.idx[b], h.idx[a] }
+func (h *readyHeap) Push(x any)   { h.idx = append(h.idx, x.(int)) }
+func (h *readyHeap) Pop() any {
+	n := len(h.idx) - 1
+	x := h.idx[n]
+	h.idx = h.idx[:n]
+	return x
+}
+
+// Outcome returns node i's outcome. It may be called without locking only
+// for a node known to have finished before the caller started, such as a
+// dependency of the calling node.
+func (s *Scheduler) Outcome(i int) *Outcome { return &s.out[i] }

@@ -1,0 +1,172 @@
+package modpipe
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Main runs the pipeline as a command-line program and exits: it parses
+// flags and environment variables (flags override the environment, which
+// overrides settings made in code), runs the pipeline, prints the summary
+// and exits 0 when no module failed, 1 when one did and 2 for usage or
+// validation errors. Ctrl-C or SIGTERM cancels running modules and still
+// prints the summary; a second one exits at once.
+//
+// Flags:
+//
+//	--only NAME              run NAME and its dependencies (repeatable, comma-separated)
+//	--skip NAME              skip NAME and so its dependents (repeatable)
+//	--category CAT           run modules of category CAT and their dependencies (repeatable)
+//	--ignore-category CAT    skip modules of category CAT (repeatable)
+//	--continue-on-failure    keep running what can run after a failure
+//	--parallel N             run at most N modules at once (0: no bound)
+//	--list                   list modules, dependencies and categories, then exit
+//	--dry-run                show the plan (waves, skips and why) without running
+//	--report FILE            write the JSON run report to FILE
+//	-v                       include debug-level module logs
+func Main(p *Pipeline) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, restore the default handler so that a second
+	// Ctrl-C kills the process at once.
+	context.AfterFunc(ctx, stop)
+	code := p.main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
+}
+
+type cliOptions struct {
+	list, dryRun, verbose, continueOnFailure bool
+	parallel                                 int
+	report                                   string
+	only, skip, category, ignoreCategory     listFlag
+}
+
+func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, error) {
+	o := &cliOptions{parallel: -1}
+	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Var(&o.only, "only", "run only `NAME` and its dependencies (repeatable, comma-separated)")
+	fs.Var(&o.skip, "skip", "skip `NAME` and so its dependents (repeatable, comma-separated)")
+	fs.Var(&o.category, "category", "run only modules of category `CAT` and their dependencies (repeatable)")
+	fs.Var(&o.ignoreCategory, "ignore-category", "skip modules of category `CAT` (repeatable)")
+	fs.BoolVar(&o.continueOnFailure, "continue-on-failure", false, "keep running everything possible after a module failed")
+	fs.IntVar(&o.parallel, "parallel", -1, "run at most `N` modules at once on this instance (0: no bound)")
+	fs.BoolVar(&o.list, "list", false, "list modules, dependencies and categories, then exit")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "show the plan (waves, what would be skipped and why) without running anything")
+	fs.StringVar(&o.report, "report", "", "write the JSON run report to `FILE`")
+	fs.BoolVar(&o.verbose, "v", false, "include debug-level module logs")
+	if err := fs.Parse(args); err != nil {
+		return nil, fs, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fs, fmt.Errorf("unexpected argument %q; flags start with - (see -h)", fs.Arg(0))
+	}
+	return o, fs, nil
+}
+
+// main is Main without the process: it returns the exit code.
+func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	o, _, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "modpipe: %v\n", err)
+		return 2
+	}
+	p.Only = append(p.Only, o.only...)
+	p.Skip = append(p.Skip, o.skip...)
+	p.Categories = append(p.Categories, o.category...)
+	p.IgnoreCategories = append(p.IgnoreCategories, o.ignoreCategory...)
+	p.ContinueOnFailure = p.ContinueOnFailure || o.continueOnFailure
+	p.Verbose = p.Verbose || o.verbose
+	if o.parallel >= 0 {
+		p.MaxParallel = o.parallel
+	}
+	if getenv("GITHUB_ACTIONS") == "true" {
+		p.GitHubActions = true
+	}
+	if p.Output == nil {
+		p.Output = stdout
+	}
+
+	if o.list || o.dryRun {
+		pl, err := p.buildPlan(planEnv{os: localOS()})
+		if err != nil {
+			fmt.Fprintf(stderr, "modpipe: invalid pipeline:\n%v\n", err)
+			return 2
+		}
+		if o.list {
+			err = pl.writeList(stdout)
+		} else {
+			err = pl.writeDryRun(stdout, localOS())
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "modpipe: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+
+	summary, err := p.Run(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "modpipe: invalid pipeline:\n%v\n", err)
+		return 2
+	}
+	fmt.Fprintln(stdout)
+	if err := summary.WriteText(stdout); err != nil {
+		fmt.Fprintf(stderr, "modpipe: writing summary: %v\n", err)
+	}
+	code := summary.ExitCode()
+	if o.report != "" {
+		if err := writeReport(o.report, summary); err != nil {
+			fmt.Fprintf(stderr, "modpipe: %v\n", err)
+			code = max(code, 1)
+		}
+	}
+	return code
+}
+
+// writeReport writes the JSON report atomically: a reader never sees half a file.
+func writeReport(path string, s *Summary) error {
+	tmp := path + ".tmp-" + fmt.Sprint(time.Now().UnixNano())
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("writing report: %w", err)
+	}
+	if err := s.WriteJSON(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("writing report %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing report %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing report %s: %w", path, err)
+	}
+	return nil
+}

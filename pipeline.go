@@ -1,0 +1,65 @@
+package modpipe
+
+import (
+	"io"
+	"time"
+)
+
+// Pipeline is a set of modules to run together. Create it with NewPipeline,
+// Add modules, then call Run, or hand it to Main to get the command line.
+//
+// The exported fields are settings a program may set in code; Main lets
+// flags and environment variables override them.
+type Pipeline struct {
+	// MaxParallel bounds how many modules execute at once on this instance.
+	// 0, the default, means no bound: every ready module starts at once.
+	MaxParallel int
+	// ContinueOnFailure keeps running everything whose dependencies allow it
+	// after a module failed. By default no new module starts after the first
+	// failure, except AlwaysRun modules.
+	ContinueOnFailure bool
+	// Only runs the named modules and their dependencies.
+	Only []string
+	// Skip skips the named modules (and so their dependents).
+	Skip []string
+	// Categories runs only modules in these categories, with their dependencies.
+	Categories []string
+	// IgnoreCategories skips modules in these categories.
+	IgnoreCategories []string
+	// Output receives module logs; nil means os.Stdout.
+	Output io.Writer
+	// Verbose includes debug-level records in module logs.
+	Verbose bool
+	// GitHubActions prints logs with ::group:: and failures as ::error::
+	// annotations. Main sets it when GITHUB_ACTIONS=true.
+	GitHubActions bool
+	// Grace is how long a module that ignores its cancelled context (after a
+	// timeout or Ctrl-C) is awaited before it is abandoned. Default 10s.
+	Grace time.Duration
+
+	modules []*moduleDef
+	secrets []string
+}
+
+// NewPipeline returns an empty pipeline.
+func NewPipeline() *Pipeline { return &Pipeline{} }
+
+// Add adds modules to the pipeline. Dependencies are not added implicitly:
+// a module that depends on a module not added is reported when the
+// pipeline is validated.
+func (p *Pipeline) Add(mods ...AnyModule) *Pipeline {
+	for _, m := range mods {
+		if m == nil {
+			p.modules = append(p.modules, nil)
+			continue
+		}
+		p.modules = append(p.modules, m.definition())
+	}
+	return p
+}
+
+// Secrets registers values to mask as *** in every log line, error and report.
+func (p *Pipeline) Secrets(values ...string) *Pipeline {
+	p.secrets = append(p.secrets, values...)
+	return p
+}

@@ -1,0 +1,224 @@
+package modpipe
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/modpipe/modpipe/internal/graph"
+)
+
+// plan is a validated pipeline, expanded into nodes (a matrix module is one
+// node per target), with the reason each node is skipped before anything
+// runs, if it is.
+type plan struct {
+	nodes []planNode
+	graph *graph.Graph
+}
+
+type planNode struct {
+	def    *moduleDef
+	name   string
+	target string
+	// deps are the node's resolved dependencies, with the module each came from.
+	deps []planDep
+	// skip is the reason the node is skipped without running ("" to run it).
+	skip string
+}
+
+type planDep struct {
+	def  *moduleDef
+	node int
+}
+
+// planEnv is what static decisions depend on: where this instance runs and
+// whether other instances can take the rest.
+type planEnv struct {
+	os          string
+	distributed bool
+}
+
+// buildPlan validates the pipeline and expands it into nodes.
+func (p *Pipeline) buildPlan(env planEnv) (*plan, error) {
+	var errs []error
+	byDef := map[*moduleDef][]int{}
+	pl := &plan{}
+	for k, d := range p.modules {
+		if d == nil {
+			errs = append(errs, fmt.Errorf("module #%d passed to Add is nil", k+1))
+			continue
+		}
+		if _, dup := byDef[d]; dup {
+			errs = append(errs, fmt.Errorf("module %q is added twice", d.name))
+			continue
+		}
+		if err := d.validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if len(d.matrix) == 0 {
+			byDef[d] = []int{len(pl.nodes)}
+			pl.nodes = append(pl.nodes, planNode{def: d, name: d.name})
+			continue
+		}
+		for _, t := range d.matrix {
+			byDef[d] = append(byDef[d], len(pl.nodes))
+			pl.nodes = append(pl.nodes, planNode{def: d, name: d.name + "[" + t + "]", target: t})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	specs := make([]graph.Spec, len(pl.nodes))
+	for i := range pl.nodes {
+		n := &pl.nodes[i]
+		specs[i].Name = n.name
+		for _, ref := range n.def.deps {
+			targets, ok := byDef[ref.def]
+			if !ok {
+				errs = append(errs, fmt.Errorf("module %q depends on %q, which is not added to the pipeline; add it with p.Add", n.def.name, ref.def.name))
+				continue
+			}
+			// A matrix variant depending on a module with the same target
+			// depends on that variant only.
+			if n.target != "" && slices.Contains(ref.def.matrix, n.target) {
+				j := targets[slices.Index(ref.def.matrix, n.target)]
+				specs[i].Deps = append(specs[i].Deps, graph.DepSpec{Name: pl.nodes[j].name, Optional: ref.optional})
+				n.deps = append(n.deps, planDep{def: ref.def, node: j})
+				continue
+			}
+			for _, j := range targets {
+				specs[i].Deps = append(specs[i].Deps, graph.DepSpec{Name: pl.nodes[j].name, Optional: ref.optional, Soft: len(ref.def.matrix) > 0})
+				n.deps = append(n.deps, planDep{def: ref.def, node: j})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	g, err := graph.Build(specs)
+	if err != nil {
+		return nil, err
+	}
+	pl.graph = g
+	if err := pl.applyFilters(p); err != nil {
+		return nil, err
+	}
+	pl.applyPlatform(env)
+	return pl, nil
+}
+
+// applyFilters sets skip reasons from Only, Skip, Categories and
+// IgnoreCategories. Unknown names are errors.
+func (pl *plan) applyFilters(p *Pipeline) error {
+	var errs []error
+	lookup := func(flag, name string) []int {
+		if i, ok := pl.graph.Index[name]; ok {
+			return []int{i}
+		}
+		var found []int
+		for i, n := range pl.nodes {
+			if n.def.name == name {
+				found = append(found, i)
+			}
+		}
+		if len(found) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no module named %q; modules are: %s", flag, name, strings.Join(pl.moduleNames(), ", ")))
+		}
+		return found
+	}
+	categories := map[string]bool{}
+	for _, n := range pl.nodes {
+		if n.def.category != "" {
+			categories[n.def.category] = true
+		}
+	}
+	inCategories := func(flag string, cats []string) map[string]bool {
+		set := map[string]bool{}
+		for _, c := range cats {
+			if !categories[c] {
+				known := make([]string, 0, len(categories))
+				for k := range categories {
+					known = append(known, k)
+				}
+				slices.Sort(known)
+				errs = append(errs, fmt.Errorf("%s: no module has category %q; categories are: %s", flag, c, strings.Join(known, ", ")))
+			}
+			set[c] = true
+		}
+		return set
+	}
+
+	var roots []int
+	for _, name := range p.Only {
+		roots = append(roots, lookup("--only", name)...)
+	}
+	if len(p.Categories) > 0 {
+		set := inCategories("--category", p.Categories)
+		for i, n := range pl.nodes {
+			if set[n.def.category] {
+				roots = append(roots, i)
+			}
+		}
+	}
+	skipped := map[int]string{}
+	for _, name := range p.Skip {
+		for _, i := range lookup("--skip", name) {
+			skipped[i] = "skipped by --skip"
+		}
+	}
+	ignored := inCategories("--ignore-category", p.IgnoreCategories)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	var selected []bool
+	if len(p.Only) > 0 || len(p.Categories) > 0 {
+		selected = pl.graph.Closure(roots)
+	}
+	for i := range pl.nodes {
+		n := &pl.nodes[i]
+		switch {
+		case selected != nil && !selected[i]:
+			n.skip = "not selected (--only/--category)"
+		case skipped[i] != "":
+			n.skip = skipped[i]
+		case ignored[n.def.category]:
+			n.skip = fmt.Sprintf("category %s ignored (--ignore-category)", n.def.category)
+		}
+	}
+	return nil
+}
+
+// applyPlatform skips what cannot run on this machine when there are no
+// other instances to take it: OnOS modules for another OS and matrix
+// variants of other targets.
+func (pl *plan) applyPlatform(env planEnv) {
+	if env.distributed {
+		return
+	}
+	for i := range pl.nodes {
+		n := &pl.nodes[i]
+		if n.skip != "" {
+			continue
+		}
+		if len(n.def.oses) > 0 && !slices.Contains(n.def.oses, env.os) {
+			n.skip = fmt.Sprintf("runs on %s only; this is %s", strings.Join(n.def.oses, "/"), env.os)
+			continue
+		}
+		if n.target != "" && n.target != env.os {
+			n.skip = fmt.Sprintf("matrix target %s needs a %s instance; this single instance is %s", n.target, n.target, env.os)
+		}
+	}
+}
+
+func (pl *plan) moduleNames() []string {
+	var names []string
+	for i, n := range pl.nodes {
+		if i == 0 || pl.nodes[i-1].def != n.def {
+			names = append(names, n.def.name)
+		}
+	}
+	return names
+}
+

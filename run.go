@@ -1,0 +1,203 @@
+package modpipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/modpipe/modpipe/internal/engine"
+	"github.com/modpipe/modpipe/internal/logbuf"
+	"github.com/modpipe/modpipe/internal/render"
+	"github.com/modpipe/modpipe/internal/secret"
+)
+
+// run is the state of one execution of a pipeline on this instance.
+type run struct {
+	nodes    []runNode
+	sched    *engine.Scheduler
+	secrets  *secret.Set
+	instance Instance
+	level    slog.Level
+	printer  *render.Printer
+}
+
+type runNode struct {
+	def    *moduleDef
+	name   string
+	target string
+	deps   []planDep
+	log    logbuf.Buffer
+}
+
+// Run validates the pipeline, runs it and returns its summary. The error is
+// non-nil only when the pipeline could not be run at all (invalid graph,
+// unknown filter names); module failures are reported in the Summary.
+// Module logs are printed to p.Output as each module ends.
+func (p *Pipeline) Run(ctx context.Context) (*Summary, error) {
+	start := time.Now()
+	pl, err := p.buildPlan(planEnv{os: localOS()})
+	if err != nil {
+		return nil, err
+	}
+	r := p.newRun(pl)
+	r.sched = &engine.Scheduler{
+		Graph:             pl.graph,
+		Nodes:             r.engineNodes(pl),
+		MaxParallel:       p.MaxParallel,
+		ContinueOnFailure: p.ContinueOnFailure,
+		Grace:             p.Grace,
+		Priority:          pl.graph.CriticalPath(func(int) int64 { return 1 }),
+		OnFinish:          r.printModule,
+	}
+	outs := r.sched.Run(ctx)
+	return r.summary(outs, start, time.Since(start)), nil
+}
+
+func (p *Pipeline) newRun(pl *plan) *run {
+	out := p.Output
+	if out == nil {
+		out = os.Stdout
+	}
+	secrets := &secret.Set{}
+	secrets.Add(p.secrets...)
+	r := &run{
+		nodes:    make([]runNode, len(pl.nodes)),
+		secrets:  secrets,
+		instance: Instance{Role: RoleSingle, Capabilities: []string{localOS()}},
+		level:    slog.LevelInfo,
+		printer:  &render.Printer{W: out, GitHub: p.GitHubActions, Mask: secrets.String},
+	}
+	if p.Verbose {
+		r.level = slog.LevelDebug
+	}
+	for i, n := range pl.nodes {
+		r.nodes[i] = runNode{def: n.def, name: n.name, target: n.target, deps: n.deps}
+	}
+	return r
+}
+
+// engineNodes translates plan nodes into scheduler nodes.
+func (r *run) engineNodes(pl *plan) []engine.Node {
+	nodes := make([]engine.Node, len(pl.nodes))
+	for i := range pl.nodes {
+		def := pl.nodes[i].def
+		nodes[i] = engine.Node{
+			Name:          pl.nodes[i].name,
+			Deps:          pl.graph.Deps[i],
+			Timeout:       def.timeout,
+			Retry:         def.retry,
+			IgnoreFailure: def.ignoreFailure,
+			AlwaysRun:     def.alwaysRun,
+			Mutex:         def.mutex,
+			Exclusive:     def.exclusive,
+			SkipReason:    pl.nodes[i].skip,
+			Run:           r.runFunc(i),
+			Log:           r.logFunc(i),
+		}
+		if len(def.conds) > 0 {
+			nodes[i].Check = r.checkFunc(i)
+		}
+	}
+	return nodes
+}
+
+func (r *run) runFunc(i int) func(ctx context.Context, attempt int) (any, error) {
+	run := r.nodes[i].def.run
+	return func(ctx context.Context, attempt int) (any, error) {
+		return run(&Context{ctx: ctx, r: r, node: i, attempt: attempt})
+	}
+}
+
+func (r *run) checkFunc(i int) func(ctx context.Context) (bool, string, error) {
+	conds := r.nodes[i].def.conds
+	return func(ctx context.Context) (bool, string, error) {
+		c := &Context{ctx: ctx, r: r, node: i}
+		for _, cond := range conds {
+			v := cond.fn(c)
+			if cond.skipIf && v {
+				return true, cond.reason, nil
+			}
+			if !cond.skipIf && !v {
+				return true, "condition not met: " + cond.reason, nil
+			}
+		}
+		return false, "", nil
+	}
+}
+
+func (r *run) logFunc(i int) func(string) {
+	return func(msg string) {
+		slog.New(logbuf.NewHandler(&r.nodes[i].log, slog.LevelDebug)).Warn(msg)
+	}
+}
+
+// result returns the value of a finished node, or an error wrapping
+// ErrNoResult. Only called for dependencies of a running node, which have
+// finished before it started.
+func (r *run) result(node int) (any, error) {
+	o := r.sched.Outcome(node)
+	if o.Status == engine.Succeeded {
+		return o.Value, nil
+	}
+	why := o.Status.String()
+	if o.Reason != "" {
+		why += ": " + o.Reason
+	} else if o.Err != nil {
+		why += ": " + r.secrets.String(o.Err.Error())
+	}
+	return nil, fmt.Errorf("result of %s is not available (%s): %w", r.nodes[node].name, why, ErrNoResult)
+}
+
+var statusSymbols = map[engine.Status]string{
+	engine.Succeeded: "✓", engine.Failed: "✗", engine.Skipped: "○", engine.TimedOut: "⏱",
+	engine.Cancelled: "⊘", engine.DependencyFailed: "✗", engine.IgnoredFailure: "!",
+}
+
+// printModule prints a module's log group when it ends. Modules that never
+// started (skipped, stopped) only appear in the summary.
+func (r *run) printModule(i int, o *engine.Outcome) {
+	if o.Attempts == 0 && r.nodes[i].log.Len() == 0 && o.Err == nil {
+		return
+	}
+	g := render.Group{
+		Name:   r.nodes[i].name,
+		Status: o.Status.String(),
+		Symbol: statusSymbols[o.Status],
+		Detail: formatDuration(o.End.Sub(o.Start)),
+		Log:    r.nodes[i].log.Bytes(),
+		Warn:   o.Status == engine.IgnoredFailure,
+	}
+	if o.Attempts > 1 {
+		g.Detail += fmt.Sprintf(" · %d attempts", o.Attempts)
+	}
+	if o.Status == engine.Skipped && o.Reason != "" {
+		g.Detail += " · " + o.Reason
+	}
+	if o.Err != nil {
+		g.Err = o.Err.Error()
+		var pe *engine.PanicError
+		if errors.As(o.Err, &pe) {
+			g.Err += " (stack trace above)"
+		}
+	}
+	r.printer.Group(g)
+}
+
+// formatDuration rounds d for people: 850ms, 1.25s, 2m03s.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(10 * time.Millisecond).String()
+	}
+	d = d.Round(time.Second)
+	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+}

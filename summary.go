@@ -1,0 +1,278 @@
+package modpipe
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/modpipe/modpipe/internal/engine"
+	"github.com/modpipe/modpipe/internal/logbuf"
+	"github.com/modpipe/modpipe/internal/render"
+)
+
+// Summary is the outcome of a run: one ModuleResult per module, in the
+// order the modules were added (matrix variants in target order).
+type Summary struct {
+	// RunID identifies a distributed run; empty for single-instance runs.
+	RunID string
+	// Start is when the run started; Duration is its wall time.
+	Start    time.Time
+	Duration time.Duration
+	// Distributed reports whether the run was spread over instances.
+	Distributed bool
+	Modules     []ModuleResult
+}
+
+// ModuleResult is what became of one module.
+type ModuleResult struct {
+	Name string
+	// Module is the declared name; it differs from Name for matrix variants.
+	Module       string
+	MatrixTarget string
+	Category     string
+	Status       Status
+	// Reason explains a skip, a dependency failure or a module that was not
+	// started.
+	Reason string
+	// Error is the failure message with secrets masked; Err is the error
+	// itself (unmasked; use it with errors.Is and errors.As).
+	Error string
+	Err   error
+	// ErrorKind is "error", "timeout", "cancel" or "panic" ("" without error).
+	ErrorKind string
+	Attempts  int
+	// Instance is the index of the instance that ran the module.
+	Instance int
+	// Start is when execution began; QueueWait is the time from ready (all
+	// dependencies done) to start; Duration is the execution time.
+	Start     time.Time
+	QueueWait time.Duration
+	Duration  time.Duration
+	// Log is the module's log with secrets masked.
+	Log string
+}
+
+// Failed reports whether any module failed the run.
+func (s *Summary) Failed() bool {
+	for i := range s.Modules {
+		if s.Modules[i].Status.Failed() {
+			return true
+		}
+	}
+	return false
+}
+
+// ExitCode is 0 when no module failed the run and 1 otherwise.
+func (s *Summary) ExitCode() int {
+	if s.Failed() {
+		return 1
+	}
+	return 0
+}
+
+// Module returns the result of the module named name ("name[target]" for a
+// matrix variant).
+func (s *Summary) Module(name string) (ModuleResult, bool) {
+	for _, m := range s.Modules {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return ModuleResult{}, false
+}
+
+// Count returns how many modules ended with status st.
+func (s *Summary) Count(st Status) int {
+	n := 0
+	for _, m := range s.Modules {
+		if m.Status == st {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration) *Summary {
+	s := &Summary{Start: start, Duration: wall, Modules: make([]ModuleResult, len(outs))}
+	for i := range outs {
+		o := &outs[i]
+		n := &r.nodes[i]
+		m := ModuleResult{
+			Name: n.name, Module: n.def.name, MatrixTarget: n.target, Category: n.def.category,
+			Status: Status(o.Status), Reason: r.secrets.String(o.Reason), Err: o.Err,
+			Attempts: o.Attempts, Instance: o.Instance,
+		}
+		if o.Err != nil {
+			m.Error = r.secrets.String(o.Err.Error())
+			m.ErrorKind = o.Kind.String()
+			if m.ErrorKind == "" {
+				m.ErrorKind = engine.KindError.String()
+			}
+		}
+		if !o.Start.IsZero() {
+			m.Start = o.Start
+			if !o.End.IsZero() {
+				m.Duration = o.End.Sub(o.Start)
+			}
+			if !o.Ready.IsZero() {
+				m.QueueWait = max(0, o.Start.Sub(o.Ready))
+			}
+		}
+		if n.log.Len() > 0 {
+			m.Log = r.secrets.String(string(n.log.Bytes()))
+		}
+		s.Modules[i] = m
+	}
+	return s
+}
+
+// WriteText writes the summary table: one row per module with its status,
+// duration, attempts and reason, then a total line.
+func (s *Summary) WriteText(w io.Writer) error {
+	header := []string{"MODULE", "STATUS", "DURATION", "ATTEMPTS", "DETAILS"}
+	if s.Distributed {
+		header = []string{"MODULE", "STATUS", "INSTANCE", "QUEUED", "DURATION", "ATTEMPTS", "DETAILS"}
+	}
+	rows := make([][]string, 0, len(s.Modules))
+	for _, m := range s.Modules {
+		dur, attempts := "-", "-"
+		if m.Attempts > 0 {
+			dur = formatDuration(m.Duration)
+		}
+		if m.Attempts > 0 {
+			attempts = strconv.Itoa(m.Attempts)
+		}
+		details := m.Reason
+		if m.Error != "" {
+			details = firstLine(m.Error)
+			if m.Reason != "" {
+				details = m.Reason + ": " + details
+			}
+		}
+		row := []string{m.Name, statusSymbols[engine.Status(m.Status)] + " " + m.Status.String(), dur, attempts, details}
+		if s.Distributed {
+			inst, queued := "-", "-"
+			if !m.Start.IsZero() {
+				inst, queued = strconv.Itoa(m.Instance), formatDuration(m.QueueWait)
+			}
+			row = []string{row[0], row[1], inst, queued, dur, attempts, details}
+		}
+		rows = append(rows, row)
+	}
+	if err := render.Table(w, header, rows); err != nil {
+		return err
+	}
+	verdict := "succeeded"
+	if s.Failed() {
+		verdict = "FAILED"
+	}
+	var counts []string
+	for st := Succeeded; st <= IgnoredFailure; st++ {
+		if n := s.Count(st); n > 0 {
+			counts = append(counts, fmt.Sprintf("%d %s", n, st))
+		}
+	}
+	_, err := fmt.Fprintf(w, "\nRun %s in %s: %s\n", verdict, formatDuration(s.Duration), strings.Join(counts, ", "))
+	return err
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+// ReportSchema identifies the JSON report format written by WriteJSON.
+const ReportSchema = "modpipe.report/v1"
+
+// report is the JSON form of a Summary; see WriteJSON for the schema.
+type report struct {
+	Schema      string         `json:"schema"`
+	RunID       string         `json:"run_id,omitempty"`
+	Result      string         `json:"result"`
+	ExitCode    int            `json:"exit_code"`
+	StartedAt   time.Time      `json:"started_at"`
+	DurationMS  float64        `json:"duration_ms"`
+	Distributed bool           `json:"distributed"`
+	Counts      map[string]int `json:"counts"`
+	Modules     []reportModule `json:"modules"`
+}
+
+type reportModule struct {
+	Name         string     `json:"name"`
+	Module       string     `json:"module"`
+	MatrixTarget string     `json:"matrix_target,omitempty"`
+	Category     string     `json:"category,omitempty"`
+	Status       Status     `json:"status"`
+	Reason       string     `json:"reason,omitempty"`
+	Error        string     `json:"error,omitempty"`
+	ErrorKind    string     `json:"error_kind,omitempty"`
+	Attempts     int        `json:"attempts"`
+	Instance     int        `json:"instance"`
+	StartedAt    *time.Time `json:"started_at,omitempty"`
+	QueueWaitMS  float64    `json:"queue_wait_ms"`
+	DurationMS   float64    `json:"duration_ms"`
+	LogTail      string     `json:"log_tail,omitempty"`
+}
+
+// reportLogLines is how many log lines of each module the report keeps.
+const reportLogLines = 50
+
+// WriteJSON writes the run report, schema "modpipe.report/v1":
+//
+//	{
+//	  "schema": "modpipe.report/v1",
+//	  "run_id": "…",                      // distributed runs only
+//	  "result": "succeeded" | "failed",
+//	  "exit_code": 0 | 1,
+//	  "started_at": "RFC 3339 time",
+//	  "duration_ms": 1234.5,
+//	  "distributed": false,
+//	  "counts": {"succeeded": 3, "skipped": 1},
+//	  "modules": [{
+//	    "name": "cross-tests[linux]", "module": "cross-tests",
+//	    "matrix_target": "linux", "category": "test",
+//	    "status": "succeeded" | "failed" | "skipped" | "timed-out" |
+//	              "cancelled" | "dependency-failed" | "ignored-failure",
+//	    "reason": "…", "error": "…", "error_kind": "error" | "timeout" | "cancel" | "panic",
+//	    "attempts": 1, "instance": 0,
+//	    "started_at": "…", "queue_wait_ms": 0.1, "duration_ms": 850.2,
+//	    "log_tail": "last 50 lines of the module's log"
+//	  }]
+//	}
+//
+// Fields are only ever added to v1, never renamed or removed.
+func (s *Summary) WriteJSON(w io.Writer) error {
+	rep := report{
+		Schema: ReportSchema, RunID: s.RunID, Result: "succeeded", ExitCode: s.ExitCode(),
+		StartedAt: s.Start, DurationMS: ms(s.Duration), Distributed: s.Distributed,
+		Counts: map[string]int{}, Modules: make([]reportModule, len(s.Modules)),
+	}
+	if s.Failed() {
+		rep.Result = "failed"
+	}
+	for i, m := range s.Modules {
+		rep.Counts[m.Status.String()]++
+		rm := reportModule{
+			Name: m.Name, Module: m.Module, MatrixTarget: m.MatrixTarget, Category: m.Category,
+			Status: m.Status, Reason: m.Reason, Error: m.Error, ErrorKind: m.ErrorKind,
+			Attempts: m.Attempts, Instance: m.Instance,
+			QueueWaitMS: ms(m.QueueWait), DurationMS: ms(m.Duration),
+			LogTail: logbuf.TailLines([]byte(m.Log), reportLogLines),
+		}
+		if !m.Start.IsZero() {
+			t := m.Start
+			rm.StartedAt = &t
+		}
+		rep.Modules[i] = rm
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
