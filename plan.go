@@ -221,4 +221,3 @@ func (pl *plan) moduleNames() []string {
 	}
 	return names
 }
-

@@ -105,7 +105,7 @@ func Build(specs []Spec) (*Graph, error) {
 	for i := range counts {
 		start := len(depStoreRev)
 		depStoreRev = depStoreRev[:start+counts[i]]
-		g.Dependents[i] = depStoreRev[start:start:start+counts[i]]
+		g.Dependents[i] = depStoreRev[start : start : start+counts[i]]
 	}
 	for i := range g.Deps {
 		for _, d := range g.Deps[i] {
