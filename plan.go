@@ -42,7 +42,8 @@ type planEnv struct {
 // buildPlan validates the pipeline and expands it into nodes.
 func (p *Pipeline) buildPlan(env planEnv) (*plan, error) {
 	var errs []error
-	byDef := map[*moduleDef][]int{}
+	// Variants of a matrix module are contiguous: byDef holds the first.
+	byDef := make(map[*moduleDef]int, len(p.modules))
 	pl := &plan{}
 	for k, d := range p.modules {
 		if d == nil {
@@ -56,13 +57,12 @@ func (p *Pipeline) buildPlan(env planEnv) (*plan, error) {
 		if err := d.validate(); err != nil {
 			errs = append(errs, err)
 		}
+		byDef[d] = len(pl.nodes)
 		if len(d.matrix) == 0 {
-			byDef[d] = []int{len(pl.nodes)}
 			pl.nodes = append(pl.nodes, planNode{def: d, name: d.name})
 			continue
 		}
 		for _, t := range d.matrix {
-			byDef[d] = append(byDef[d], len(pl.nodes))
 			pl.nodes = append(pl.nodes, planNode{def: d, name: d.name + "[" + t + "]", target: t})
 		}
 	}
@@ -71,11 +71,22 @@ func (p *Pipeline) buildPlan(env planEnv) (*plan, error) {
 	}
 
 	specs := make([]graph.Spec, len(pl.nodes))
+	// One backing array each for all edges: a large graph allocates a handful
+	// of slices, not several per node.
+	edges := 0
+	for _, n := range pl.nodes {
+		for _, ref := range n.def.deps {
+			edges += max(1, len(ref.def.matrix))
+		}
+	}
+	specStore := make([]graph.DepSpec, 0, edges)
+	depStore := make([]planDep, 0, edges)
 	for i := range pl.nodes {
 		n := &pl.nodes[i]
 		specs[i].Name = n.name
+		s0, d0 := len(specStore), len(depStore)
 		for _, ref := range n.def.deps {
-			targets, ok := byDef[ref.def]
+			first, ok := byDef[ref.def]
 			if !ok {
 				errs = append(errs, fmt.Errorf("module %q depends on %q, which is not added to the pipeline; add it with p.Add", n.def.name, ref.def.name))
 				continue
@@ -83,16 +94,18 @@ func (p *Pipeline) buildPlan(env planEnv) (*plan, error) {
 			// A matrix variant depending on a module with the same target
 			// depends on that variant only.
 			if n.target != "" && slices.Contains(ref.def.matrix, n.target) {
-				j := targets[slices.Index(ref.def.matrix, n.target)]
-				specs[i].Deps = append(specs[i].Deps, graph.DepSpec{Name: pl.nodes[j].name, Optional: ref.optional})
-				n.deps = append(n.deps, planDep{def: ref.def, node: j})
+				j := first + slices.Index(ref.def.matrix, n.target)
+				specStore = append(specStore, graph.DepSpec{Name: pl.nodes[j].name, Optional: ref.optional})
+				depStore = append(depStore, planDep{def: ref.def, node: j})
 				continue
 			}
-			for _, j := range targets {
-				specs[i].Deps = append(specs[i].Deps, graph.DepSpec{Name: pl.nodes[j].name, Optional: ref.optional, Soft: len(ref.def.matrix) > 0})
-				n.deps = append(n.deps, planDep{def: ref.def, node: j})
+			for j := first; j < first+max(1, len(ref.def.matrix)); j++ {
+				specStore = append(specStore, graph.DepSpec{Name: pl.nodes[j].name, Optional: ref.optional, Soft: len(ref.def.matrix) > 0})
+				depStore = append(depStore, planDep{def: ref.def, node: j})
 			}
 		}
+		specs[i].Deps = specStore[s0:len(specStore):len(specStore)]
+		n.deps = depStore[d0:len(depStore):len(depStore)]
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

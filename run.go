@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/modpipe/modpipe/internal/engine"
@@ -79,12 +80,15 @@ func (p *Pipeline) newRun(pl *plan) *run {
 	return r
 }
 
-// engineNodes translates plan nodes into scheduler nodes.
+// engineNodes translates plan nodes into scheduler nodes. One method value
+// of each kind serves every node.
 func (r *run) engineNodes(pl *plan) []engine.Node {
 	nodes := make([]engine.Node, len(pl.nodes))
+	runFn, checkFn, logFn := r.runAttempt, r.check, r.logNote
 	for i := range pl.nodes {
 		def := pl.nodes[i].def
 		nodes[i] = engine.Node{
+			ID:            i,
 			Name:          pl.nodes[i].name,
 			Deps:          pl.graph.Deps[i],
 			Timeout:       def.timeout,
@@ -94,44 +98,37 @@ func (r *run) engineNodes(pl *plan) []engine.Node {
 			Mutex:         def.mutex,
 			Exclusive:     def.exclusive,
 			SkipReason:    pl.nodes[i].skip,
-			Run:           r.runFunc(i),
-			Log:           r.logFunc(i),
+			Run:           runFn,
+			Log:           logFn,
 		}
 		if len(def.conds) > 0 {
-			nodes[i].Check = r.checkFunc(i)
+			nodes[i].Check = checkFn
 		}
 	}
 	return nodes
 }
 
-func (r *run) runFunc(i int) func(ctx context.Context, attempt int) (any, error) {
-	run := r.nodes[i].def.run
-	return func(ctx context.Context, attempt int) (any, error) {
-		return run(&Context{ctx: ctx, r: r, node: i, attempt: attempt})
-	}
+func (r *run) runAttempt(ctx context.Context, i, attempt int) (any, error) {
+	return r.nodes[i].def.run(&Context{ctx: ctx, r: r, node: i, attempt: attempt})
 }
 
-func (r *run) checkFunc(i int) func(ctx context.Context) (bool, string, error) {
-	conds := r.nodes[i].def.conds
-	return func(ctx context.Context) (bool, string, error) {
-		c := &Context{ctx: ctx, r: r, node: i}
-		for _, cond := range conds {
-			v := cond.fn(c)
-			if cond.skipIf && v {
-				return true, cond.reason, nil
-			}
-			if !cond.skipIf && !v {
-				return true, "condition not met: " + cond.reason, nil
-			}
+// check evaluates SkipIf and RunIf conditions in declaration order.
+func (r *run) check(ctx context.Context, i int) (bool, string, error) {
+	c := &Context{ctx: ctx, r: r, node: i}
+	for _, cond := range r.nodes[i].def.conds {
+		v := cond.fn(c)
+		if cond.skipIf && v {
+			return true, cond.reason, nil
 		}
-		return false, "", nil
+		if !cond.skipIf && !v {
+			return true, "condition not met: " + cond.reason, nil
+		}
 	}
+	return false, "", nil
 }
 
-func (r *run) logFunc(i int) func(string) {
-	return func(msg string) {
-		slog.New(logbuf.NewHandler(&r.nodes[i].log, slog.LevelDebug)).Warn(msg)
-	}
+func (r *run) logNote(i int, msg string) {
+	slog.New(logbuf.NewHandler(&r.nodes[i].log, slog.LevelDebug)).Warn(msg)
 }
 
 // result returns the value of a finished node, or an error wrapping
@@ -186,18 +183,30 @@ func (r *run) printModule(i int, o *engine.Outcome) {
 	r.printer.Group(g)
 }
 
-// formatDuration rounds d for people: 850ms, 1.25s, 2m03s.
+// formatDuration rounds d for people: 850µs, 120ms, 1.25s, 2m03s.
 func formatDuration(d time.Duration) string {
+	var b [24]byte
+	return string(appendDuration(b[:0], d))
+}
+
+func appendDuration(b []byte, d time.Duration) []byte {
 	switch {
-	case d < 0:
-		return "0s"
+	case d <= 0:
+		return append(b, "0s"...)
 	case d < time.Millisecond:
-		return d.Round(time.Microsecond).String()
+		return append(strconv.AppendInt(b, int64(d/time.Microsecond), 10), "µs"...)
 	case d < time.Second:
-		return d.Round(time.Millisecond).String()
+		return append(strconv.AppendInt(b, int64(d.Round(time.Millisecond)/time.Millisecond), 10), "ms"...)
 	case d < time.Minute:
-		return d.Round(10 * time.Millisecond).String()
+		return append(strconv.AppendFloat(b, d.Seconds(), 'f', 2, 64), 's')
 	}
 	d = d.Round(time.Second)
-	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	b = strconv.AppendInt(b, int64(d/time.Minute), 10)
+	b = append(b, 'm')
+	sec := int64(d/time.Second) % 60
+	if sec < 10 {
+		b = append(b, '0')
+	}
+	b = strconv.AppendInt(b, sec, 10)
+	return append(b, 's')
 }

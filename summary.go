@@ -152,7 +152,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 				details = m.Reason + ": " + details
 			}
 		}
-		row := []string{m.Name, statusSymbols[engine.Status(m.Status)] + " " + m.Status.String(), dur, attempts, details}
+		row := []string{m.Name, statusLabels[m.Status], dur, attempts, details}
 		if s.Distributed {
 			inst, queued := "-", "-"
 			if !m.Start.IsZero() {
@@ -178,6 +178,15 @@ func (s *Summary) WriteText(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "\nRun %s in %s: %s\n", verdict, formatDuration(s.Duration), strings.Join(counts, ", "))
 	return err
 }
+
+// statusLabels are the summary's status cells: symbol and name.
+var statusLabels = func() map[Status]string {
+	m := map[Status]string{}
+	for st := Pending; st <= IgnoredFailure; st++ {
+		m[st] = statusSymbols[engine.Status(st)] + " " + st.String()
+	}
+	return m
+}()
 
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {

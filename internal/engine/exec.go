@@ -16,6 +16,11 @@ import (
 type Completion struct {
 	claimed atomic.Bool
 	fn      func(Outcome)
+	// The scheduler's own completions call s.finish without a closure, so
+	// that starting a node allocates nothing.
+	s   *Scheduler
+	ctx context.Context
+	i   int
 }
 
 // NewCompletion returns a Completion that calls fn with the first outcome.
@@ -27,7 +32,11 @@ func (c *Completion) Finish(o Outcome) bool {
 	if !c.claimed.CompareAndSwap(false, true) {
 		return false
 	}
-	c.fn(o)
+	if c.fn != nil {
+		c.fn(o)
+	} else {
+		c.s.finish(c.ctx, c.i, o)
+	}
 	return true
 }
 
@@ -86,7 +95,7 @@ func Exec(ctx context.Context, n *Node, c *Completion, grace time.Duration) {
 		}
 		wait := backoff(n.Retry, attempt)
 		if n.Log != nil {
-			n.Log(fmt.Sprintf("attempt %d of %d failed: %v; retrying in %s", attempt, n.Retry.Count+1, err, wait.Round(time.Millisecond)))
+			n.Log(n.ID, fmt.Sprintf("attempt %d of %d failed: %v; retrying in %s", attempt, n.Retry.Count+1, err, wait.Round(time.Millisecond)))
 		}
 		if !sleep(ctx, wait) {
 			o.Status, o.Kind = Cancelled, KindCancel
@@ -108,7 +117,7 @@ func check(ctx context.Context, n *Node) (skip bool, reason string, err error) {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
-	return n.Check(ctx)
+	return n.Check(ctx, n.ID)
 }
 
 // runAttempt runs one attempt and classifies its error.
@@ -133,7 +142,7 @@ func runAttempt(ctx context.Context, n *Node, attempt int, c *Completion, grace 
 		return nil, fmt.Errorf("timed out after %s: %w", n.Timeout, err), KindTimeout
 	case errors.As(err, &pe):
 		if n.Log != nil {
-			n.Log(fmt.Sprintf("%v\n%s", pe.Value, pe.Stack))
+			n.Log(n.ID, fmt.Sprintf("%v\n%s", pe.Value, pe.Stack))
 		}
 		return nil, err, KindPanic
 	}
@@ -146,7 +155,7 @@ func call(ctx context.Context, n *Node, attempt int) (v any, err error) {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
-	return n.Run(ctx, attempt)
+	return n.Run(ctx, n.ID, attempt)
 }
 
 // watchTimeout abandons the node when an attempt's deadline has passed and

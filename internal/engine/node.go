@@ -9,6 +9,9 @@ import (
 
 // Node is one schedulable unit, already resolved from the user's module.
 type Node struct {
+	// ID is passed to Check, Run and Log, so that one function can serve
+	// every node.
+	ID   int
 	Name string
 	Deps []graph.Dep
 	// Timeout bounds each attempt's execution (not queue time); 0 means none.
@@ -27,11 +30,11 @@ type Node struct {
 	SkipReason string
 	// Check runs once the node is ready, before the first attempt; skip=true
 	// skips the node with reason. SkipIf/RunIf conditions live here.
-	Check func(ctx context.Context) (skip bool, reason string, err error)
+	Check func(ctx context.Context, id int) (skip bool, reason string, err error)
 	// Run executes one attempt (numbered from 1).
-	Run func(ctx context.Context, attempt int) (any, error)
+	Run func(ctx context.Context, id, attempt int) (any, error)
 	// Log writes an engine note (retry, panic stack) into the node's log.
-	Log func(msg string)
+	Log func(id int, msg string)
 }
 
 // Retry says how often and when a failed attempt is tried again.

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"sync"
@@ -43,7 +42,7 @@ type Scheduler struct {
 	running   int
 	exclusive bool // an Exclusive node is running
 	draining  bool // an Exclusive node waits for running nodes to end
-	inflight  map[int]*Completion
+	comps     []Completion
 	done      int
 	stopCause string
 	finished  []int
@@ -63,7 +62,7 @@ func (s *Scheduler) Run(ctx context.Context) []Outcome {
 	s.remaining = make([]int32, n)
 	s.ready = readyHeap{prio: s.Priority}
 	s.held = map[string]bool{}
-	s.inflight = make(map[int]*Completion)
+	s.comps = make([]Completion, n)
 	s.allDone = make(chan struct{})
 	if s.Grace <= 0 {
 		s.Grace = 10 * time.Second
@@ -127,14 +126,14 @@ func (s *Scheduler) decide(i int) {
 		return
 	}
 	s.out[i].Ready = now
-	heap.Push(&s.ready, i)
+	s.ready.push(i)
 }
 
 // pump starts ready nodes while there is room. Called with s.mu held; the
 // nodes are started by unlockAndNotify.
 func (s *Scheduler) pump() {
 	for s.ready.Len() > 0 && (s.MaxParallel <= 0 || s.running < s.MaxParallel) {
-		i := heap.Pop(&s.ready).(int)
+		i := s.ready.pop()
 		nd := &s.Nodes[i]
 		if s.stopCause != "" && !nd.AlwaysRun {
 			s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: "not started: " + s.stopCause, Ready: s.out[i].Ready})
@@ -195,7 +194,6 @@ func (s *Scheduler) complete(i int, o Outcome) {
 // finish is the Completion callback of a started node.
 func (s *Scheduler) finish(ctx context.Context, i int, o Outcome) {
 	s.mu.Lock()
-	delete(s.inflight, i)
 	s.running--
 	nd := &s.Nodes[i]
 	for _, k := range nd.Mutex {
@@ -206,7 +204,7 @@ func (s *Scheduler) finish(ctx context.Context, i int, o Outcome) {
 	}
 	if len(s.blocked) > 0 {
 		for _, b := range s.blocked {
-			heap.Push(&s.ready, b)
+			s.ready.push(b)
 		}
 		s.blocked = s.blocked[:0]
 		s.draining = false
@@ -220,18 +218,17 @@ func (s *Scheduler) finish(ctx context.Context, i int, o Outcome) {
 // finished ones, so that user callbacks and goroutine starts happen outside
 // the lock.
 func (s *Scheduler) unlockAndNotify(ctx context.Context) {
-	start := s.toStart
-	s.toStart = nil
-	finished := s.finished
-	s.finished = nil
+	// Copy the work lists so the shared ones can be reused; the common case
+	// (a node or two) stays on the stack.
+	var startBuf, finishedBuf [8]int
+	start := append(startBuf[:0], s.toStart...)
+	finished := append(finishedBuf[:0], s.finished...)
+	s.toStart, s.finished = s.toStart[:0], s.finished[:0]
 	s.notifying.Add(1)
 	defer s.notifying.Done()
-	comps := make([]*Completion, len(start))
-	for k, i := range start {
-		i := i
-		c := NewCompletion(func(o Outcome) { s.finish(ctx, i, o) })
-		s.inflight[i] = c
-		comps[k] = c
+	for _, i := range start {
+		c := &s.comps[i]
+		c.s, c.ctx, c.i = s, ctx, i
 	}
 	allDone := s.done == len(s.Nodes)
 	s.mu.Unlock()
@@ -241,11 +238,11 @@ func (s *Scheduler) unlockAndNotify(ctx context.Context) {
 			s.OnFinish(i, &s.out[i])
 		}
 	}
-	for k, i := range start {
+	for _, i := range start {
 		if s.Dispatch != nil {
-			s.Dispatch(ctx, i, comps[k])
+			s.Dispatch(ctx, i, &s.comps[i])
 		} else {
-			go Exec(ctx, &s.Nodes[i], comps[k], s.Grace)
+			go Exec(ctx, &s.Nodes[i], &s.comps[i], s.Grace)
 		}
 	}
 	if allDone {
@@ -271,9 +268,11 @@ func (s *Scheduler) cancel(ctx context.Context) {
 	}
 	s.graceT = time.AfterFunc(s.Grace, func() {
 		s.mu.Lock()
-		late := make([]*Completion, 0, len(s.inflight))
-		for _, c := range s.inflight {
-			late = append(late, c)
+		var late []*Completion
+		for i := range s.out {
+			if s.out[i].Status == Running {
+				late = append(late, &s.comps[i])
+			}
 		}
 		s.mu.Unlock()
 		for _, c := range late {
@@ -285,26 +284,55 @@ func (s *Scheduler) cancel(ctx context.Context) {
 }
 
 // readyHeap orders ready node indices by priority, then declaration order.
+// It is written out rather than built on container/heap to avoid boxing an
+// int per operation.
 type readyHeap struct {
 	idx  []int
 	prio []int64
 }
 
-func (h readyHeap) Len() int { return len(h.idx) }
-func (h readyHeap) Less(a, b int) bool {
+func (h *readyHeap) Len() int { return len(h.idx) }
+
+func (h *readyHeap) less(a, b int) bool {
 	i, j := h.idx[a], h.idx[b]
 	if h.prio != nil && h.prio[i] != h.prio[j] {
 		return h.prio[i] > h.prio[j]
 	}
 	return i < j
 }
-func (h readyHeap) Swap(a, b int) { h.idx[a], h.idx[b] = h.idx[b], h.idx[a] }
-func (h *readyHeap) Push(x any)   { h.idx = append(h.idx, x.(int)) }
-func (h *readyHeap) Pop() any {
-	n := len(h.idx) - 1
-	x := h.idx[n]
-	h.idx = h.idx[:n]
-	return x
+
+func (h *readyHeap) push(i int) {
+	h.idx = append(h.idx, i)
+	for k := len(h.idx) - 1; k > 0; {
+		parent := (k - 1) / 2
+		if !h.less(k, parent) {
+			break
+		}
+		h.idx[k], h.idx[parent] = h.idx[parent], h.idx[k]
+		k = parent
+	}
+}
+
+func (h *readyHeap) pop() int {
+	top := h.idx[0]
+	last := len(h.idx) - 1
+	h.idx[0] = h.idx[last]
+	h.idx = h.idx[:last]
+	for k := 0; ; {
+		l, r, m := 2*k+1, 2*k+2, k
+		if l < last && h.less(l, m) {
+			m = l
+		}
+		if r < last && h.less(r, m) {
+			m = r
+		}
+		if m == k {
+			break
+		}
+		h.idx[k], h.idx[m] = h.idx[m], h.idx[k]
+		k = m
+	}
+	return top
 }
 
 // Outcome returns node i's outcome. It may be called without locking only

@@ -19,7 +19,8 @@ type Printer struct {
 	// Mask hides secrets; nil leaves text unchanged.
 	Mask func(string) string
 
-	mu sync.Mutex
+	mu  sync.Mutex
+	buf []byte // reused under mu
 }
 
 // Group is one module's block of output.
@@ -39,40 +40,61 @@ type Group struct {
 
 // Group prints g.
 func (p *Printer) Group(g Group) {
-	var b bytes.Buffer
-	title := fmt.Sprintf("%s %s · %s", g.Symbol, g.Name, g.Status)
-	if g.Detail != "" {
-		title += " · " + g.Detail
-	}
 	log := p.mask(string(g.Log))
 	errText := p.mask(g.Err)
-	if p.GitHub {
-		b.WriteString("::group::")
-		b.WriteString(escapeData(title))
-		b.WriteByte('\n')
-		b.WriteString(log)
-		if errText != "" {
-			fmt.Fprintf(&b, "error: %s\n", errText)
-		}
-		b.WriteString("::endgroup::\n")
-		if errText != "" {
-			cmd := "error"
-			if g.Warn {
-				cmd = "warning"
-			}
-			fmt.Fprintf(&b, "::%s title=%s::%s\n", cmd, escapeProperty(g.Name+" "+g.Status), escapeData(errText))
-		}
-	} else {
-		b.WriteString(title)
-		b.WriteByte('\n')
-		indent(&b, log)
-		if errText != "" {
-			indent(&b, "error: "+errText+"\n")
-		}
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, _ = p.W.Write(b.Bytes())
+	b := p.buf[:0]
+	if p.GitHub {
+		b = append(b, "::group::"...)
+		b = appendTitle(b, g, true)
+		b = append(b, '\n')
+		b = append(b, log...)
+		if errText != "" {
+			b = append(b, "error: "...)
+			b = append(b, errText...)
+			b = append(b, '\n')
+		}
+		b = append(b, "::endgroup::\n"...)
+		if errText != "" {
+			cmd := "::error title="
+			if g.Warn {
+				cmd = "::warning title="
+			}
+			b = append(b, cmd...)
+			b = append(b, escapeProperty(g.Name+" "+g.Status)...)
+			b = append(b, "::"...)
+			b = append(b, escapeData(errText)...)
+			b = append(b, '\n')
+		}
+	} else {
+		b = appendTitle(b, g, false)
+		b = append(b, '\n')
+		b = appendIndented(b, log)
+		if errText != "" {
+			b = appendIndented(b, "error: "+errText+"\n")
+		}
+	}
+	p.buf = b
+	_, _ = p.W.Write(b)
+}
+
+func appendTitle(b []byte, g Group, escape bool) []byte {
+	start := len(b)
+	b = append(b, g.Symbol...)
+	b = append(b, ' ')
+	b = append(b, g.Name...)
+	b = append(b, " · "...)
+	b = append(b, g.Status...)
+	if g.Detail != "" {
+		b = append(b, " · "...)
+		b = append(b, g.Detail...)
+	}
+	if escape && bytes.ContainsAny(b[start:], "%\r\n") {
+		t := escapeData(string(b[start:]))
+		b = append(b[:start], t...)
+	}
+	return b
 }
 
 // Printf prints a line outside any group.
@@ -90,14 +112,15 @@ func (p *Printer) mask(s string) string {
 	return p.Mask(s)
 }
 
-func indent(b *bytes.Buffer, text string) {
+func appendIndented(b []byte, text string) []byte {
 	for line := range strings.Lines(text) {
-		b.WriteString("    ")
-		b.WriteString(line)
+		b = append(b, "    "...)
+		b = append(b, line...)
 	}
 	if text != "" && !strings.HasSuffix(text, "\n") {
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
+	return b
 }
 
 // escapeData escapes a GitHub Actions workflow command's message.

@@ -2,7 +2,6 @@ package render
 
 import (
 	"io"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -10,8 +9,10 @@ import (
 // header row and a rule under it. The last column is not padded.
 func Table(w io.Writer, header []string, rows [][]string) error {
 	widths := make([]int, len(header))
+	size := 0
 	measure := func(r []string) {
 		for i, c := range r {
+			size += len(c) + 2
 			if i < len(widths)-1 {
 				widths[i] = max(widths[i], utf8.RuneCountInString(c))
 			}
@@ -21,36 +22,38 @@ func Table(w io.Writer, header []string, rows [][]string) error {
 	for _, r := range rows {
 		measure(r)
 	}
-	var b strings.Builder
-	line := func(r []string) {
-		for i, c := range r {
-			b.WriteString(c)
-			if i < len(r)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
+	rule := 0
+	for _, wd := range widths[:len(widths)-1] {
+		rule += wd + 2
+	}
+	rule += utf8.RuneCountInString(header[len(header)-1])
+
+	b := make([]byte, 0, size+len(rows)*rule/2+rule*3)
+	b = appendRow(b, widths, header)
+	for range rule {
+		b = append(b, "─"...)
+	}
+	b = append(b, '\n')
+	for _, r := range rows {
+		b = appendRow(b, widths, r)
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+func appendRow(b []byte, widths []int, row []string) []byte {
+	// Trailing empty cells add no padding.
+	last := len(row) - 1
+	for last > 0 && row[last] == "" {
+		last--
+	}
+	for i, c := range row[:last+1] {
+		b = append(b, c...)
+		if i < last {
+			for range widths[i] - utf8.RuneCountInString(c) + 2 {
+				b = append(b, ' ')
 			}
 		}
-		// Drop the padding of empty trailing cells.
-		s := strings.TrimRight(b.String(), " ")
-		b.Reset()
-		b.WriteString(s)
-		b.WriteByte('\n')
 	}
-	var out strings.Builder
-	line(header)
-	out.WriteString(b.String())
-	b.Reset()
-	total := 0
-	for _, wd := range widths[:len(widths)-1] {
-		total += wd + 2
-	}
-	total += utf8.RuneCountInString(header[len(header)-1])
-	out.WriteString(strings.Repeat("─", total))
-	out.WriteByte('\n')
-	for _, r := range rows {
-		line(r)
-		out.WriteString(b.String())
-		b.Reset()
-	}
-	_, err := io.WriteString(w, out.String())
-	return err
+	return append(b, '\n')
 }
