@@ -48,6 +48,7 @@ type Scheduler struct {
 	finished  []int
 	toStart   []int
 	cancelled bool
+	ctx       context.Context
 	graceT    *time.Timer
 	notifying sync.WaitGroup
 	allDone   chan struct{}
@@ -64,6 +65,7 @@ func (s *Scheduler) Run(ctx context.Context) []Outcome {
 	s.held = map[string]bool{}
 	s.comps = make([]Completion, n)
 	s.allDone = make(chan struct{})
+	s.ctx = ctx
 	if s.Grace <= 0 {
 		s.Grace = 10 * time.Second
 	}
@@ -74,13 +76,17 @@ func (s *Scheduler) Run(ctx context.Context) []Outcome {
 	defer stopWatch()
 
 	s.mu.Lock()
+	var roots []int
 	for i := range s.Nodes {
 		s.remaining[i] = int32(len(s.Graph.Deps[i]))
-	}
-	for i := range s.Nodes {
 		if s.remaining[i] == 0 {
-			s.decide(i)
+			roots = append(roots, i)
 		}
+	}
+	// Roots are collected first: deciding one may settle its dependents,
+	// which must not be decided a second time here.
+	for _, i := range roots {
+		s.decide(i)
 	}
 	s.pump()
 	s.unlockAndNotify(ctx)
@@ -101,6 +107,9 @@ func (s *Scheduler) Run(ctx context.Context) []Outcome {
 func (s *Scheduler) decide(i int) {
 	nd := &s.Nodes[i]
 	now := time.Now()
+	// The cancellation callback may not have run yet when a node that saw
+	// the cancelled context finishes.
+	s.noteCancel()
 	if s.stopCause != "" && (!nd.AlwaysRun || s.cancelled) {
 		s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: "not started: " + s.stopCause})
 		return
@@ -135,7 +144,7 @@ func (s *Scheduler) pump() {
 	for s.ready.Len() > 0 && (s.MaxParallel <= 0 || s.running < s.MaxParallel) {
 		i := s.ready.pop()
 		nd := &s.Nodes[i]
-		if s.stopCause != "" && !nd.AlwaysRun {
+		if s.stopCause != "" && (!nd.AlwaysRun || s.cancelled) {
 			s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: "not started: " + s.stopCause, Ready: s.out[i].Ready})
 			continue
 		}
@@ -259,8 +268,7 @@ func (s *Scheduler) cancel(ctx context.Context) {
 		s.mu.Unlock()
 		return
 	}
-	s.cancelled = true
-	s.stopCause = fmt.Sprintf("run cancelled (%v)", context.Cause(ctx))
+	s.noteCancel()
 	notStarted := append(s.ready.idx, s.blocked...)
 	s.ready.idx, s.blocked = nil, nil
 	for _, i := range notStarted {
@@ -281,6 +289,15 @@ func (s *Scheduler) cancel(ctx context.Context) {
 		}
 	})
 	s.unlockAndNotify(ctx)
+}
+
+// noteCancel records that the run is cancelled, if it is. Called with s.mu held.
+func (s *Scheduler) noteCancel() {
+	if s.cancelled || s.ctx.Err() == nil {
+		return
+	}
+	s.cancelled = true
+	s.stopCause = fmt.Sprintf("run cancelled (%v)", context.Cause(s.ctx))
 }
 
 // readyHeap orders ready node indices by priority, then declaration order.
