@@ -102,7 +102,7 @@ func (x *Cmd) String() string {
 // is returned in every case where the command started.
 func (x *Cmd) Run() (*CommandResult, error) {
 	line := x.String()
-	buf := &x.c.r.nodes[x.c.node].log
+	buf := x.c.log
 	x.c.Logger().Info("$ " + line)
 	cmd := exec.CommandContext(x.c, x.name, x.args...)
 	cmd.Dir = x.dir

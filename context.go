@@ -21,6 +21,7 @@ type Context struct {
 	r       *run
 	node    int
 	attempt int
+	log     *logbuf.Buffer // this execution's log
 	logger  *slog.Logger
 }
 
@@ -52,7 +53,7 @@ func (c *Context) MatrixTarget() string { return c.r.nodes[c.node].target }
 // are masked.
 func (c *Context) Logger() *slog.Logger {
 	if c.logger == nil {
-		c.logger = slog.New(logbuf.NewHandler(&c.r.nodes[c.node].log, c.r.level))
+		c.logger = slog.New(logbuf.NewHandler(c.log, c.r.level))
 	}
 	return c.logger
 }

@@ -60,6 +60,10 @@ type cliOptions struct {
 	parallel                                 int
 	report                                   string
 	only, skip, category, ignoreCategory     listFlag
+
+	instance, total, localInstances int
+	capabilities                    listFlag
+	runID, redisURL                 string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, error) {
@@ -76,6 +80,12 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.BoolVar(&o.dryRun, "dry-run", false, "show the plan (waves, what would be skipped and why) without running anything")
 	fs.StringVar(&o.report, "report", "", "write the JSON run report to `FILE`")
 	fs.BoolVar(&o.verbose, "v", false, "include debug-level module logs")
+	fs.IntVar(&o.instance, "instance", -1, "this instance's `INDEX` in a distributed run (0 is the master; env MODPIPE_INSTANCE)")
+	fs.IntVar(&o.total, "total", -1, "`N` instances take part in the run (env MODPIPE_TOTAL)")
+	fs.Var(&o.capabilities, "capability", "a `CAPABILITY` this instance offers (repeatable; env MODPIPE_CAPABILITIES, comma-separated)")
+	fs.StringVar(&o.runID, "run-id", "", "the run's `ID`, the same on every instance (env MODPIPE_RUN_ID; default from GITHUB_RUN_ID and GITHUB_RUN_ATTEMPT)")
+	fs.StringVar(&o.redisURL, "redis-url", "", "Redis `URL` for the Redis coordinator (env MODPIPE_REDIS_URL, then REDIS_URL)")
+	fs.IntVar(&o.localInstances, "local-instances", 0, "run `N` instances inside this process over the in-memory coordinator, to try distributed mode without Redis")
 	if err := fs.Parse(args); err != nil {
 		return nil, fs, err
 	}
@@ -107,6 +117,10 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 	if getenv("GITHUB_ACTIONS") == "true" {
 		p.GitHubActions = true
 	}
+	if err := p.applyDistributedSettings(o, getenv); err != nil {
+		fmt.Fprintf(stderr, "modpipe: %v\n", err)
+		return 2
+	}
 	if p.Output == nil {
 		p.Output = stdout
 	}
@@ -129,17 +143,36 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		return 0
 	}
 
-	summary, err := p.Run(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "modpipe: invalid pipeline:\n%v\n", err)
+	var summary *Summary
+	if o.localInstances > 1 {
+		summary, err = p.runLocalInstances(ctx, o.localInstances, stderr)
+	} else {
+		summary, err = p.Run(ctx)
+	}
+	if errors.Is(err, ErrInvalidPipeline) {
+		fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		return 2
 	}
-	fmt.Fprintln(stdout)
-	if err := summary.WriteText(stdout); err != nil {
-		fmt.Fprintf(stderr, "modpipe: writing summary: %v\n", err)
+	code := 1
+	if summary != nil {
+		fmt.Fprintln(stdout)
+		if summary.Role == RoleWorker {
+			verdict := "succeeded"
+			if summary.Failed() {
+				verdict = "FAILED"
+			}
+			fmt.Fprintf(stdout, "Worker %d ran %d modules; the run %s. The full summary is in instance 0's output.\n\n", p.dist.InstanceIndex, len(summary.Modules), verdict)
+		}
+		if err := summary.WriteText(stdout); err != nil {
+			fmt.Fprintf(stderr, "modpipe: writing summary: %v\n", err)
+		}
+		code = summary.ExitCode()
 	}
-	code := summary.ExitCode()
-	if o.report != "" {
+	if err != nil {
+		fmt.Fprintf(stderr, "modpipe: %v\n", err)
+		code = 1
+	}
+	if o.report != "" && summary != nil {
 		if err := writeReport(o.report, summary); err != nil {
 			fmt.Fprintf(stderr, "modpipe: %v\n", err)
 			code = max(code, 1)

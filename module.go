@@ -146,6 +146,9 @@ func MatrixResults[T any](c *Context, dep *Module[T]) (map[string]T, error) {
 
 func resultValue[T any](c *Context, node int) (T, error) {
 	var zero T
+	if c.r.dist != nil {
+		return distributedResult[T](c, node)
+	}
 	v, err := c.r.result(node)
 	if err != nil {
 		return zero, err

@@ -3,6 +3,8 @@ package modpipe
 import (
 	"io"
 	"time"
+
+	"github.com/modpipe/modpipe/distributed"
 )
 
 // Pipeline is a set of modules to run together. Create it with NewPipeline,
@@ -37,8 +39,11 @@ type Pipeline struct {
 	// timeout or Ctrl-C) is awaited before it is abandoned. Default 10s.
 	Grace time.Duration
 
-	modules []*moduleDef
-	secrets []string
+	modules  []*moduleDef
+	secrets  []string
+	dist     DistributedOptions
+	coord    distributed.Coordinator
+	redisURL string
 }
 
 // NewPipeline returns an empty pipeline.

@@ -23,6 +23,7 @@ type run struct {
 	instance Instance
 	level    slog.Level
 	printer  *render.Printer
+	dist     *distState // nil unless distributed
 }
 
 type runNode struct {
@@ -38,10 +39,13 @@ type runNode struct {
 // unknown filter names); module failures are reported in the Summary.
 // Module logs are printed to p.Output as each module ends.
 func (p *Pipeline) Run(ctx context.Context) (*Summary, error) {
+	if p.distributedOn() {
+		return p.runDistributed(ctx)
+	}
 	start := time.Now()
 	pl, err := p.buildPlan(planEnv{os: localOS()})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalidPipeline, err)
 	}
 	r := p.newRun(pl)
 	r.sched = &engine.Scheduler{
@@ -109,13 +113,16 @@ func (r *run) engineNodes(pl *plan) []engine.Node {
 }
 
 func (r *run) runAttempt(ctx context.Context, i, attempt int) (any, error) {
-	return r.nodes[i].def.run(&Context{ctx: ctx, r: r, node: i, attempt: attempt})
+	return r.nodes[i].def.run(&Context{ctx: ctx, r: r, node: i, attempt: attempt, log: &r.nodes[i].log})
 }
 
 // check evaluates SkipIf and RunIf conditions in declaration order.
 func (r *run) check(ctx context.Context, i int) (bool, string, error) {
-	c := &Context{ctx: ctx, r: r, node: i}
-	for _, cond := range r.nodes[i].def.conds {
+	return r.checkWith(&Context{ctx: ctx, r: r, node: i, log: &r.nodes[i].log})
+}
+
+func (r *run) checkWith(c *Context) (bool, string, error) {
+	for _, cond := range r.nodes[c.node].def.conds {
 		v := cond.fn(c)
 		if cond.skipIf && v {
 			return true, cond.reason, nil
@@ -166,6 +173,12 @@ func (r *run) printModule(i int, o *engine.Outcome) {
 		Detail: formatDuration(o.End.Sub(o.Start)),
 		Log:    r.nodes[i].log.Bytes(),
 		Warn:   o.Status == engine.IgnoredFailure,
+	}
+	if r.dist != nil {
+		g.Detail += fmt.Sprintf(" · instance %d", o.Instance)
+		if o.Dispatches > 1 {
+			g.Detail += fmt.Sprintf(" · dispatched %d times", o.Dispatches)
+		}
 	}
 	if o.Attempts > 1 {
 		g.Detail += fmt.Sprintf(" · %d attempts", o.Attempts)

@@ -23,7 +23,12 @@ type Summary struct {
 	Duration time.Duration
 	// Distributed reports whether the run was spread over instances.
 	Distributed bool
-	Modules     []ModuleResult
+	// Role is the part this instance played. A worker's summary lists the
+	// modules it executed; the master's lists them all.
+	Role    Role
+	Modules []ModuleResult
+
+	workerFailed bool // a worker's view of the master's verdict
 }
 
 // ModuleResult is what became of one module.
@@ -46,6 +51,9 @@ type ModuleResult struct {
 	Attempts  int
 	// Instance is the index of the instance that ran the module.
 	Instance int
+	// Dispatches counts how often a distributed run handed the module to an
+	// instance: more than 1 after instances were lost while running it.
+	Dispatches int
 	// Start is when execution began; QueueWait is the time from ready (all
 	// dependencies done) to start; Duration is the execution time.
 	Start     time.Time
@@ -55,8 +63,12 @@ type ModuleResult struct {
 	Log string
 }
 
-// Failed reports whether any module failed the run.
+// Failed reports whether any module failed the run. For a worker it is
+// the master's verdict on the whole run.
 func (s *Summary) Failed() bool {
+	if s.workerFailed {
+		return true
+	}
 	for i := range s.Modules {
 		if s.Modules[i].Status.Failed() {
 			return true
@@ -96,14 +108,14 @@ func (s *Summary) Count(st Status) int {
 }
 
 func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration) *Summary {
-	s := &Summary{Start: start, Duration: wall, Modules: make([]ModuleResult, len(outs))}
+	s := &Summary{Start: start, Duration: wall, Role: r.instance.Role, Modules: make([]ModuleResult, len(outs))}
 	for i := range outs {
 		o := &outs[i]
 		n := &r.nodes[i]
 		m := ModuleResult{
 			Name: n.name, Module: n.def.name, MatrixTarget: n.target, Category: n.def.category,
 			Status: Status(o.Status), Reason: r.secrets.String(o.Reason), Err: o.Err,
-			Attempts: o.Attempts, Instance: o.Instance,
+			Attempts: o.Attempts, Instance: o.Instance, Dispatches: o.Dispatches,
 		}
 		if o.Err != nil {
 			m.Error = r.secrets.String(o.Err.Error())
@@ -117,7 +129,10 @@ func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration
 			if !o.End.IsZero() {
 				m.Duration = o.End.Sub(o.Start)
 			}
-			if !o.Ready.IsZero() {
+			switch {
+			case o.QueueWait > 0:
+				m.QueueWait = o.QueueWait
+			case !o.Ready.IsZero():
 				m.QueueWait = max(0, o.Start.Sub(o.Ready))
 			}
 		}

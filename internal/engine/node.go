@@ -60,4 +60,10 @@ type Outcome struct {
 	Ready, Start, End time.Time
 	// Instance is the index of the instance that executed the node.
 	Instance int
+	// QueueWait, when set, is the queue time measured by a coordinator;
+	// otherwise it is Start - Ready.
+	QueueWait time.Duration
+	// Dispatches counts how often the node was handed to an instance (more
+	// than once after a lost instance); 0 for local runs.
+	Dispatches int
 }

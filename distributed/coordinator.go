@@ -1,0 +1,252 @@
+// Package distributed defines how the instances of a distributed modpipe
+// run coordinate: the Coordinator interface, its message types, an
+// in-memory implementation (NewInMemory) and, in coordinatortest, the
+// conformance suite every implementation must pass.
+//
+// A Coordinator is a transport with atomic primitives. The policy — when a
+// lease is dead, what is re-queued and how often, which result is accepted,
+// when the run fails — lives in modpipe itself, so a coordinator written for
+// another backend gets the same guarantees by passing coordinatortest.Run.
+//
+// One Coordinator value serves one instance of one run. Every method must be
+// safe for concurrent use, must honour its context, and must return
+// ErrRunEnded-wrapping errors only as documented.
+package distributed
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Coordinator is the transport between the instances of one run.
+//
+// Times the coordinator reports (heartbeat ages, queue waits) are measured
+// on one clock — the coordinator's or its server's — so that clock skew
+// between machines does not matter.
+type Coordinator interface {
+	// Register joins the run. The first registration fixes the run's
+	// fingerprint; a later one with a different fingerprint fails with an
+	// error wrapping ErrFingerprintMismatch and is not recorded. Registering
+	// into a run that has completed fails with an error wrapping
+	// ErrRunEnded. Registering the same index again (a restarted instance)
+	// replaces the earlier registration. Registration counts as a heartbeat.
+	Register(ctx context.Context, r Registration) error
+
+	// Heartbeat records that the instance is alive and reports what every
+	// instance needs to know each beat: whether the master is alive, and the
+	// run's state. Leases are renewed through it: a lease lives as long as
+	// its holder's heartbeats. A heartbeat from an unregistered instance is
+	// an error.
+	Heartbeat(ctx context.Context, instance int) (Pulse, error)
+
+	// Instances returns every registered instance with the age of its last
+	// heartbeat, ordered by index.
+	Instances(ctx context.Context) ([]InstanceInfo, error)
+
+	// Enqueue adds an assignment to the queue. Claims take assignments with
+	// the highest Priority first and, within a priority, in enqueue order.
+	// The same module with the same attempt must not be enqueued twice.
+	Enqueue(ctx context.Context, a Assignment) error
+
+	// Claim takes the next assignment whose Requires are all among caps
+	// (see Satisfies) and records the claiming instance, with its current
+	// registration session, as the holder of a new lease, atomically: an
+	// assignment is never handed to two claimers. It blocks until such an assignment exists, the run ends
+	// (an error wrapping ErrRunEnded; cancellation ends the run for
+	// claimers) or ctx is done. It must not busy-loop while waiting.
+	Claim(ctx context.Context, instance int, caps []string) (Claim, error)
+
+	// Leases returns every lease currently held: claimed assignments whose
+	// result has not been accepted and that were not reclaimed.
+	Leases(ctx context.Context) ([]Lease, error)
+
+	// Reclaim ends a lease that is still current (same module, attempt and
+	// token) and, when next is not nil, enqueues next in the same atomic
+	// step. It fails with an error wrapping ErrStaleLease when the lease is
+	// no longer current (its result was accepted, or it was reclaimed).
+	Reclaim(ctx context.Context, l Lease, next *Assignment) error
+
+	// Publish stores a module's result, fenced by its lease: it is accepted
+	// only while r.Lease is the module's current lease, and then ends the
+	// lease. Otherwise it fails with an error wrapping ErrStaleLease and
+	// stores nothing. Results failing ValidateResult are rejected with an
+	// error wrapping ErrInvalid.
+	Publish(ctx context.Context, r Result) error
+
+	// AwaitResult returns the accepted result of module, blocking until one
+	// is published, the run completes (ErrRunEnded) or ctx is done. A
+	// result published before the call is returned at once.
+	AwaitResult(ctx context.Context, module string) (Result, error)
+
+	// Cancel marks the run cancelled with a reason. Claimers return
+	// ErrRunEnded; AwaitState callers wake up. Cancelling twice keeps the
+	// first reason.
+	Cancel(ctx context.Context, by int, reason string) error
+
+	// Complete marks the run completed, with its outcome. Claimers and
+	// awaiters return ErrRunEnded, AwaitState callers wake up, and later
+	// registrations are refused.
+	Complete(ctx context.Context, failed bool) error
+
+	// State returns the run's state.
+	State(ctx context.Context) (RunState, error)
+
+	// AwaitState blocks until the run's state differs from known (or ctx is
+	// done) and returns the new state. A change that happened before the
+	// call is returned at once.
+	AwaitState(ctx context.Context, known RunState) (RunState, error)
+
+	// Close releases the coordinator's resources. It does not end the run.
+	Close() error
+}
+
+// Errors a Coordinator returns, wrapped with details.
+var (
+	// ErrRunEnded: the run was cancelled or has completed.
+	ErrRunEnded = errors.New("run ended")
+	// ErrStaleLease: the lease is not the module's current lease.
+	ErrStaleLease = errors.New("stale lease")
+	// ErrFingerprintMismatch: the instance runs a different pipeline.
+	ErrFingerprintMismatch = errors.New("pipeline fingerprint mismatch")
+	// ErrInvalid: a message is malformed or too large.
+	ErrInvalid = errors.New("invalid message")
+)
+
+// Registration is what an instance presents when it joins a run.
+type Registration struct {
+	Instance int
+	// Total is the number of instances the run expects.
+	Total int
+	// Capabilities are lower-case; they include the instance's OS and, for
+	// the master, the reserved MasterCapability.
+	Capabilities []string
+	// Fingerprint identifies the module graph (names, dependencies,
+	// requirements, result types); every instance must present the same.
+	Fingerprint string
+	// Session is unique per process: a restarted instance registers with a
+	// new one, so leases held by its previous life can be told apart.
+	Session string
+}
+
+// Pulse is what a heartbeat returns.
+type Pulse struct {
+	// MasterRegistered is false until instance 0 has registered.
+	MasterRegistered bool
+	// MasterAge is the time since the master's last heartbeat.
+	MasterAge time.Duration
+	State     RunState
+}
+
+// MasterCapability is advertised by instance 0 only; PinToMaster modules
+// require it.
+const MasterCapability = "@master"
+
+// InstanceInfo is a registered instance as the coordinator sees it.
+type InstanceInfo struct {
+	Instance     int
+	Capabilities []string
+	Session      string
+	// Age is the time since its last heartbeat (or registration).
+	Age time.Duration
+}
+
+// Assignment is a module handed to the queue.
+type Assignment struct {
+	Module string
+	// Attempt numbers dispatches of the module, from 1; a re-queue after a
+	// lost lease increments it.
+	Attempt int
+	// Requires are the capabilities a claimer must all have (lower-case);
+	// an entry "a|b" is satisfied by either a or b.
+	Requires []string
+	// Priority orders the queue: higher first (the critical path).
+	Priority int64
+}
+
+// Lease is a claim on an assignment by one instance.
+type Lease struct {
+	Module  string
+	Attempt int
+	Holder  int
+	// Session is the holder's registration session at the time of the claim.
+	Session string
+	// Token is unique per claim; it fences results and reclaims.
+	Token string
+	// Age is the time since the claim.
+	Age time.Duration
+}
+
+// Claim is what Claim hands to an instance.
+type Claim struct {
+	Assignment Assignment
+	Lease      Lease
+	// QueueWait is the time between enqueue and claim.
+	QueueWait time.Duration
+}
+
+// Status is the outcome of one execution, as published.
+type Status string
+
+// Statuses an executing instance publishes.
+const (
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusSkipped   Status = "skipped"
+	StatusTimedOut  Status = "timed-out"
+	StatusCancelled Status = "cancelled"
+)
+
+// Result is a module's outcome, published by the instance that ran it.
+type Result struct {
+	Module string
+	Lease  Lease
+	Status Status
+	// Value is the module's result encoded as JSON (Succeeded only).
+	Value []byte
+	// Error describes a failure; nil on success and skip.
+	Error *ErrorInfo
+	// Reason explains a skip.
+	Reason string
+	// Attempts counts executions on the holder (retries included).
+	Attempts int
+	// Duration is the execution time on the holder.
+	Duration time.Duration
+	// QueueWait is copied from the claim.
+	QueueWait time.Duration
+	// Log is the module's log (its last MaxLogSize bytes).
+	Log []byte
+}
+
+// ErrorInfo is an error that crossed instances. It is itself an error, so
+// that a module's failure on a worker reaches the master's summary with its
+// message, kind and origin intact.
+type ErrorInfo struct {
+	Message string
+	// Kind is "error", "timeout", "cancel" or "panic".
+	Kind     string
+	Instance int
+}
+
+// Error returns the original message.
+func (e *ErrorInfo) Error() string { return e.Message }
+
+// RunState is the run-wide state every instance watches.
+type RunState struct {
+	Cancelled    bool
+	CancelledBy  int
+	CancelReason string
+	Completed    bool
+	Failed       bool
+}
+
+// Limits on messages, enforced by every Coordinator (see ValidateResult).
+const (
+	// MaxValueSize bounds a result's JSON value.
+	MaxValueSize = 16 << 20
+	// MaxLogSize bounds a result's log; longer logs are cut to their tail
+	// before publishing.
+	MaxLogSize = 4 << 20
+	// MaxNameSize bounds module names and error messages' length.
+	MaxNameSize = 1024
+)

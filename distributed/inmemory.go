@@ -1,0 +1,347 @@
+package distributed
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// InMemory is a Coordinator for the instances of one process: tests, and
+// running several instances in one program (--local-instances). Create it
+// with NewInMemory; share the one value between the instances.
+type InMemory struct {
+	mu          sync.Mutex
+	fingerprint string
+	instances   map[int]*memInstance
+	queue       []queued // highest priority first, then enqueue order
+	seq         uint64
+	leases      map[string]Lease
+	claimedAt   map[string]time.Time
+	results     map[string]Result
+	state       RunState
+	changed     chan struct{} // closed and replaced on every change
+}
+
+type memInstance struct {
+	reg  Registration
+	seen time.Time
+}
+
+type queued struct {
+	a   Assignment
+	seq uint64
+	at  time.Time
+}
+
+// NewInMemory returns an empty in-memory coordinator for one run.
+func NewInMemory() *InMemory {
+	return &InMemory{
+		instances: map[int]*memInstance{},
+		leases:    map[string]Lease{},
+		claimedAt: map[string]time.Time{},
+		results:   map[string]Result{},
+		changed:   make(chan struct{}),
+	}
+}
+
+var _ Coordinator = (*InMemory)(nil)
+
+// broadcast wakes every waiter. Called with m.mu held.
+func (m *InMemory) broadcast() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// wait blocks until the next change or ctx is done. Called with m.mu held;
+// returns with it held.
+func (m *InMemory) wait(ctx context.Context) error {
+	ch := m.changed
+	m.mu.Unlock()
+	defer m.mu.Lock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Register implements Coordinator.
+func (m *InMemory) Register(ctx context.Context, r Registration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state.Completed {
+		return fmt.Errorf("%w: this run has already completed; use a new run id", ErrRunEnded)
+	}
+	if m.fingerprint == "" {
+		m.fingerprint = r.Fingerprint
+	} else if r.Fingerprint != m.fingerprint {
+		return fmt.Errorf("%w: instance %d presents %s but the run has %s", ErrFingerprintMismatch, r.Instance, r.Fingerprint, m.fingerprint)
+	}
+	r.Capabilities = lower(r.Capabilities)
+	m.instances[r.Instance] = &memInstance{reg: r, seen: time.Now()}
+	m.broadcast()
+	return nil
+}
+
+// Heartbeat implements Coordinator.
+func (m *InMemory) Heartbeat(ctx context.Context, instance int) (Pulse, error) {
+	if err := ctx.Err(); err != nil {
+		return Pulse{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	in, ok := m.instances[instance]
+	if !ok {
+		return Pulse{}, fmt.Errorf("heartbeat from instance %d, which is not registered", instance)
+	}
+	in.seen = time.Now()
+	p := Pulse{State: m.state}
+	if master, ok := m.instances[0]; ok {
+		p.MasterRegistered, p.MasterAge = true, time.Since(master.seen)
+	}
+	return p, nil
+}
+
+// Instances implements Coordinator.
+func (m *InMemory) Instances(ctx context.Context) ([]InstanceInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]InstanceInfo, 0, len(m.instances))
+	for _, in := range m.instances {
+		out = append(out, InstanceInfo{Instance: in.reg.Instance, Capabilities: slices.Clone(in.reg.Capabilities), Session: in.reg.Session, Age: time.Since(in.seen)})
+	}
+	slices.SortFunc(out, func(a, b InstanceInfo) int { return a.Instance - b.Instance })
+	return out, nil
+}
+
+// Enqueue implements Coordinator.
+func (m *InMemory) Enqueue(ctx context.Context, a Assignment) error {
+	if err := ValidateAssignment(a); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.enqueueLocked(a)
+	return nil
+}
+
+func (m *InMemory) enqueueLocked(a Assignment) {
+	a.Requires = lower(a.Requires)
+	m.seq++
+	q := queued{a: a, seq: m.seq, at: time.Now()}
+	i, _ := slices.BinarySearchFunc(m.queue, q, func(x, y queued) int {
+		if x.a.Priority != y.a.Priority {
+			if x.a.Priority > y.a.Priority {
+				return -1
+			}
+			return 1
+		}
+		if x.seq < y.seq {
+			return -1
+		}
+		return 1
+	})
+	m.queue = slices.Insert(m.queue, i, q)
+	m.broadcast()
+}
+
+// Claim implements Coordinator.
+func (m *InMemory) Claim(ctx context.Context, instance int, caps []string) (Claim, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		if err := ctx.Err(); err != nil {
+			return Claim{}, err
+		}
+		if m.state.Cancelled || m.state.Completed {
+			return Claim{}, m.endedErr()
+		}
+		for i, q := range m.queue {
+			if !Satisfies(caps, q.a.Requires) {
+				continue
+			}
+			m.queue = slices.Delete(m.queue, i, i+1)
+			m.seq++
+			l := Lease{Module: q.a.Module, Attempt: q.a.Attempt, Holder: instance, Token: strconv.FormatUint(m.seq, 36) + "-" + strconv.Itoa(instance)}
+			if in, ok := m.instances[instance]; ok {
+				l.Session = in.reg.Session
+			}
+			m.leases[q.a.Module] = l
+			now := time.Now()
+			m.claimedAt[q.a.Module] = now
+			return Claim{Assignment: q.a, Lease: l, QueueWait: now.Sub(q.at)}, nil
+		}
+		if err := m.wait(ctx); err != nil {
+			return Claim{}, err
+		}
+	}
+}
+
+func (m *InMemory) endedErr() error {
+	if m.state.Cancelled {
+		return fmt.Errorf("%w: cancelled by instance %d: %s", ErrRunEnded, m.state.CancelledBy, m.state.CancelReason)
+	}
+	return fmt.Errorf("%w: the run has completed", ErrRunEnded)
+}
+
+// Leases implements Coordinator.
+func (m *InMemory) Leases(ctx context.Context) ([]Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Lease, 0, len(m.leases))
+	for mod, l := range m.leases {
+		l.Age = time.Since(m.claimedAt[mod])
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b Lease) int { return strings.Compare(a.Module, b.Module) })
+	return out, nil
+}
+
+func (m *InMemory) current(l Lease) bool {
+	cur, ok := m.leases[l.Module]
+	return ok && cur.Token == l.Token && cur.Attempt == l.Attempt
+}
+
+// Reclaim implements Coordinator.
+func (m *InMemory) Reclaim(ctx context.Context, l Lease, next *Assignment) error {
+	if next != nil {
+		if err := ValidateAssignment(*next); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.current(l) {
+		return fmt.Errorf("%w: %s attempt %d (token %s) is not the current lease", ErrStaleLease, l.Module, l.Attempt, l.Token)
+	}
+	delete(m.leases, l.Module)
+	delete(m.claimedAt, l.Module)
+	if next != nil {
+		m.enqueueLocked(*next)
+	}
+	return nil
+}
+
+// Publish implements Coordinator.
+func (m *InMemory) Publish(ctx context.Context, r Result) error {
+	if err := ValidateResult(r); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.current(r.Lease) {
+		return fmt.Errorf("%w: result of %s from instance %d (attempt %d) is not from the current lease", ErrStaleLease, r.Module, r.Lease.Holder, r.Lease.Attempt)
+	}
+	delete(m.leases, r.Module)
+	delete(m.claimedAt, r.Module)
+	r.Value, r.Log = slices.Clone(r.Value), slices.Clone(r.Log)
+	m.results[r.Module] = r
+	m.broadcast()
+	return nil
+}
+
+// AwaitResult implements Coordinator.
+func (m *InMemory) AwaitResult(ctx context.Context, module string) (Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		if r, ok := m.results[module]; ok {
+			return r, nil
+		}
+		if m.state.Completed {
+			return Result{}, fmt.Errorf("%w: no result for %s", ErrRunEnded, module)
+		}
+		if err := ctx.Err(); err != nil {
+			return Result{}, err
+		}
+		if err := m.wait(ctx); err != nil {
+			return Result{}, err
+		}
+	}
+}
+
+// Cancel implements Coordinator.
+func (m *InMemory) Cancel(ctx context.Context, by int, reason string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state.Cancelled || m.state.Completed {
+		return nil
+	}
+	m.state.Cancelled, m.state.CancelledBy, m.state.CancelReason = true, by, reason
+	m.broadcast()
+	return nil
+}
+
+// Complete implements Coordinator.
+func (m *InMemory) Complete(ctx context.Context, failed bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state.Completed {
+		return nil
+	}
+	m.state.Completed, m.state.Failed = true, failed
+	m.broadcast()
+	return nil
+}
+
+// State implements Coordinator.
+func (m *InMemory) State(ctx context.Context) (RunState, error) {
+	if err := ctx.Err(); err != nil {
+		return RunState{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state, nil
+}
+
+// AwaitState implements Coordinator.
+func (m *InMemory) AwaitState(ctx context.Context, known RunState) (RunState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.state == known {
+		if err := m.wait(ctx); err != nil {
+			return RunState{}, err
+		}
+	}
+	return m.state, nil
+}
+
+// Close implements Coordinator; the in-memory coordinator holds nothing.
+func (m *InMemory) Close() error { return nil }
+
+func lower(caps []string) []string {
+	out := make([]string, len(caps))
+	for i, c := range caps {
+		out[i] = strings.ToLower(c)
+	}
+	return out
+}

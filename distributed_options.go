@@ -1,0 +1,141 @@
+package modpipe
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/modpipe/modpipe/distributed"
+)
+
+// DistributedOptions spread one pipeline over several instances of the same
+// program — for example the jobs of a CI matrix. Instance 0 is the master:
+// it schedules, executes work itself and prints the whole run; the others
+// are workers. Flags and environment variables (see Main) override these.
+//
+// Distributed mode is on when TotalInstances is above 1; otherwise the
+// pipeline runs in this process alone and no coordinator is contacted.
+type DistributedOptions struct {
+	// InstanceIndex is this instance's index, 0 to TotalInstances-1.
+	InstanceIndex int
+	// TotalInstances is how many instances take part in the run.
+	TotalInstances int
+	// Capabilities this instance offers, such as "docker" or "gpu"
+	// (case-insensitive). Modules with RequiresCapability run only where
+	// all of theirs are offered.
+	Capabilities []string
+	// DisableOSCapability stops the instance from advertising its OS
+	// ("linux", "windows", "macos", "freebsd") as a capability. The OS is
+	// advertised by default, and not added when Capabilities already name
+	// an OS.
+	DisableOSCapability bool
+	// RunID names the run; every instance of one run must use the same.
+	// Main takes it from --run-id, MODPIPE_RUN_ID, or GitHub's run id and
+	// attempt. The in-memory coordinator does not need one.
+	RunID string
+
+	// HeartbeatInterval is how often each instance reports that it is alive
+	// (default 10s).
+	HeartbeatInterval time.Duration
+	// LeaseTimeout is how long an instance may go without a heartbeat
+	// before the master hands its modules to another instance (default 30s).
+	LeaseTimeout time.Duration
+	// CapabilityTimeout is how long a module waits for an instance that can
+	// run it to register before it fails (default 5m). When every expected
+	// instance has registered and none can run it, it fails at once.
+	CapabilityTimeout time.Duration
+	// MasterTimeout is how long a worker waits for a master it has not seen,
+	// or has lost, before it exits non-zero (default 2m).
+	MasterTimeout time.Duration
+	// MaxAttempts bounds how often a module is dispatched when the instances
+	// running it are lost (default 3). NotIdempotent modules are never
+	// dispatched twice.
+	MaxAttempts int
+	// Parallelism is how many modules this instance executes at once
+	// (default: the number of CPUs, at least 2).
+	Parallelism int
+
+	// LocalCapabilities gives simulated instances their capabilities when
+	// Main runs several instances in one process (--local-instances); an
+	// OS name among them makes the instance pose as that OS.
+	LocalCapabilities map[int][]string
+}
+
+// UseDistributed configures distributed mode; see DistributedOptions.
+func (p *Pipeline) UseDistributed(o DistributedOptions) *Pipeline {
+	p.dist = o
+	return p
+}
+
+// UseCoordinator sets the coordinator the instances share, such as the
+// Redis one (package distributed/redis) or distributed.NewInMemory for
+// instances in one process. It is only used in distributed mode.
+func (p *Pipeline) UseCoordinator(c distributed.Coordinator) *Pipeline {
+	p.coord = c
+	return p
+}
+
+// distributedOn reports whether the run is spread over instances.
+func (p *Pipeline) distributedOn() bool { return p.dist.TotalInstances > 1 }
+
+// withDefaults fills unset options and validates them.
+func (o DistributedOptions) withDefaults() (DistributedOptions, error) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.HeartbeatInterval, 10*time.Second)
+	def(&o.LeaseTimeout, 30*time.Second)
+	def(&o.CapabilityTimeout, 5*time.Minute)
+	def(&o.MasterTimeout, 2*time.Minute)
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	if o.Parallelism <= 0 {
+		o.Parallelism = max(2, runtime.NumCPU())
+	}
+	switch {
+	case o.TotalInstances < 1:
+		return o, fmt.Errorf("TotalInstances is %d; it must be at least 1", o.TotalInstances)
+	case o.InstanceIndex < 0 || o.InstanceIndex >= o.TotalInstances:
+		return o, fmt.Errorf("instance index %d is outside 0..%d (TotalInstances %d)", o.InstanceIndex, o.TotalInstances-1, o.TotalInstances)
+	case o.LeaseTimeout <= o.HeartbeatInterval:
+		return o, fmt.Errorf("LeaseTimeout (%s) must be longer than HeartbeatInterval (%s), or every lease would expire between two heartbeats", o.LeaseTimeout, o.HeartbeatInterval)
+	}
+	return o, nil
+}
+
+// capabilities returns the instance's lower-case capabilities: configured
+// ones, its OS unless disabled or already named, and the master's marker.
+func (o DistributedOptions) capabilities() ([]string, string, error) {
+	var caps []string
+	os := ""
+	for _, c := range o.Capabilities {
+		c = strings.ToLower(strings.TrimSpace(c))
+		if c == "" {
+			continue
+		}
+		if strings.HasPrefix(c, "@") || strings.Contains(c, "|") {
+			return nil, "", fmt.Errorf("capability %q: names starting with @ or containing | are reserved", c)
+		}
+		if name, ok := normalizeOS(c); ok {
+			c, os = name, name
+		}
+		if !slices.Contains(caps, c) {
+			caps = append(caps, c)
+		}
+	}
+	if os == "" {
+		os = localOS()
+		if !o.DisableOSCapability {
+			caps = append(caps, os)
+		}
+	}
+	if o.InstanceIndex == 0 {
+		caps = append(caps, distributed.MasterCapability)
+	}
+	return caps, os, nil
+}

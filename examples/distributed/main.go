@@ -1,0 +1,158 @@
+// Command distributed is a pipeline built to be spread over several
+// machines: a CI matrix whose instance 0 is the master. It shows module
+// pinning, capability routing, an OS matrix and typed results crossing
+// instances.
+//
+// Try it on one machine first, as four instances in one process (the
+// in-memory coordinator; instance 1 offers docker, 2 poses as Windows, 3 as
+// macOS):
+//
+//	go run ./examples/distributed --local-instances 4
+//
+// Or alone, as a plain single-instance pipeline: the Windows and macOS
+// variants are skipped, and capabilities and pinning have no effect:
+//
+//	go run ./examples/distributed
+//
+// As separate processes, each instance runs the same binary with its index
+// and the shared coordinator's settings (see the distributed-mode guide).
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/modpipe/modpipe"
+)
+
+// Version is the version being built.
+type Version struct {
+	Semver string
+	Commit string
+}
+
+// Build is what the compile step produced.
+type Build struct {
+	Version  Version
+	Packages int
+	BuiltOn  int // instance index
+}
+
+// Image is a container image reference.
+type Image struct {
+	Ref string
+}
+
+// TestReport is one OS's test run.
+type TestReport struct {
+	OS     string
+	Passed int
+}
+
+// work simulates d of work that stops when the module is cancelled.
+func work(c *modpipe.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-c.Done():
+		return c.Err()
+	}
+}
+
+var version = modpipe.New("version", func(c *modpipe.Context) (Version, error) {
+	res, err := c.Command("go", "env", "GOVERSION").Quiet().Run()
+	if err != nil {
+		return Version{}, err
+	}
+	v := Version{Semver: "1.8.0", Commit: "toolchain-" + strings.TrimSpace(res.Stdout)}
+	c.Logger().Info("resolved version", "semver", v.Semver, "commit", v.Commit)
+	return v, nil
+}, modpipe.Category("build"))
+
+var compile = modpipe.New("compile", func(c *modpipe.Context) (Build, error) {
+	v, err := modpipe.Result(c, version)
+	if err != nil {
+		return Build{}, err
+	}
+	c.Logger().Info("compiling", "version", v.Semver, "instance", c.Instance().Index)
+	if err := work(c, 300*time.Millisecond); err != nil {
+		return Build{}, err
+	}
+	return Build{Version: v, Packages: 42, BuiltOn: c.Instance().Index}, nil
+}, modpipe.DependsOn(version), modpipe.Category("build"), modpipe.Timeout(5*time.Minute))
+
+var unitTests = modpipe.New("unit-tests", func(c *modpipe.Context) (TestReport, error) {
+	b, err := modpipe.Result(c, compile)
+	if err != nil {
+		return TestReport{}, err
+	}
+	c.Logger().Info("testing packages", "packages", b.Packages, "compiled_on", b.BuiltOn)
+	if err := work(c, 400*time.Millisecond); err != nil {
+		return TestReport{}, err
+	}
+	return TestReport{OS: "any", Passed: b.Packages * 10}, nil
+}, modpipe.DependsOn(compile), modpipe.Category("test"), modpipe.Retry(1, modpipe.Backoff(100*time.Millisecond, time.Second)))
+
+var dockerImage = modpipe.New("docker-image", func(c *modpipe.Context) (Image, error) {
+	b, err := modpipe.Result(c, compile)
+	if err != nil {
+		return Image{}, err
+	}
+	c.Logger().Info("building image", "instance", c.Instance().Index, "capabilities", strings.Join(c.Instance().Capabilities, ","))
+	if err := work(c, 500*time.Millisecond); err != nil {
+		return Image{}, err
+	}
+	return Image{Ref: "ghcr.io/acme/app:" + b.Version.Semver}, nil
+}, modpipe.DependsOn(compile), modpipe.RequiresCapability("docker"), modpipe.Category("package"))
+
+var crossTests = modpipe.New("cross-tests", func(c *modpipe.Context) (TestReport, error) {
+	b, err := modpipe.Result(c, compile)
+	if err != nil {
+		return TestReport{}, err
+	}
+	c.Logger().Info("running the suite", "target", c.MatrixTarget(), "instance", c.Instance().Index, "version", b.Version.Semver)
+	if err := work(c, 600*time.Millisecond); err != nil {
+		return TestReport{}, err
+	}
+	return TestReport{OS: c.MatrixTarget(), Passed: 128}, nil
+}, modpipe.DependsOn(compile), modpipe.MatrixTarget("linux", "windows", "macos"), modpipe.Category("test"))
+
+var publish = modpipe.Task("publish", func(c *modpipe.Context) error {
+	img, err := modpipe.Result(c, dockerImage)
+	if err != nil {
+		return err
+	}
+	unit, err := modpipe.Result(c, unitTests)
+	if err != nil {
+		return err
+	}
+	cross, err := modpipe.MatrixResults(c, crossTests)
+	if err != nil {
+		return err
+	}
+	var oses []string
+	for os, r := range cross {
+		oses = append(oses, fmt.Sprintf("%s:%d", os, r.Passed))
+	}
+	c.Logger().Info("publishing", "image", img.Ref, "unit_tests", unit.Passed, "cross", strings.Join(oses, " "), "instance", c.Instance().Index)
+	return nil
+}, modpipe.DependsOn(dockerImage, unitTests, crossTests), modpipe.PinToMaster(), modpipe.NotIdempotent(), modpipe.Category("release"))
+
+func main() {
+	p := modpipe.NewPipeline()
+	p.Add(version, compile, unitTests, dockerImage, crossTests, publish)
+	caps := []string{}
+	if os.Getenv("DOCKER_AVAILABLE") == "true" {
+		caps = append(caps, "docker")
+	}
+	p.UseDistributed(modpipe.DistributedOptions{
+		Capabilities: caps,
+		// What the simulated instances of --local-instances offer.
+		LocalCapabilities: map[int][]string{1: {"docker"}, 2: {"windows"}, 3: {"macos"}},
+		HeartbeatInterval: time.Second,
+		LeaseTimeout:      5 * time.Second,
+	})
+	modpipe.Main(p)
+}

@@ -1,0 +1,63 @@
+// Package cluster is the policy side of distributed runs: what each
+// instance does around the coordinator's primitives. Each background loop
+// lives in its own file with a start and a stop:
+//
+//   - heartbeat.go: beats, notices a lost master or a lost coordinator;
+//   - watcher.go:   follows the run state (cancellation, completion);
+//   - executor.go:  claims work and runs it (master and workers alike);
+//   - dispatcher.go and reaper.go (master only): hands ready modules to the
+//     queue, awaits their results, re-queues work of lost instances and
+//     fails unroutable work.
+package cluster
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/engine"
+	"github.com/modpipe/modpipe/internal/logbuf"
+)
+
+// Config is one instance's view of a distributed run.
+type Config struct {
+	Coord    distributed.Coordinator
+	Instance int
+	Total    int
+	Caps     []string
+	Session  string
+
+	Heartbeat         time.Duration
+	LeaseTimeout      time.Duration
+	CapabilityTimeout time.Duration
+	MasterTimeout     time.Duration
+	Grace             time.Duration
+	MaxAttempts       int
+	Parallelism       int
+
+	// Log receives diagnostics about the instance itself (not module logs).
+	Log *slog.Logger
+}
+
+// Host is what the cluster needs from the pipeline.
+type Host interface {
+	// Lookup returns the index of the node named module.
+	Lookup(module string) (int, bool)
+	// ExecNode returns node id ready to execute, writing its log into log.
+	ExecNode(id int, log *logbuf.Buffer) *engine.Node
+	// Executed reports an execution this instance finished, with its log.
+	Executed(id int, o *engine.Outcome, log []byte)
+	// Note writes an engine note into node id's log on this instance.
+	Note(id int, msg string)
+	// AppendLog adds a log shipped from the executing instance to node id's
+	// log on the master.
+	AppendLog(id int, log []byte)
+}
+
+// NodeInfo is what the master needs to dispatch a node.
+type NodeInfo struct {
+	Name          string
+	Requires      []string
+	Priority      int64
+	NotIdempotent bool
+}

@@ -1,0 +1,104 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/engine"
+)
+
+var toWire = map[engine.Status]distributed.Status{
+	engine.Succeeded: distributed.StatusSucceeded,
+	engine.Failed:    distributed.StatusFailed,
+	engine.Skipped:   distributed.StatusSkipped,
+	engine.TimedOut:  distributed.StatusTimedOut,
+	engine.Cancelled: distributed.StatusCancelled,
+	// Exec never produces IgnoredFailure (the master's scheduler decides
+	// it), but a failure is a failure on the wire.
+	engine.IgnoredFailure: distributed.StatusFailed,
+}
+
+var fromWire = map[distributed.Status]engine.Status{
+	distributed.StatusSucceeded: engine.Succeeded,
+	distributed.StatusFailed:    engine.Failed,
+	distributed.StatusSkipped:   engine.Skipped,
+	distributed.StatusTimedOut:  engine.TimedOut,
+	distributed.StatusCancelled: engine.Cancelled,
+}
+
+var kinds = map[string]engine.Kind{"error": engine.KindError, "timeout": engine.KindTimeout, "cancel": engine.KindCancel, "panic": engine.KindPanic}
+
+// resultOf turns an execution's outcome into the message published for it.
+// A value that cannot be encoded as JSON fails the module.
+func resultOf(cl distributed.Claim, o *engine.Outcome, log []byte, instance int) distributed.Result {
+	r := distributed.Result{
+		Module: cl.Assignment.Module, Lease: cl.Lease, Status: toWire[o.Status],
+		Reason: o.Reason, Attempts: o.Attempts, Duration: o.End.Sub(o.Start), QueueWait: cl.QueueWait,
+		Log: tail(log, distributed.MaxLogSize),
+	}
+	if o.Status == engine.Succeeded {
+		raw, err := json.Marshal(o.Value)
+		switch {
+		case err != nil:
+			r.Status = distributed.StatusFailed
+			r.Error = &distributed.ErrorInfo{Message: fmt.Sprintf("result of %s cannot be encoded as JSON to reach other instances: %v", r.Module, err), Kind: "error", Instance: instance}
+		case len(raw) > distributed.MaxValueSize:
+			r.Status = distributed.StatusFailed
+			r.Error = &distributed.ErrorInfo{Message: fmt.Sprintf("result of %s is %d bytes as JSON; the limit is %d (pass large data as a file or artifact)", r.Module, len(raw), distributed.MaxValueSize), Kind: "error", Instance: instance}
+		default:
+			r.Value = raw
+		}
+	}
+	if o.Err != nil && r.Error == nil {
+		var remote *distributed.ErrorInfo
+		if errors.As(o.Err, &remote) {
+			r.Error = remote
+		} else {
+			r.Error = &distributed.ErrorInfo{Message: o.Err.Error(), Kind: o.Kind.String(), Instance: instance}
+		}
+		if r.Error.Kind == "" {
+			r.Error.Kind = "error"
+		}
+	}
+	return r
+}
+
+// outcomeOf turns a published result into the master's outcome.
+func outcomeOf(res distributed.Result, received time.Time) engine.Outcome {
+	o := engine.Outcome{
+		Status: fromWire[res.Status], Reason: res.Reason, Instance: res.Lease.Holder,
+		Attempts: res.Attempts + res.Lease.Attempt - 1, Dispatches: res.Lease.Attempt,
+		Start: received.Add(-res.Duration), End: received, QueueWait: res.QueueWait,
+	}
+	if res.Status == distributed.StatusSucceeded {
+		o.Value = RawValue(res.Value)
+	}
+	if res.Error != nil {
+		e := *res.Error
+		o.Err, o.Kind = &e, kinds[e.Kind]
+	}
+	return o
+}
+
+// RawValue is a result that arrived as JSON; Result[T] decodes it.
+type RawValue []byte
+
+// tail returns the last max bytes of p, starting at a line boundary, with a
+// note that the head was cut.
+func tail(p []byte, max int) []byte {
+	if len(p) <= max {
+		return p
+	}
+	const note = "… (earlier log lines cut)\n"
+	p = p[len(p)-max+len(note):]
+	for i, b := range p {
+		if b == '\n' {
+			p = p[i+1:]
+			break
+		}
+	}
+	return append([]byte(note), p...)
+}

@@ -1,0 +1,275 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/engine"
+)
+
+// Dispatcher is the master's side of the queue: the scheduler hands it
+// ready nodes (Dispatch); it enqueues them, awaits their results and
+// delivers outcomes. With the Reaper it also owns the policy for lost
+// instances and unroutable work.
+type Dispatcher struct {
+	cfg   Config
+	host  Host
+	nodes []NodeInfo
+	index map[string]int
+
+	life   context.Context // ends when the master stops awaiting results
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	flights   map[int]*flight
+	instances []distributed.InstanceInfo
+}
+
+// flight is a dispatched node whose result has not been delivered.
+type flight struct {
+	comp    *engine.Completion
+	attempt int
+	// parked is set while no instance can take the node; it is not queued.
+	parked      bool
+	waitingFrom time.Time // since when no live instance could take it
+	dispatched  time.Time
+	enqueued    time.Time // of the first attempt
+}
+
+// NewDispatcher returns a dispatcher for nodes (indexed like the scheduler's).
+func NewDispatcher(cfg Config, host Host, nodes []NodeInfo) *Dispatcher {
+	life, cancel := context.WithCancel(context.Background())
+	d := &Dispatcher{cfg: cfg, host: host, nodes: nodes, index: map[string]int{}, life: life, cancel: cancel, flights: map[int]*flight{}}
+	for i, n := range nodes {
+		d.index[n.Name] = i
+	}
+	return d
+}
+
+// Close stops awaiting results and waits for the awaiting goroutines.
+func (d *Dispatcher) Close() {
+	d.cancel()
+	d.wg.Wait()
+}
+
+// Dispatch implements engine.Scheduler.Dispatch.
+func (d *Dispatcher) Dispatch(_ context.Context, i int, c *engine.Completion) {
+	f := &flight{comp: c, attempt: 1, dispatched: time.Now()}
+	d.mu.Lock()
+	d.flights[i] = f
+	routable := d.routableLocked(i, false)
+	d.mu.Unlock()
+	if !routable {
+		// The cached view may be stale: look again before parking.
+		d.refreshInstances(d.life)
+		d.mu.Lock()
+		routable = d.routableLocked(i, false)
+		if !routable {
+			f.parked, f.waitingFrom = true, time.Now()
+		}
+		d.mu.Unlock()
+	}
+	if routable {
+		f.enqueued = time.Now()
+		if err := d.enqueue(i, 1); err != nil {
+			d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
+			return
+		}
+	} else {
+		d.checkUnroutable(i)
+	}
+	d.wg.Add(1)
+	go d.await(i)
+}
+
+func (d *Dispatcher) enqueue(i, attempt int) error {
+	n := d.nodes[i]
+	ctx, cancel := context.WithTimeout(d.life, d.cfg.LeaseTimeout)
+	defer cancel()
+	return d.cfg.Coord.Enqueue(ctx, distributed.Assignment{Module: n.Name, Attempt: attempt, Requires: n.Requires, Priority: n.Priority})
+}
+
+// await delivers node i's result when it is published.
+func (d *Dispatcher) await(i int) {
+	defer d.wg.Done()
+	for {
+		res, err := d.cfg.Coord.AwaitResult(d.life, d.nodes[i].Name)
+		if d.life.Err() != nil {
+			return
+		}
+		if err != nil {
+			if errors.Is(err, distributed.ErrRunEnded) {
+				return
+			}
+			d.cfg.Log.Warn("awaiting a result failed", "module", d.nodes[i].Name, "err", err)
+			select {
+			case <-d.life.Done():
+				return
+			case <-time.After(d.cfg.Heartbeat):
+			}
+			continue
+		}
+		o := outcomeOf(res, time.Now())
+		d.mu.Lock()
+		f := d.flights[i]
+		delete(d.flights, i)
+		d.mu.Unlock()
+		if f != nil {
+			// Time parked on the master, waiting for a capable instance,
+			// is queue time too.
+			if !f.enqueued.IsZero() {
+				o.QueueWait += f.enqueued.Sub(f.dispatched)
+			}
+			d.host.AppendLog(i, res.Log)
+			f.comp.Finish(o)
+		}
+		return
+	}
+}
+
+// fail ends node i without a result from an instance.
+func (d *Dispatcher) fail(i int, err error, instance int) {
+	d.mu.Lock()
+	f := d.flights[i]
+	delete(d.flights, i)
+	d.mu.Unlock()
+	if f == nil {
+		return
+	}
+	now := time.Now()
+	o := engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Err: err, Start: now, End: now, Attempts: f.attempt - 1, Dispatches: f.attempt - 1}
+	if instance >= 0 {
+		o.Instance = instance
+	}
+	f.comp.Finish(o)
+}
+
+// refreshInstances reloads the registered instances.
+func (d *Dispatcher) refreshInstances(ctx context.Context) []distributed.InstanceInfo {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.LeaseTimeout)
+	defer cancel()
+	ins, err := d.cfg.Coord.Instances(ctx)
+	if err != nil {
+		d.cfg.Log.Warn("listing instances failed", "err", err)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.instances
+	}
+	d.mu.Lock()
+	d.instances = ins
+	d.mu.Unlock()
+	return ins
+}
+
+// routableLocked reports whether a registered (and, with liveOnly, live)
+// instance can take node i.
+func (d *Dispatcher) routableLocked(i int, liveOnly bool) bool {
+	for _, in := range d.instances {
+		if liveOnly && in.Age > d.cfg.LeaseTimeout {
+			continue
+		}
+		if distributed.Satisfies(in.Capabilities, d.nodes[i].Requires) {
+			return true
+		}
+	}
+	return false
+}
+
+// allRegisteredLocked reports whether every expected instance has registered.
+func (d *Dispatcher) allRegisteredLocked() bool {
+	seen := map[int]bool{}
+	for _, in := range d.instances {
+		seen[in.Instance] = true
+	}
+	return len(seen) >= d.cfg.Total
+}
+
+// checkUnroutable fails parked node i at once when every expected instance
+// has registered and none can take it, or when it has waited longer than
+// CapabilityTimeout.
+func (d *Dispatcher) checkUnroutable(i int) {
+	d.mu.Lock()
+	f := d.flights[i]
+	if f == nil || !f.parked {
+		d.mu.Unlock()
+		return
+	}
+	var err error
+	switch {
+	case d.allRegisteredLocked():
+		err = fmt.Errorf("no instance can run %s: it requires %s; %s", d.nodes[i].Name, describeReqs(d.nodes[i].Requires), d.offersLocked())
+	case time.Since(f.waitingFrom) > d.cfg.CapabilityTimeout:
+		err = fmt.Errorf("no instance that can run %s (requires %s) registered within %s (CapabilityTimeout); %d of %d instances registered; %s",
+			d.nodes[i].Name, describeReqs(d.nodes[i].Requires), d.cfg.CapabilityTimeout, len(d.instances), d.cfg.Total, d.offersLocked())
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.fail(i, err, -1)
+	}
+}
+
+func (d *Dispatcher) offersLocked() string {
+	parts := make([]string, 0, len(d.instances))
+	for _, in := range d.instances {
+		caps := slices.DeleteFunc(slices.Clone(in.Capabilities), func(c string) bool { return c == distributed.MasterCapability })
+		parts = append(parts, fmt.Sprintf("instance %d offers %s", in.Instance, strings.Join(caps, ", ")))
+	}
+	if len(parts) == 0 {
+		return "no instance has registered"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func describeReqs(reqs []string) string {
+	var out []string
+	for _, r := range reqs {
+		if r == distributed.MasterCapability {
+			out = append(out, "the master (PinToMaster)")
+			continue
+		}
+		out = append(out, strings.ReplaceAll(r, "|", " or "))
+	}
+	if len(out) == 0 {
+		return "nothing"
+	}
+	return strings.Join(out, " + ")
+}
+
+// CancelQueued ends, as Cancelled, every dispatched node that no instance
+// has claimed: after a cancellation nobody will claim them. Claimed nodes
+// end when their holders publish their (cancelled) results.
+func (d *Dispatcher) CancelQueued(reason string) {
+	if d.life.Err() != nil {
+		return // the run is over
+	}
+	ctx, cancel := context.WithTimeout(d.life, d.cfg.LeaseTimeout)
+	leases, err := d.cfg.Coord.Leases(ctx)
+	cancel()
+	if err != nil {
+		d.cfg.Log.Warn("listing leases after cancellation failed; queued modules end after the grace period", "err", err)
+		return
+	}
+	held := map[string]bool{}
+	for _, l := range leases {
+		held[l.Module] = true
+	}
+	var ended []*flight
+	d.mu.Lock()
+	for i, f := range d.flights {
+		if !held[d.nodes[i].Name] {
+			ended = append(ended, f)
+			delete(d.flights, i)
+		}
+	}
+	d.mu.Unlock()
+	for _, f := range ended {
+		f.comp.Finish(engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Reason: reason})
+	}
+}

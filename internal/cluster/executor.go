@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/engine"
+	"github.com/modpipe/modpipe/internal/logbuf"
+)
+
+// Executor claims assignments this instance can run and executes up to
+// Config.Parallelism of them at once. Master and workers both run one.
+type Executor struct {
+	cfg    Config
+	host   Host
+	values *Values
+
+	stop chan struct{}
+	done chan struct{}
+	ran  sync.WaitGroup
+}
+
+// StartExecutor starts claiming. Modules run with ctx, which the caller
+// cancels when the run is cancelled.
+func StartExecutor(ctx context.Context, cfg Config, host Host, values *Values) *Executor {
+	e := &Executor{cfg: cfg, host: host, values: values, stop: make(chan struct{}), done: make(chan struct{})}
+	go e.loop(ctx)
+	return e
+}
+
+// Wait blocks until the claim loop has ended (the run ended or the context
+// was cancelled) and every execution it started has published.
+func (e *Executor) Wait() {
+	<-e.done
+	e.ran.Wait()
+}
+
+func (e *Executor) loop(ctx context.Context) {
+	defer close(e.done)
+	slots := make(chan struct{}, max(1, e.cfg.Parallelism))
+	failures := 0
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		cl, err := e.cfg.Coord.Claim(ctx, e.cfg.Instance, e.cfg.Caps)
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil || errors.Is(err, distributed.ErrRunEnded) {
+				return
+			}
+			// A transport error: back off and try again; the heartbeat loop
+			// decides when the coordinator is lost for good.
+			failures++
+			e.cfg.Log.Warn("claiming work failed", "instance", e.cfg.Instance, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(time.Duration(failures)*100*time.Millisecond, e.cfg.Heartbeat)):
+			}
+			continue
+		}
+		failures = 0
+		e.ran.Add(1)
+		go func() {
+			defer e.ran.Done()
+			defer func() { <-slots }()
+			e.execute(ctx, cl)
+		}()
+	}
+}
+
+// execute runs one claimed module and publishes its result.
+func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
+	buf := &logbuf.Buffer{}
+	id, ok := e.host.Lookup(cl.Assignment.Module)
+	var o engine.Outcome
+	if !ok {
+		now := time.Now()
+		o = engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now,
+			Err: fmt.Errorf("instance %d has no module named %s; all instances must run the same pipeline", e.cfg.Instance, cl.Assignment.Module)}
+	} else {
+		o = e.run(ctx, id, buf)
+	}
+	log := buf.Bytes()
+	res := resultOf(cl, &o, log, e.cfg.Instance)
+	if res.Status == distributed.StatusSucceeded {
+		e.values.Put(cl.Assignment.Module, o.Value, res.Value)
+	}
+	if res.Error != nil && o.Err == nil { // the value could not travel
+		o.Status, o.Err, o.Kind, o.Value = engine.Failed, res.Error, engine.KindError, nil
+	}
+	if ok {
+		o.Instance, o.QueueWait = e.cfg.Instance, cl.QueueWait
+		e.host.Executed(id, &o, log)
+	}
+	e.publish(res)
+}
+
+// run executes node id; a node that ignores its timeout is abandoned by
+// Exec's timer, so the outcome arrives even if the function never returns.
+func (e *Executor) run(ctx context.Context, id int, buf *logbuf.Buffer) engine.Outcome {
+	out := make(chan engine.Outcome, 1)
+	c := engine.NewCompletion(func(o engine.Outcome) { out <- o })
+	go engine.Exec(ctx, e.host.ExecNode(id, buf), c, e.cfg.Grace)
+	select {
+	case o := <-out:
+		return o
+	case <-ctx.Done():
+	}
+	// Cancelled: give the module Grace to return with its own outcome.
+	select {
+	case o := <-out:
+		return o
+	case <-time.After(e.cfg.Grace):
+		now := time.Now()
+		return engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Start: now, End: now,
+			Err: fmt.Errorf("run cancelled and the module did not return within %s; abandoned", e.cfg.Grace)}
+	}
+}
+
+// publish delivers a result, retrying transport errors for up to the lease
+// timeout: after that the master has re-queued the module anyway.
+func (e *Executor) publish(res distributed.Result) {
+	deadline := time.Now().Add(e.cfg.LeaseTimeout)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Heartbeat)
+		err := e.cfg.Coord.Publish(ctx, res)
+		cancel()
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, distributed.ErrStaleLease):
+			e.cfg.Log.Warn("result discarded: this instance no longer holds the lease (the module was re-queued after missed heartbeats)",
+				"module", res.Module, "attempt", res.Lease.Attempt)
+			return
+		case errors.Is(err, distributed.ErrInvalid):
+			e.cfg.Log.Error("result rejected by the coordinator", "module", res.Module, "err", err)
+			return
+		case time.Now().After(deadline):
+			e.cfg.Log.Error("could not publish a result; the master will re-queue the module", "module", res.Module, "err", err)
+			return
+		}
+		time.Sleep(wait)
+	}
+}

@@ -1,0 +1,83 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/modpipe/modpipe/distributed"
+)
+
+// Heartbeater beats for one instance every Config.Heartbeat. It reports
+// each pulse, and calls lost once when the instance can no longer trust the
+// run: its own heartbeats failing for longer than the lease timeout (the
+// master has re-queued its work by then), or — for a worker — a master that
+// never appeared or stopped beating for MasterTimeout.
+type Heartbeater struct {
+	cfg     Config
+	onPulse func(distributed.Pulse)
+	lost    func(error)
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartHeartbeat starts the loop. Stop it with Stop.
+func StartHeartbeat(cfg Config, onPulse func(distributed.Pulse), lost func(error)) *Heartbeater {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Heartbeater{cfg: cfg, onPulse: onPulse, lost: lost, cancel: cancel, done: make(chan struct{})}
+	go h.loop(ctx)
+	return h
+}
+
+// Stop ends the loop and waits for it.
+func (h *Heartbeater) Stop() {
+	h.cancel()
+	<-h.done
+}
+
+func (h *Heartbeater) loop(ctx context.Context) {
+	defer close(h.done)
+	start := time.Now()
+	lastOK := start
+	var once sync.Once
+	lose := func(err error) { once.Do(func() { h.lost(err) }) }
+	t := time.NewTicker(h.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		callCtx, cancel := context.WithTimeout(ctx, h.cfg.Heartbeat)
+		pulse, err := h.cfg.Coord.Heartbeat(callCtx, h.cfg.Instance)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			silent := time.Since(lastOK)
+			h.cfg.Log.Warn("heartbeat failed", "instance", h.cfg.Instance, "err", err, "silent_for", silent.Round(time.Millisecond))
+			if silent > h.cfg.LeaseTimeout {
+				lose(fmt.Errorf("instance %d could not reach the coordinator for %s (longer than the lease timeout %s); its work has been handed to others: %w",
+					h.cfg.Instance, silent.Round(time.Second), h.cfg.LeaseTimeout, err))
+			}
+			continue
+		}
+		lastOK = time.Now()
+		if h.onPulse != nil {
+			h.onPulse(pulse)
+		}
+		if h.cfg.Instance == 0 || pulse.State.Completed {
+			continue
+		}
+		switch {
+		case !pulse.MasterRegistered && time.Since(start) > h.cfg.MasterTimeout:
+			lose(fmt.Errorf("%w: instance 0 did not register within %s; check that it runs with the same run id and coordinator, or raise MasterTimeout", ErrMasterLost, h.cfg.MasterTimeout))
+		case pulse.MasterRegistered && pulse.MasterAge > h.cfg.MasterTimeout:
+			lose(fmt.Errorf("%w: no heartbeat from instance 0 for %s (MasterTimeout %s)", ErrMasterLost, pulse.MasterAge.Round(time.Second), h.cfg.MasterTimeout))
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package modpipe
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/modpipe/modpipe/distributed"
+)
+
+// applyDistributedSettings merges distributed settings: code, then the
+// environment, then flags.
+func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) string) error {
+	envInt := func(name string, dst *int) error {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q is not a whole number", name, v)
+		}
+		*dst = n
+		return nil
+	}
+	if err := envInt("MODPIPE_INSTANCE", &p.dist.InstanceIndex); err != nil {
+		return err
+	}
+	if err := envInt("MODPIPE_TOTAL", &p.dist.TotalInstances); err != nil {
+		return err
+	}
+	if v := getenv("MODPIPE_CAPABILITIES"); v != "" {
+		var l listFlag
+		_ = l.Set(v)
+		p.dist.Capabilities = l
+	}
+	if v := getenv("MODPIPE_RUN_ID"); v != "" {
+		p.dist.RunID = v
+	} else if p.dist.RunID == "" && getenv("GITHUB_RUN_ID") != "" {
+		p.dist.RunID = getenv("GITHUB_RUN_ID") + "-" + cmpOr(getenv("GITHUB_RUN_ATTEMPT"), "1")
+	}
+	p.redisURL = cmpOr(getenv("MODPIPE_REDIS_URL"), getenv("REDIS_URL"), p.redisURL)
+
+	if o.instance >= 0 {
+		p.dist.InstanceIndex = o.instance
+	}
+	if o.total >= 0 {
+		p.dist.TotalInstances = o.total
+	}
+	if len(o.capabilities) > 0 {
+		p.dist.Capabilities = o.capabilities
+	}
+	if o.runID != "" {
+		p.dist.RunID = o.runID
+	}
+	if o.redisURL != "" {
+		p.redisURL = o.redisURL
+	}
+	if o.localInstances > 1 && (o.total > 1 || o.instance > 0) {
+		return fmt.Errorf("--local-instances runs every instance in this process; do not combine it with --instance or --total")
+	}
+	return nil
+}
+
+func cmpOr(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// runLocalInstances runs n instances of the pipeline in this process over
+// one coordinator (in-memory unless one was set) and returns the master's
+// summary. Workers print nothing: their modules' logs reach the master.
+func (p *Pipeline) runLocalInstances(ctx context.Context, n int, stderr io.Writer) (*Summary, error) {
+	coord := p.coord
+	if coord == nil {
+		coord = distributed.NewInMemory()
+	}
+	base := p.dist
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		w := *p
+		w.Output = io.Discard
+		w.dist = base
+		w.dist.InstanceIndex, w.dist.TotalInstances = i, n
+		if caps, ok := base.LocalCapabilities[i]; ok {
+			w.dist.Capabilities = caps
+		}
+		w.coord = coord
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := w.Run(ctx); err != nil {
+				fmt.Fprintf(stderr, "modpipe: local instance %d: %v\n", i, err)
+			}
+		}()
+	}
+	p.dist.InstanceIndex, p.dist.TotalInstances = 0, n
+	if caps, ok := base.LocalCapabilities[0]; ok {
+		p.dist.Capabilities = caps
+	}
+	p.coord = coord
+	s, err := p.Run(ctx)
+	if err != nil {
+		// The master could not run: release the workers at once instead of
+		// letting them wait for MasterTimeout.
+		_ = coord.Complete(context.WithoutCancel(ctx), true)
+	}
+	wg.Wait()
+	return s, err
+}

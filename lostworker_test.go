@@ -1,0 +1,124 @@
+package modpipe_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/modpipe/modpipe"
+	"github.com/modpipe/modpipe/distributed"
+)
+
+// partitioned is one instance's view of a shared coordinator that can be
+// cut off, as when a runner is reclaimed or its network dies: after cut,
+// heartbeats and publications fail and claims get nothing.
+type partitioned struct {
+	distributed.Coordinator
+	cut atomic.Bool
+}
+
+var errUnreachable = errors.New("connection refused (simulated partition)")
+
+func (p *partitioned) Heartbeat(ctx context.Context, i int) (distributed.Pulse, error) {
+	if p.cut.Load() {
+		return distributed.Pulse{}, errUnreachable
+	}
+	return p.Coordinator.Heartbeat(ctx, i)
+}
+
+func (p *partitioned) Publish(ctx context.Context, r distributed.Result) error {
+	if p.cut.Load() {
+		return errUnreachable
+	}
+	return p.Coordinator.Publish(ctx, r)
+}
+
+func (p *partitioned) Claim(ctx context.Context, i int, caps []string) (distributed.Claim, error) {
+	if p.cut.Load() {
+		<-ctx.Done()
+		return distributed.Claim{}, ctx.Err()
+	}
+	return p.Coordinator.Claim(ctx, i, caps)
+}
+
+// lostWorkerRun runs a module that only instances with "big" can take: the
+// first to take it (instance 1) is cut off while running it; instance 2,
+// started only then, can take it over.
+func lostWorkerRun(t *testing.T, opts ...modpipe.Option) (master *instance, doomed *instance, runs map[int]int) {
+	var onDoomed, onRescuer atomic.Int32
+	doomedStarted := make(chan struct{})
+	part := &partitioned{}
+	long := modpipe.New("long", func(c *modpipe.Context) (string, error) {
+		switch c.Instance().Index {
+		case 1:
+			onDoomed.Add(1)
+			c.Logger().Info("working on the doomed instance")
+			close(doomedStarted)
+			<-c.Done() // the instance is lost while its module runs
+			return "", c.Err()
+		default:
+			onRescuer.Add(1)
+			c.Logger().Info("working on the rescuer")
+			return "done by the rescuer", nil
+		}
+	}, append(opts, modpipe.RequiresCapability("big"))...)
+	var got atomic.Value
+	after := modpipe.Task("after", func(c *modpipe.Context) error {
+		v, err := modpipe.Result(c, long)
+		got.Store(v)
+		return err
+	}, modpipe.DependsOn(long), modpipe.PinToMaster())
+	c := newCluster(t, 3, long, after)
+	part.Coordinator = c.coord
+	master = c.start(0)
+	doomed = c.startWith(part, c.mods, 1, "big")
+	<-doomedStarted
+	part.cut.Store(true)
+	c.start(2, "big")
+	master.wait(t)
+	doomed.wait(t)
+	if v := got.Load(); v != nil && v != "done by the rescuer" {
+		t.Errorf("dependent saw %v", v)
+	}
+	return master, doomed, map[int]int{1: int(onDoomed.Load()), 2: int(onRescuer.Load())}
+}
+
+func TestLostWorkerModuleIsRequeued(t *testing.T) {
+	master, doomed, runs := lostWorkerRun(t)
+	if master.err != nil || master.summary.Failed() {
+		t.Fatalf("run failed: %v\n%s", master.err, master.out)
+	}
+	m := master.module(t, "long")
+	if m.Status != modpipe.Succeeded || m.Instance != 2 || m.Dispatches != 2 || m.Attempts != 2 {
+		t.Errorf("long: %s on %d, %d dispatches, %d attempts; want succeeded on 2 after 2 dispatches", m.Status, m.Instance, m.Dispatches, m.Attempts)
+	}
+	if runs[1] != 1 || runs[2] != 1 {
+		t.Errorf("executions per instance %v, want one each", runs)
+	}
+	if !strings.Contains(m.Log, "instance 1 sent no heartbeat") || !strings.Contains(m.Log, "re-queued as attempt 2 of 3") || !strings.Contains(m.Log, "working on the rescuer") {
+		t.Errorf("long's log on the master does not tell the story:\n%s", m.Log)
+	}
+	if doomed.err == nil || !strings.Contains(doomed.err.Error(), "could not reach the coordinator") {
+		t.Errorf("the cut-off worker: %v", doomed.err)
+	}
+}
+
+func TestLostWorkerNotIdempotentModuleFails(t *testing.T) {
+	master, _, runs := lostWorkerRun(t, modpipe.NotIdempotent())
+	m := master.module(t, "long")
+	if m.Status != modpipe.Failed || !strings.Contains(m.Error, "NotIdempotent, so it is not run again") || m.Instance != 1 {
+		t.Errorf("long: %s on %d: %q", m.Status, m.Instance, m.Error)
+	}
+	if runs[2] != 0 {
+		t.Errorf("a NotIdempotent module ran again (%v)", runs)
+	}
+	if st := master.module(t, "after").Status; st != modpipe.DependencyFailed && st != modpipe.Cancelled {
+		t.Errorf("after: %s", st)
+	}
+	if !master.summary.Failed() {
+		t.Error("run not failed")
+	}
+
+}
