@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"testing"
+
+	"github.com/modpipe/modpipe/distributed"
 )
 
 // Shapes of the scheduling benchmarks: every module is a no-op, so what is
@@ -150,3 +152,32 @@ func runFloor(deps [][]int) {
 func reportPerModule(b *testing.B, modules int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(modules), "ns/module")
 }
+
+// BenchmarkDistributedOff runs the 10k DAG with distributed mode configured
+// but off (one instance, a coordinator set): the same path as
+// BenchmarkPipeline/dag10k, proving the distributed code costs nothing
+// when it is not used. Compare the two in one run.
+func BenchmarkDistributedOff(b *testing.B) {
+	mods, _ := layeredDAG(100, 100)
+	for _, mode := range []string{"plain", "configured-off"} {
+		b.Run(mode, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p := NewPipeline().Add(mods...)
+				p.Output = io.Discard
+				if mode == "configured-off" {
+					p.UseDistributed(DistributedOptions{TotalInstances: 1, Capabilities: []string{"docker"}}).UseCoordinator(panicCoordinator{})
+				}
+				sum, err := p.Run(context.Background())
+				if err != nil || sum.Failed() || sum.Distributed {
+					b.Fatal(err)
+				}
+			}
+			reportPerModule(b, len(mods))
+		})
+	}
+}
+
+// panicCoordinator fails the benchmark if distributed mode, when off,
+// touches the coordinator at all.
+type panicCoordinator struct{ distributed.Coordinator }

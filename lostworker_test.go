@@ -35,6 +35,15 @@ func (p *partitioned) Publish(ctx context.Context, r distributed.Result) error {
 	return p.Coordinator.Publish(ctx, r)
 }
 
+func (p *partitioned) AwaitState(ctx context.Context, known distributed.RunState) (distributed.RunState, error) {
+	s, err := p.Coordinator.AwaitState(ctx, known)
+	if p.cut.Load() {
+		<-ctx.Done() // news of the run no longer arrives
+		return distributed.RunState{}, ctx.Err()
+	}
+	return s, err
+}
+
 func (p *partitioned) Claim(ctx context.Context, i int, caps []string) (distributed.Claim, error) {
 	if p.cut.Load() {
 		<-ctx.Done()

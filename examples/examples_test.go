@@ -176,3 +176,50 @@ func TestFailingPipelineExitsOne(t *testing.T) {
 		t.Errorf("--continue-on-failure: exit %d, package %s\n%s", code, statuses(readReport(t, rep))["package"], out)
 	}
 }
+
+func TestDistributedExampleInOneProcess(t *testing.T) {
+	bin := build(t, "distributed")
+	rep := filepath.Join(t.TempDir(), "report.json")
+	out, code := runBin(t, bin, []string{"GITHUB_ACTIONS="}, "--local-instances", "4", "--report", rep)
+	if code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, out)
+	}
+	data, err := os.ReadFile(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Distributed bool `json:"distributed"`
+		Modules     []struct {
+			Name     string `json:"name"`
+			Status   string `json:"status"`
+			Instance int    `json:"instance"`
+			LogTail  string `json:"log_tail"`
+		} `json:"modules"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Distributed || len(r.Modules) != 8 {
+		t.Fatalf("report: distributed %v, %d modules", r.Distributed, len(r.Modules))
+	}
+	where := map[string]int{}
+	for _, m := range r.Modules {
+		if m.Status != "succeeded" {
+			t.Errorf("%s: %s", m.Name, m.Status)
+		}
+		where[m.Name] = m.Instance
+	}
+	// Instance 1 offers docker, 2 poses as Windows, 3 as macOS (see the
+	// example's LocalCapabilities); publish is pinned to the master.
+	for name, inst := range map[string]int{"docker-image": 1, "cross-tests[windows]": 2, "cross-tests[macos]": 3, "publish": 0} {
+		if where[name] != inst {
+			t.Errorf("%s ran on instance %d, want %d", name, where[name], inst)
+		}
+	}
+	for _, want := range []string{"INSTANCE", "QUEUED", "publishing image=ghcr.io/acme/app:1.8.0", "cross=", "Run succeeded"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
