@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/modpipe/modpipe/distributed"
 )
@@ -43,6 +44,28 @@ func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) s
 		p.dist.RunID = getenv("GITHUB_RUN_ID") + "-" + cmpOr(getenv("GITHUB_RUN_ATTEMPT"), "1")
 	}
 	p.redisURL = cmpOr(getenv("MODPIPE_REDIS_URL"), getenv("REDIS_URL"), p.redisURL)
+	durations := []struct {
+		env  string
+		flag time.Duration
+		dst  *time.Duration
+	}{
+		{"MODPIPE_HEARTBEAT", o.heartbeat, &p.dist.HeartbeatInterval},
+		{"MODPIPE_LEASE_TIMEOUT", o.leaseTimeout, &p.dist.LeaseTimeout},
+		{"MODPIPE_MASTER_TIMEOUT", o.masterTimeout, &p.dist.MasterTimeout},
+		{"MODPIPE_CAPABILITY_TIMEOUT", o.capabilityTimeout, &p.dist.CapabilityTimeout},
+	}
+	for _, d := range durations {
+		if v := strings.TrimSpace(getenv(d.env)); v != "" {
+			parsed, err := time.ParseDuration(v)
+			if err != nil || parsed <= 0 {
+				return fmt.Errorf("%s=%q is not a positive duration such as 30s or 2m", d.env, v)
+			}
+			*d.dst = parsed
+		}
+		if d.flag > 0 {
+			*d.dst = d.flag
+		}
+	}
 
 	if o.instance >= 0 {
 		p.dist.InstanceIndex = o.instance
@@ -75,13 +98,10 @@ func cmpOr(values ...string) string {
 }
 
 // runLocalInstances runs n instances of the pipeline in this process over
-// one coordinator (in-memory unless one was set) and returns the master's
-// summary. Workers print nothing: their modules' logs reach the master.
+// the in-memory coordinator and returns the master's summary. Workers print
+// nothing: their modules' logs reach the master.
 func (p *Pipeline) runLocalInstances(ctx context.Context, n int, stderr io.Writer) (*Summary, error) {
-	coord := p.coord
-	if coord == nil {
-		coord = distributed.NewInMemory()
-	}
+	coord := distributed.NewInMemory()
 	base := p.dist
 	var wg sync.WaitGroup
 	for i := 1; i < n; i++ {

@@ -64,6 +64,8 @@ type cliOptions struct {
 	instance, total, localInstances int
 	capabilities                    listFlag
 	runID, redisURL                 string
+
+	heartbeat, leaseTimeout, masterTimeout, capabilityTimeout time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, error) {
@@ -85,6 +87,10 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.Var(&o.capabilities, "capability", "a `CAPABILITY` this instance offers (repeatable; env MODPIPE_CAPABILITIES, comma-separated)")
 	fs.StringVar(&o.runID, "run-id", "", "the run's `ID`, the same on every instance (env MODPIPE_RUN_ID; default from GITHUB_RUN_ID and GITHUB_RUN_ATTEMPT)")
 	fs.StringVar(&o.redisURL, "redis-url", "", "Redis `URL` for the Redis coordinator (env MODPIPE_REDIS_URL, then REDIS_URL)")
+	fs.DurationVar(&o.heartbeat, "heartbeat", 0, "distributed: heartbeat `INTERVAL` (env MODPIPE_HEARTBEAT; default 10s)")
+	fs.DurationVar(&o.leaseTimeout, "lease-timeout", 0, "distributed: `DURATION` without heartbeats before an instance's work is re-queued (env MODPIPE_LEASE_TIMEOUT; default 30s)")
+	fs.DurationVar(&o.masterTimeout, "master-timeout", 0, "distributed: how long a worker waits for a missing or silent master (env MODPIPE_MASTER_TIMEOUT; default 2m)")
+	fs.DurationVar(&o.capabilityTimeout, "capability-timeout", 0, "distributed: how long a module waits for a capable instance (env MODPIPE_CAPABILITY_TIMEOUT; default 5m)")
 	fs.IntVar(&o.localInstances, "local-instances", 0, "run `N` instances inside this process over the in-memory coordinator, to try distributed mode without Redis")
 	if err := fs.Parse(args); err != nil {
 		return nil, fs, err
@@ -149,7 +155,7 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 	} else {
 		summary, err = p.Run(ctx)
 	}
-	if errors.Is(err, ErrInvalidPipeline) {
+	if errors.Is(err, ErrInvalidPipeline) || errors.Is(err, ErrBadConfig) {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		return 2
 	}

@@ -23,6 +23,11 @@ import (
 // distributed mode — an instance whose pipeline differs from the run's.
 var ErrInvalidPipeline = errors.New("invalid pipeline")
 
+// ErrBadConfig is wrapped by Run's error when distributed settings are
+// missing or wrong: no coordinator, no run id or URL for it, an instance
+// index out of range.
+var ErrBadConfig = errors.New("bad configuration")
+
 // ErrMasterLost is wrapped by a worker's Run error when the master never
 // registered, or stopped sending heartbeats, within MasterTimeout.
 var ErrMasterLost = cluster.ErrMasterLost
@@ -41,16 +46,16 @@ type distState struct {
 func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	start := time.Now()
 	if p.coord == nil {
-		return nil, fmt.Errorf("%w: distributed mode with %d instances needs a coordinator: call UseCoordinator, or pass --redis-url (REDIS_URL) with the Redis coordinator",
-			ErrInvalidPipeline, p.dist.TotalInstances)
+		return nil, fmt.Errorf("%w: distributed mode with %d instances needs a coordinator the instances share: add p.UseCoordinator(redis.NewCoordinator(redis.Options{})) (package github.com/modpipe/modpipe/distributed/redis), or try --local-instances",
+			ErrBadConfig, p.dist.TotalInstances)
 	}
 	opts, err := p.dist.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidPipeline, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
 	caps, osName, err := opts.capabilities()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidPipeline, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
 	pl, err := p.buildPlan(planEnv{os: osName, distributed: true})
 	if err != nil {
@@ -75,6 +80,11 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 		Log: p.diagnostics(opts.InstanceIndex),
 	}
 
+	if b, ok := p.coord.(distributed.RunBinder); ok {
+		if err := b.BindRun(distributed.RunBinding{RunID: opts.RunID, URL: p.redisURL}); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+		}
+	}
 	regCtx, cancelReg := context.WithTimeout(ctx, opts.LeaseTimeout)
 	err = p.coord.Register(regCtx, distributed.Registration{
 		Instance: cfg.Instance, Total: cfg.Total, Capabilities: caps, Fingerprint: pl.fingerprint(), Session: cfg.Session,
@@ -82,6 +92,9 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	cancelReg()
 	if errors.Is(err, distributed.ErrFingerprintMismatch) {
 		return nil, fmt.Errorf("%w: instance %d runs a different pipeline than the run's first instance (%w); every instance must run the same program and commit", ErrInvalidPipeline, cfg.Instance, err)
+	}
+	if errors.Is(err, distributed.ErrRunEnded) {
+		return nil, fmt.Errorf("%w: instance %d could not join the run: %w", ErrBadConfig, cfg.Instance, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("instance %d could not join the run: %w", cfg.Instance, err)
@@ -158,6 +171,9 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	reaper.Stop()
 	s := r.summary(outs, start, time.Since(start))
 	s.Distributed, s.RunID = true, opts.RunID
+	if cc, ok := p.coord.(distributed.CommandCounter); ok {
+		s.CoordinatorCommands = cc.Commands()
+	}
 	cctx, cancel := context.WithTimeout(context.Background(), opts.LeaseTimeout)
 	err = p.coord.Complete(cctx, s.Failed())
 	cancel()

@@ -27,6 +27,9 @@ type Summary struct {
 	// modules it executed; the master's lists them all.
 	Role    Role
 	Modules []ModuleResult
+	// CoordinatorCommands is how many commands the master's coordinator
+	// sent to its backend, when it counts them (the Redis one does).
+	CoordinatorCommands uint64
 
 	workerFailed bool // a worker's view of the master's verdict
 }
@@ -190,8 +193,14 @@ func (s *Summary) WriteText(w io.Writer) error {
 			counts = append(counts, fmt.Sprintf("%d %s", n, st))
 		}
 	}
-	_, err := fmt.Fprintf(w, "\nRun %s in %s: %s\n", verdict, formatDuration(s.Duration), strings.Join(counts, ", "))
-	return err
+	if _, err := fmt.Fprintf(w, "\nRun %s in %s: %s\n", verdict, formatDuration(s.Duration), strings.Join(counts, ", ")); err != nil {
+		return err
+	}
+	if s.CoordinatorCommands > 0 && len(s.Modules) > 0 {
+		_, err := fmt.Fprintf(w, "Coordinator: %d commands from the master (%.1f per module)\n", s.CoordinatorCommands, float64(s.CoordinatorCommands)/float64(len(s.Modules)))
+		return err
+	}
+	return nil
 }
 
 // statusLabels are the summary's status cells: symbol and name.
@@ -222,6 +231,7 @@ type report struct {
 	StartedAt   time.Time      `json:"started_at"`
 	DurationMS  float64        `json:"duration_ms"`
 	Distributed bool           `json:"distributed"`
+	Commands    uint64         `json:"coordinator_commands,omitempty"`
 	Counts      map[string]int `json:"counts"`
 	Modules     []reportModule `json:"modules"`
 }
@@ -237,6 +247,7 @@ type reportModule struct {
 	ErrorKind    string     `json:"error_kind,omitempty"`
 	Attempts     int        `json:"attempts"`
 	Instance     int        `json:"instance"`
+	Dispatches   int        `json:"dispatches,omitempty"`
 	StartedAt    *time.Time `json:"started_at,omitempty"`
 	QueueWaitMS  float64    `json:"queue_wait_ms"`
 	DurationMS   float64    `json:"duration_ms"`
@@ -256,6 +267,7 @@ const reportLogLines = 50
 //	  "started_at": "RFC 3339 time",
 //	  "duration_ms": 1234.5,
 //	  "distributed": false,
+//	  "coordinator_commands": 120,         // when the coordinator counts them
 //	  "counts": {"succeeded": 3, "skipped": 1},
 //	  "modules": [{
 //	    "name": "cross-tests[linux]", "module": "cross-tests",
@@ -263,7 +275,7 @@ const reportLogLines = 50
 //	    "status": "succeeded" | "failed" | "skipped" | "timed-out" |
 //	              "cancelled" | "dependency-failed" | "ignored-failure",
 //	    "reason": "…", "error": "…", "error_kind": "error" | "timeout" | "cancel" | "panic",
-//	    "attempts": 1, "instance": 0,
+//	    "attempts": 1, "instance": 0, "dispatches": 1,
 //	    "started_at": "…", "queue_wait_ms": 0.1, "duration_ms": 850.2,
 //	    "log_tail": "last 50 lines of the module's log"
 //	  }]
@@ -273,7 +285,7 @@ const reportLogLines = 50
 func (s *Summary) WriteJSON(w io.Writer) error {
 	rep := report{
 		Schema: ReportSchema, RunID: s.RunID, Result: "succeeded", ExitCode: s.ExitCode(),
-		StartedAt: s.Start, DurationMS: ms(s.Duration), Distributed: s.Distributed,
+		StartedAt: s.Start, DurationMS: ms(s.Duration), Distributed: s.Distributed, Commands: s.CoordinatorCommands,
 		Counts: map[string]int{}, Modules: make([]reportModule, len(s.Modules)),
 	}
 	if s.Failed() {
@@ -284,7 +296,7 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 		rm := reportModule{
 			Name: m.Name, Module: m.Module, MatrixTarget: m.MatrixTarget, Category: m.Category,
 			Status: m.Status, Reason: m.Reason, Error: m.Error, ErrorKind: m.ErrorKind,
-			Attempts: m.Attempts, Instance: m.Instance,
+			Attempts: m.Attempts, Instance: m.Instance, Dispatches: m.Dispatches,
 			QueueWaitMS: ms(m.QueueWait), DurationMS: ms(m.Duration),
 			LogTail: logbuf.TailLines([]byte(m.Log), reportLogLines),
 		}

@@ -250,3 +250,25 @@ const (
 	// MaxNameSize bounds module names and error messages' length.
 	MaxNameSize = 1024
 )
+
+// RunBinder is implemented by coordinators that take settings from
+// modpipe's command line and environment: modpipe calls BindRun once,
+// before Register, with the run id and coordinator URL it resolved
+// (--run-id, MODPIPE_RUN_ID, GitHub's run id; --redis-url,
+// MODPIPE_REDIS_URL, REDIS_URL). Settings made in code take precedence.
+type RunBinder interface {
+	BindRun(RunBinding) error
+}
+
+// RunBinding is what modpipe passes to a RunBinder.
+type RunBinding struct {
+	RunID string
+	URL   string
+}
+
+// CommandCounter is implemented by coordinators that can say how many
+// commands they sent to their backend (hosted Redis tiers bill per
+// command); the count appears in the run summary and report.
+type CommandCounter interface {
+	Commands() uint64
+}

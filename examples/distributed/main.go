@@ -16,6 +16,11 @@
 //
 // As separate processes, each instance runs the same binary with its index
 // and the shared coordinator's settings (see the distributed-mode guide).
+//
+// Demo switches, to watch failure handling (the repository's tests use
+// them too): DEMO_FAIL=<module> makes that module fail; DEMO_SLOW=<module>=<duration>[,...]
+// makes modules take longer; DEMO_EXTRA=1 adds a module, so the instance
+// runs a different pipeline and is refused by the others.
 package main
 
 import (
@@ -25,6 +30,7 @@ import (
 	"time"
 
 	"github.com/modpipe/modpipe"
+	"github.com/modpipe/modpipe/distributed/redis"
 )
 
 // Version is the version being built.
@@ -53,6 +59,18 @@ type TestReport struct {
 
 // work simulates d of work that stops when the module is cancelled.
 func work(c *modpipe.Context, d time.Duration) error {
+	if os.Getenv("DEMO_FAIL") == c.Name() {
+		c.Logger().Error("failing on purpose (DEMO_FAIL)", "instance", c.Instance().Index)
+		return fmt.Errorf("%s failed on instance %d (DEMO_FAIL)", c.Name(), c.Instance().Index)
+	}
+	for spec := range strings.SplitSeq(os.Getenv("DEMO_SLOW"), ",") {
+		if name, dur, ok := strings.Cut(spec, "="); ok && name == c.Name() {
+			if v, err := time.ParseDuration(dur); err == nil {
+				d = v
+			}
+		}
+	}
+	c.Logger().Info("working", "for", d.String(), "instance", c.Instance().Index)
 	select {
 	case <-time.After(d):
 		return nil
@@ -62,6 +80,9 @@ func work(c *modpipe.Context, d time.Duration) error {
 }
 
 var version = modpipe.New("version", func(c *modpipe.Context) (Version, error) {
+	if err := work(c, 0); err != nil {
+		return Version{}, err
+	}
 	res, err := c.Command("go", "env", "GOVERSION").Quiet().Run()
 	if err != nil {
 		return Version{}, err
@@ -132,6 +153,9 @@ var publish = modpipe.Task("publish", func(c *modpipe.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := work(c, 0); err != nil {
+		return err
+	}
 	var oses []string
 	for os, r := range cross {
 		oses = append(oses, fmt.Sprintf("%s:%d", os, r.Passed))
@@ -143,6 +167,9 @@ var publish = modpipe.Task("publish", func(c *modpipe.Context) error {
 func main() {
 	p := modpipe.NewPipeline()
 	p.Add(version, compile, unitTests, dockerImage, crossTests, publish)
+	if os.Getenv("DEMO_EXTRA") == "1" {
+		p.Add(modpipe.Task("extra", func(*modpipe.Context) error { return nil }))
+	}
 	caps := []string{}
 	if os.Getenv("DOCKER_AVAILABLE") == "true" {
 		caps = append(caps, "docker")
@@ -154,5 +181,8 @@ func main() {
 		HeartbeatInterval: time.Second,
 		LeaseTimeout:      5 * time.Second,
 	})
+	// Used only when the run is spread over processes (--total above 1);
+	// URL and run id come from --redis-url/REDIS_URL and --run-id.
+	p.UseCoordinator(redis.NewCoordinator(redis.Options{}))
 	modpipe.Main(p)
 }

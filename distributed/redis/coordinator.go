@@ -1,0 +1,525 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/modpipe/modpipe/distributed"
+)
+
+// run calls a script with the run's fixed keys and common arguments.
+func (c *Coordinator) run(ctx context.Context, s *goredis.Script, args ...any) (any, error) {
+	all := append([]any{c.keys.base, c.opts.KeyTTL.Milliseconds()}, args...)
+	return s.Run(ctx, c.client, c.keys.all(), all...).Result()
+}
+
+// runRetry is run through withRetry, for scripts that are safe to repeat.
+func (c *Coordinator) runRetry(ctx context.Context, name string, s *goredis.Script, args ...any) (any, error) {
+	if err := c.connect(); err != nil {
+		return nil, err
+	}
+	var out any
+	err := c.withRetry(ctx, name, func(ctx context.Context) error {
+		var err error
+		out, err = c.run(ctx, s, args...)
+		return err
+	})
+	return out, err
+}
+
+func reply(where string, v any) ([]any, error) {
+	arr, ok := v.([]any)
+	if !ok || len(arr) == 0 {
+		return nil, malformed(where, fmt.Errorf("unexpected script reply %T", v))
+	}
+	return arr, nil
+}
+
+// Register implements distributed.Coordinator.
+func (c *Coordinator) Register(ctx context.Context, r distributed.Registration) error {
+	reg, _ := json.Marshal(wireRegistration{Caps: lowerAll(r.Capabilities), Session: r.Session, Total: r.Total})
+	v, err := c.runRetry(ctx, "registering instance "+strconv.Itoa(r.Instance), scriptRegister, r.Instance, r.Fingerprint, string(reg))
+	if err != nil {
+		return err
+	}
+	arr, err := reply("register", v)
+	if err != nil {
+		return err
+	}
+	switch arr[0] {
+	case "ok":
+		// Announcements must reach this instance from now on.
+		return c.events.waitReady(ctx)
+	case "ended":
+		return fmt.Errorf("%w: run %q has already completed; a run id is never reused: start a new run (re-run the workflow, or pass a new --run-id)", distributed.ErrRunEnded, c.RunID())
+	case "mismatch":
+		return fmt.Errorf("%w: instance %d presents pipeline %s but run %q was started with %s", distributed.ErrFingerprintMismatch, r.Instance, r.Fingerprint, c.RunID(), arr[1])
+	}
+	return malformed("register reply", fmt.Errorf("%v", arr[0]))
+}
+
+// Heartbeat implements distributed.Coordinator.
+func (c *Coordinator) Heartbeat(ctx context.Context, instance int) (distributed.Pulse, error) {
+	v, err := c.runRetry(ctx, "heartbeat", scriptHeartbeat, instance)
+	if err != nil {
+		return distributed.Pulse{}, err
+	}
+	arr, err := reply("heartbeat", v)
+	if err != nil {
+		return distributed.Pulse{}, err
+	}
+	switch arr[0] {
+	case "lost":
+		return distributed.Pulse{}, fmt.Errorf("redis coordinator: the keys of run %q are gone (Redis restarted without persistence, was flushed, or the TTL passed); the run cannot continue", c.RunID())
+	case "unknown":
+		return distributed.Pulse{}, fmt.Errorf("redis coordinator: instance %d is not registered in run %q (its registration was lost)", instance, c.RunID())
+	}
+	if len(arr) != 7 {
+		return distributed.Pulse{}, malformed("heartbeat reply", fmt.Errorf("%d fields", len(arr)))
+	}
+	reg, err1 := asInt64("heartbeat master flag", arr[1])
+	age, err2 := asInt64("heartbeat master age", arr[2])
+	st, err3 := parseState(arr[3], arr[4], arr[5], arr[6])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return distributed.Pulse{}, err
+	}
+	return distributed.Pulse{MasterRegistered: reg == 1, MasterAge: time.Duration(age) * time.Millisecond, State: st}, nil
+}
+
+// Instances implements distributed.Coordinator.
+func (c *Coordinator) Instances(ctx context.Context) ([]distributed.InstanceInfo, error) {
+	v, err := c.runRetry(ctx, "listing instances", scriptInstances)
+	if err != nil {
+		return nil, err
+	}
+	arr, err := reply("instances", v)
+	if err != nil || len(arr) != 3 {
+		return nil, errors.Join(err, malformed("instances reply", errors.New("want 3 parts")))
+	}
+	now, err1 := asInt64("server time", arr[0])
+	inst, err2 := pairs(c.keys.inst(), arr[1])
+	beats, err3 := pairs(c.keys.beat(), arr[2])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	out := make([]distributed.InstanceInfo, 0, len(inst))
+	for id, raw := range inst {
+		n, err := strconv.Atoi(id)
+		if err != nil {
+			return nil, malformed(c.keys.inst()+" field "+id, err)
+		}
+		var reg wireRegistration
+		if err := decodeJSON(c.keys.inst()+" field "+id, raw, &reg); err != nil {
+			return nil, err
+		}
+		info := distributed.InstanceInfo{Instance: n, Capabilities: reg.Caps, Session: reg.Session}
+		if b, ok := beats[id]; ok {
+			ms, err := strconv.ParseInt(b, 10, 64)
+			if err != nil {
+				return nil, malformed(c.keys.beat()+" field "+id, err)
+			}
+			info.Age = time.Duration(max(0, now-ms)) * time.Millisecond
+		}
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b distributed.InstanceInfo) int { return a.Instance - b.Instance })
+	return out, nil
+}
+
+// Enqueue implements distributed.Coordinator.
+func (c *Coordinator) Enqueue(ctx context.Context, a distributed.Assignment) error {
+	if err := distributed.ValidateAssignment(a); err != nil {
+		return err
+	}
+	rk, err := reqKey(a.Requires)
+	if err != nil {
+		return err
+	}
+	payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: lowerAll(a.Requires), Priority: a.Priority})
+	if err := c.connect(); err != nil {
+		return err
+	}
+	c.markEnqueued(a.Module)
+	v, err := c.runRetry(ctx, "enqueueing "+a.Module, scriptEnqueue, a.Module, a.Attempt, rk, a.Priority, string(payload))
+	if err != nil {
+		return err
+	}
+	if v == "ended" {
+		return fmt.Errorf("%w: cannot enqueue %s", distributed.ErrRunEnded, a.Module)
+	}
+	return nil
+}
+
+// markEnqueued remembers that module was queued by this coordinator while
+// its subscription was live, so AwaitResult can wait for the announcement
+// without a first read.
+func (c *Coordinator) markEnqueued(module string) {
+	epoch, _, _, _ := c.events.snapshot(module)
+	c.enqueued.Store(module, epoch)
+}
+
+// Claim implements distributed.Coordinator.
+func (c *Coordinator) Claim(ctx context.Context, instance int, caps []string) (distributed.Claim, error) {
+	if err := c.connect(); err != nil {
+		return distributed.Claim{}, err
+	}
+	capList := strings.Join(lowerAll(caps), ",")
+	reqID := newToken()
+	// go-redis cannot interrupt a blocking command when its context ends;
+	// a wake-up pushed to this instance's control list ends the wait.
+	ctl := c.keys.ctl(reqID)
+	client := c.client
+	stopWake := context.AfterFunc(ctx, func() {
+		wctx, cancel := context.WithTimeout(context.Background(), c.opts.OperationTimeout)
+		defer cancel()
+		client.LPush(wctx, ctl, "x")
+	})
+	defer stopWake()
+	defer func() {
+		if ctx.Err() != nil {
+			// Leave no registration behind for wake-ups to feed.
+			cctx, cancel := context.WithTimeout(context.Background(), c.opts.OperationTimeout)
+			defer cancel()
+			c.client.SRem(cctx, c.keys.claimers(), reqID)
+			c.client.Del(cctx, ctl)
+		}
+	}()
+	consumed := ""
+	for {
+		v, err := c.runRetry(ctx, "claiming work", scriptClaim, instance, capList, reqID, consumed)
+		if err != nil {
+			return distributed.Claim{}, err
+		}
+		arr, err := reply("claim", v)
+		if err != nil {
+			return distributed.Claim{}, err
+		}
+		switch arr[0] {
+		case "ok":
+			return c.parseClaim(arr)
+		case "ended":
+			return distributed.Claim{}, c.endedErr(ctx)
+		case "empty":
+		default:
+			return distributed.Claim{}, malformed("claim reply", fmt.Errorf("%v", arr[0]))
+		}
+		wake := []string{ctl}
+		for _, k := range arr[1:] {
+			if s, ok := k.(string); ok {
+				wake = append(wake, s)
+			}
+		}
+		if ctx.Err() != nil {
+			return distributed.Claim{}, ctx.Err()
+		}
+		popped, err := c.client.BLPop(ctx, c.opts.BlockTimeout, wake...).Result()
+		consumed = ""
+		if err == nil && len(popped) == 2 && strings.HasPrefix(popped[0], c.keys.base+"w:") {
+			consumed = popped[0]
+		}
+		if ctx.Err() != nil {
+			if consumed != "" {
+				// Give the token back for another claimer.
+				bctx, cancel := context.WithTimeout(context.Background(), c.opts.OperationTimeout)
+				c.client.LPush(bctx, consumed, "x")
+				cancel()
+			}
+			return distributed.Claim{}, ctx.Err()
+		}
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			// The connection failed mid-wait: the next claim attempt goes
+			// through withRetry, which rides out short outages.
+			select {
+			case <-ctx.Done():
+				return distributed.Claim{}, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func (c *Coordinator) parseClaim(arr []any) (distributed.Claim, error) {
+	if len(arr) != 4 {
+		return distributed.Claim{}, malformed("claim reply", fmt.Errorf("%d fields", len(arr)))
+	}
+	payload, err1 := asString("claimed assignment", arr[1])
+	leaseRaw, err2 := asString("claim lease", arr[2])
+	wait, err3 := asInt64("claim wait", arr[3])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return distributed.Claim{}, err
+	}
+	var a wireAssignment
+	var l wireLease
+	if err := decodeJSON(c.keys.asg(), payload, &a); err != nil {
+		return distributed.Claim{}, err
+	}
+	if err := decodeJSON(c.keys.lease(), leaseRaw, &l); err != nil {
+		return distributed.Claim{}, err
+	}
+	as := distributed.Assignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority}
+	if err := distributed.ValidateAssignment(as); err != nil {
+		return distributed.Claim{}, malformed(c.keys.asg(), err)
+	}
+	return distributed.Claim{Assignment: as, Lease: l.lease(l.ClaimedMS), QueueWait: time.Duration(max(0, wait)) * time.Millisecond}, nil
+}
+
+// Leases implements distributed.Coordinator.
+func (c *Coordinator) Leases(ctx context.Context) ([]distributed.Lease, error) {
+	v, err := c.runRetry(ctx, "listing leases", scriptLeases)
+	if err != nil {
+		return nil, err
+	}
+	arr, err := reply("leases", v)
+	if err != nil || len(arr) != 2 {
+		return nil, errors.Join(err, malformed("leases reply", errors.New("want 2 parts")))
+	}
+	now, err1 := asInt64("server time", arr[0])
+	m, err2 := pairs(c.keys.lease(), arr[1])
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	out := make([]distributed.Lease, 0, len(m))
+	for mod, raw := range m {
+		var l wireLease
+		if err := decodeJSON(c.keys.lease()+" field "+mod, raw, &l); err != nil {
+			return nil, err
+		}
+		out = append(out, l.lease(now))
+	}
+	slices.SortFunc(out, func(a, b distributed.Lease) int { return strings.Compare(a.Module, b.Module) })
+	return out, nil
+}
+
+// Reclaim implements distributed.Coordinator.
+func (c *Coordinator) Reclaim(ctx context.Context, l distributed.Lease, next *distributed.Assignment) error {
+	if err := c.connect(); err != nil {
+		return err
+	}
+	attempt, rk, prio, payload := 0, "", int64(0), ""
+	if next != nil {
+		if err := distributed.ValidateAssignment(*next); err != nil {
+			return err
+		}
+		var err error
+		if rk, err = reqKey(next.Requires); err != nil {
+			return err
+		}
+		b, _ := json.Marshal(wireAssignment{Module: next.Module, Attempt: next.Attempt, Requires: lowerAll(next.Requires), Priority: next.Priority})
+		attempt, prio, payload = next.Attempt, next.Priority, string(b)
+		c.markEnqueued(next.Module)
+	}
+	v, err := c.runRetry(ctx, "reclaiming "+l.Module, scriptReclaim, l.Module, l.Token, attempt, rk, prio, payload)
+	if err != nil {
+		return err
+	}
+	if v == "stale" {
+		return fmt.Errorf("%w: %s attempt %d (token %s) is not the current lease", distributed.ErrStaleLease, l.Module, l.Attempt, l.Token)
+	}
+	return nil
+}
+
+// Publish implements distributed.Coordinator.
+func (c *Coordinator) Publish(ctx context.Context, r distributed.Result) error {
+	if err := distributed.ValidateResult(r); err != nil {
+		return err
+	}
+	w := toWireResult(r)
+	w.Nonce = newToken()
+	payload, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("%w: result of %s: %v", distributed.ErrInvalid, r.Module, err)
+	}
+	v, err := c.runRetry(ctx, "publishing the result of "+r.Module, scriptPublish, r.Module, r.Lease.Token, string(payload), w.Nonce)
+	if err != nil {
+		return err
+	}
+	if v == "stale" {
+		return fmt.Errorf("%w: result of %s from instance %d (attempt %d) is not from the current lease", distributed.ErrStaleLease, r.Module, r.Lease.Holder, r.Lease.Attempt)
+	}
+	return nil
+}
+
+// AwaitResult implements distributed.Coordinator. It reads Redis only when
+// the module was announced, when the run's state changed, or once per
+// subscription epoch (announcements can be missed while disconnected).
+func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distributed.Result, error) {
+	if err := c.connect(); err != nil {
+		return distributed.Result{}, err
+	}
+	if err := c.events.waitReady(ctx); err != nil {
+		return distributed.Result{}, err
+	}
+	var checkedEpoch, checkedState uint64
+	checked := false
+	if e, ok := c.enqueued.Load(module); ok {
+		// Queued by us while subscribed: it cannot have been published
+		// unannounced in this epoch.
+		checkedEpoch, checked = e.(uint64), true
+		_, _, checkedState, _ = c.events.snapshot(module)
+	}
+	for {
+		epoch, announced, stateSeq, next := c.events.snapshot(module)
+		if announced || !checked || epoch != checkedEpoch || stateSeq != checkedState {
+			res, found, st, err := c.readResult(ctx, module)
+			if err != nil {
+				return distributed.Result{}, err
+			}
+			if found {
+				return res, nil
+			}
+			if st == "completed" {
+				return distributed.Result{}, fmt.Errorf("%w: no result for %s", distributed.ErrRunEnded, module)
+			}
+			checked, checkedEpoch, checkedState = true, epoch, stateSeq
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return distributed.Result{}, ctx.Err()
+		}
+	}
+}
+
+func (c *Coordinator) readResult(ctx context.Context, module string) (distributed.Result, bool, string, error) {
+	v, err := c.runRetry(ctx, "reading the result of "+module, scriptResult, module)
+	if err != nil {
+		return distributed.Result{}, false, "", err
+	}
+	arr, err := reply("result", v)
+	if err != nil || len(arr) != 2 {
+		return distributed.Result{}, false, "", errors.Join(err, malformed("result reply", errors.New("want 2 parts")))
+	}
+	st, _ := arr[0].(string)
+	raw, ok := arr[1].(string)
+	if !ok {
+		return distributed.Result{}, false, st, nil
+	}
+	var w wireResult
+	if err := decodeJSON(c.keys.res()+" field "+module, raw, &w); err != nil {
+		return distributed.Result{}, false, st, err
+	}
+	r, err := w.result()
+	if err != nil {
+		return distributed.Result{}, false, st, malformed(c.keys.res()+" field "+module, err)
+	}
+	return r, true, st, nil
+}
+
+// Cancel implements distributed.Coordinator.
+func (c *Coordinator) Cancel(ctx context.Context, by int, reason string) error {
+	_, err := c.runRetry(ctx, "cancelling the run", scriptCancel, by, reason)
+	return err
+}
+
+// Complete implements distributed.Coordinator.
+func (c *Coordinator) Complete(ctx context.Context, failed bool) error {
+	f := 0
+	if failed {
+		f = 1
+	}
+	_, err := c.runRetry(ctx, "completing the run", scriptComplete, f)
+	return err
+}
+
+// State implements distributed.Coordinator.
+func (c *Coordinator) State(ctx context.Context) (distributed.RunState, error) {
+	if err := c.connect(); err != nil {
+		return distributed.RunState{}, err
+	}
+	var m []any
+	err := c.withRetry(ctx, "reading the run state", func(ctx context.Context) error {
+		var err error
+		m, err = c.client.HMGet(ctx, c.keys.meta(), "state", "by", "reason", "failed").Result()
+		return err
+	})
+	if err != nil {
+		return distributed.RunState{}, err
+	}
+	str := func(v any) string { s, _ := v.(string); return s }
+	return parseState(str(m[0]), str(m[1]), str(m[2]), str(m[3]))
+}
+
+// AwaitState implements distributed.Coordinator.
+func (c *Coordinator) AwaitState(ctx context.Context, known distributed.RunState) (distributed.RunState, error) {
+	if err := c.connect(); err != nil {
+		return distributed.RunState{}, err
+	}
+	if err := c.events.waitReady(ctx); err != nil {
+		return distributed.RunState{}, err
+	}
+	checked := false
+	var checkedEpoch, checkedState uint64
+	for {
+		epoch, _, stateSeq, next := c.events.snapshot("")
+		if !checked || epoch != checkedEpoch || stateSeq != checkedState {
+			s, err := c.State(ctx)
+			if err != nil {
+				return distributed.RunState{}, err
+			}
+			if s != known {
+				return s, nil
+			}
+			checked, checkedEpoch, checkedState = true, epoch, stateSeq
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return distributed.RunState{}, ctx.Err()
+		}
+	}
+}
+
+func (c *Coordinator) endedErr(ctx context.Context) error {
+	s, err := c.State(ctx)
+	if err == nil && s.Cancelled {
+		return fmt.Errorf("%w: cancelled by instance %d: %s", distributed.ErrRunEnded, s.CancelledBy, s.CancelReason)
+	}
+	return fmt.Errorf("%w: the run has completed", distributed.ErrRunEnded)
+}
+
+func parseState(state, by, reason, failed any) (distributed.RunState, error) {
+	str := func(v any) string { s, _ := v.(string); return s }
+	var s distributed.RunState
+	switch str(state) {
+	case "", "running":
+	case "cancelled":
+		s.Cancelled = true
+	case "completed":
+		s.Completed = true
+	default:
+		return s, malformed("run state", fmt.Errorf("unknown state %q", str(state)))
+	}
+	if b := str(by); b != "" {
+		n, err := strconv.Atoi(b)
+		if err != nil {
+			return s, malformed("run state (cancelled by)", err)
+		}
+		s.Cancelled, s.CancelledBy, s.CancelReason = true, n, str(reason)
+	}
+	s.Failed = str(failed) == "1"
+	return s, nil
+}
+
+func lowerAll(caps []string) []string {
+	out := make([]string, len(caps))
+	for i, c := range caps {
+		out[i] = strings.ToLower(c)
+	}
+	return out
+}
+
+func newToken() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

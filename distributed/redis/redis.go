@@ -1,0 +1,266 @@
+// Package redis is the Redis coordinator for distributed modpipe runs:
+// the production transport for CI matrices, built on go-redis v9 for Redis
+// 7 (or a compatible server, such as a hosted one with TLS).
+//
+//	p.UseCoordinator(redis.NewCoordinator(redis.Options{})) // URL from --redis-url, MODPIPE_REDIS_URL or REDIS_URL
+//
+// Claims, fenced results and reclaims are single Lua scripts; idle instances
+// block on lists (BLPOP) and follow the run over pub/sub, so nothing polls.
+// Every key of a run lives under "<prefix>:{<run id>}:" with a TTL.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/modpipe/modpipe/distributed"
+)
+
+// Options configure a Coordinator. Zero values take the defaults shown.
+type Options struct {
+	// URL of the server: redis://[user:password@]host:port[/db], or
+	// rediss:// for TLS. Empty: modpipe's --redis-url flag, then the
+	// MODPIPE_REDIS_URL and REDIS_URL environment variables.
+	URL string
+	// KeyPrefix starts every key (default "modpipe").
+	KeyPrefix string
+	// RunID names the run's namespace. Empty: modpipe's --run-id flag,
+	// MODPIPE_RUN_ID, or GitHub's run id and attempt.
+	RunID string
+	// KeyTTL is how long a run's keys live after their last write
+	// (default 24h). A finished run's id stays refused until then.
+	KeyTTL time.Duration
+	// ConnectTimeout bounds dialing (default 5s).
+	ConnectTimeout time.Duration
+	// OperationTimeout bounds one command (default 5s); blocking waits are
+	// bounded separately.
+	OperationTimeout time.Duration
+	// OutageTolerance is how long an operation retries while the server is
+	// unreachable before it returns an error (default 20s). Longer outages
+	// are judged by modpipe's lease and master timeouts.
+	OutageTolerance time.Duration
+	// BlockTimeout is how long one blocking wait lasts before it is renewed
+	// (default 30s). It bounds how stale a dead connection can go unnoticed.
+	BlockTimeout time.Duration
+}
+
+// Coordinator is a distributed.Coordinator on Redis. Create it with
+// NewCoordinator; it connects on first use.
+type Coordinator struct {
+	opts Options
+
+	mu       sync.Mutex
+	client   *goredis.Client
+	keys     keys
+	events   *subscriber
+	counter  counter
+	bindErr  error
+	bound    bool
+	redacted string
+	tls      bool
+	closed   bool
+
+	enqueued sync.Map // module -> subscription epoch at enqueue
+}
+
+var (
+	_ distributed.Coordinator = (*Coordinator)(nil)
+	_ distributed.RunBinder   = (*Coordinator)(nil)
+)
+
+// NewCoordinator returns a coordinator; nothing is contacted until the run
+// starts.
+func NewCoordinator(o Options) *Coordinator {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.KeyTTL, 24*time.Hour)
+	def(&o.ConnectTimeout, 5*time.Second)
+	def(&o.OperationTimeout, 5*time.Second)
+	def(&o.OutageTolerance, 20*time.Second)
+	def(&o.BlockTimeout, 30*time.Second)
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = "modpipe"
+	}
+	return &Coordinator{opts: o}
+}
+
+// BindRun implements distributed.RunBinder: modpipe passes the run id and
+// URL it resolved from flags and environment; Options set in code win.
+func (c *Coordinator) BindRun(b distributed.RunBinding) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bound {
+		return c.bindErr
+	}
+	c.bound = true
+	c.bindErr = c.connectLocked(b)
+	return c.bindErr
+}
+
+// connect makes sure the client exists (for library users who skip BindRun).
+func (c *Coordinator) connect() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.bound {
+		c.bound = true
+		c.bindErr = c.connectLocked(distributed.RunBinding{})
+	}
+	return c.bindErr
+}
+
+func (c *Coordinator) connectLocked(b distributed.RunBinding) error {
+	raw := firstNonEmpty(c.opts.URL, b.URL, os.Getenv("MODPIPE_REDIS_URL"), os.Getenv("REDIS_URL"))
+	if raw == "" {
+		return errors.New("redis coordinator: no Redis URL; pass --redis-url, or set MODPIPE_REDIS_URL or REDIS_URL (redis://user:password@host:6379/0, rediss:// for TLS)")
+	}
+	runID := firstNonEmpty(c.opts.RunID, b.RunID, os.Getenv("MODPIPE_RUN_ID"))
+	if runID == "" && os.Getenv("GITHUB_RUN_ID") != "" {
+		runID = os.Getenv("GITHUB_RUN_ID") + "-" + firstNonEmpty(os.Getenv("GITHUB_RUN_ATTEMPT"), "1")
+	}
+	if runID == "" {
+		return errors.New("redis coordinator: no run id; every instance of a run must use the same one: pass --run-id or set MODPIPE_RUN_ID (under GitHub Actions it defaults to GITHUB_RUN_ID-GITHUB_RUN_ATTEMPT)")
+	}
+	if strings.ContainsAny(runID, "{}") {
+		return fmt.Errorf("redis coordinator: run id %q may not contain braces", runID)
+	}
+	c.redacted = redact(raw)
+	c.tls = strings.HasPrefix(raw, "rediss://")
+	opts, err := goredis.ParseURL(raw)
+	if err != nil {
+		// ParseURL errors can quote the URL; never show the password.
+		return fmt.Errorf("redis coordinator: the Redis URL %s is not valid; use redis://[user:password@]host:port[/db] or rediss:// for TLS", c.redacted)
+	}
+	opts.DialTimeout = c.opts.ConnectTimeout
+	opts.ReadTimeout = c.opts.OperationTimeout
+	opts.WriteTimeout = c.opts.OperationTimeout
+	opts.MaxRetries = -1 // retries are ours (withRetry), with fencing in mind
+	opts.PoolSize = max(opts.PoolSize, 16)
+	client := goredis.NewClient(opts)
+	client.AddHook(&c.counter)
+	c.client = client
+	c.keys = newKeys(c.opts.KeyPrefix, runID)
+	c.events = startSubscriber(client, c.keys.events())
+	return nil
+}
+
+// Close implements distributed.Coordinator.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client == nil || c.closed {
+		return nil
+	}
+	c.closed = true
+	c.events.stop()
+	return c.client.Close()
+}
+
+// RunID returns the run id in use ("" before the coordinator connected).
+func (c *Coordinator) RunID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client == nil {
+		return ""
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(c.keys.base, c.opts.KeyPrefix+":{"), "}:")
+}
+
+// Commands reports how many Redis commands this coordinator has sent
+// (scripts count as one, blocking waits as one each).
+func (c *Coordinator) Commands() uint64 { return c.counter.n.Load() }
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// redact returns the URL without its password, for messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparseable URL)"
+	}
+	u.User = nil
+	return u.Redacted()
+}
+
+// describe turns a client error into one that says what to do, without
+// the URL's secrets.
+func (c *Coordinator) describe(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	hint := ""
+	switch {
+	case strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH") || strings.Contains(msg, "invalid password"):
+		hint = "Redis refused the credentials: check the user and password in the Redis URL"
+	case c.tls && (strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "EOF")):
+		hint = "no TLS session with " + c.redacted + " (rediss://): if the server does not speak TLS, use redis://"
+	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") || strings.Contains(msg, "i/o timeout"):
+		hint = "cannot reach Redis at " + c.redacted + ": check the URL and that the server is up and reachable from this runner"
+	case strings.Contains(msg, "tls:") || strings.Contains(msg, "x509") || strings.Contains(msg, "first record does not look like a TLS handshake") || strings.Contains(msg, "malformed HTTP response"):
+		hint = "TLS handshake with " + c.redacted + " failed: use rediss:// only for servers that speak TLS, redis:// otherwise"
+	case strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset"):
+		hint = "the connection to " + c.redacted + " dropped (a TLS server reached with redis://, or the server went away)"
+	}
+	if hint != "" {
+		return fmt.Errorf("redis coordinator: %s: %s: %w", op, hint, err)
+	}
+	return fmt.Errorf("redis coordinator: %s: %w", op, err)
+}
+
+// withRetry runs op, retrying network errors with backoff for up to
+// OutageTolerance. Only operations that are safe to repeat (reads, and
+// scripts made idempotent by tokens) go through it.
+func (c *Coordinator) withRetry(ctx context.Context, name string, op func(ctx context.Context) error) error {
+	deadline := time.Now().Add(c.opts.OutageTolerance)
+	wait := 50 * time.Millisecond
+	for {
+		octx, cancel := context.WithTimeout(ctx, c.opts.OperationTimeout)
+		err := op(octx)
+		cancel()
+		if err == nil || !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			if ctx.Err() != nil && err != nil {
+				return ctx.Err()
+			}
+			return c.describe(name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// retryable reports errors worth repeating: the network and a server that
+// is loading or read-only after a restart, not script or auth errors.
+func retryable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, errMalformed) {
+		return false
+	}
+	msg := err.Error()
+	for _, s := range []string{"WRONGPASS", "NOAUTH", "ERR ", "NOSCRIPT", "WRONGTYPE"} {
+		if strings.Contains(msg, s) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,237 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// All Lua lives here. Every script reads the server's clock (TIME), so ages
+// and queue waits never depend on the instances' clocks, and refreshes the
+// TTL of what it writes. Scripts address queue and wake-up keys derived from
+// the run's base key; all of them share the run's hash tag.
+//
+// Common KEYS layout: KEYS[1] meta, KEYS[2] inst, KEYS[3] beat, KEYS[4] seq,
+// KEYS[5] qs, KEYS[6] asg, KEYS[7] lease, KEYS[8] res, KEYS[9] ct.
+// ARGV[1] is always the base key, ARGV[2] the TTL in milliseconds.
+
+const luaCommon = `
+local base, ttl = ARGV[1], tonumber(ARGV[2])
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function touch(...)
+  for _, k in ipairs({...}) do redis.call('PEXPIRE', k, ttl) end
+end
+-- the run's state; a run nobody registered yet counts as running
+local function state()
+  return redis.call('HGET', KEYS[1], 'state') or 'running'
+end
+-- wake every waiting claimer (each Claim call registers its own list)
+local function wake_all()
+  local ids = redis.call('SMEMBERS', base .. 'claimers')
+  for _, id in ipairs(ids) do
+    local k = base .. 'ctl:' .. id
+    redis.call('LPUSH', k, 'x')
+    redis.call('LTRIM', k, 0, 7)
+    touch(k)
+  end
+end
+-- does an instance with caps (a set) satisfy the requirement key rk
+-- ("a,b|c" means a and (b or c))?
+local function satisfies(rk, caps)
+  if rk == '' then return true end
+  for req in string.gmatch(rk, '[^,]+') do
+    local ok = false
+    for alt in string.gmatch(req, '[^|]+') do
+      if caps[alt] then ok = true break end
+    end
+    if not ok then return false end
+  end
+  return true
+end
+-- enqueue an assignment: ARGV offsets given by the caller
+local function enqueue(module, attempt, rk, prio, payload)
+  local member = module .. '#' .. attempt
+  if redis.call('HSETNX', KEYS[6], member, payload) == 0 then return 0 end
+  local seq = redis.call('INCR', KEYS[4])
+  redis.call('ZADD', base .. 'q:' .. rk, -prio * 1e9 + seq, member)
+  if redis.call('SADD', KEYS[5], rk) == 1 then wake_all() end
+  redis.call('LPUSH', base .. 'w:' .. rk, 'x')
+  touch(KEYS[4], KEYS[5], KEYS[6], base .. 'q:' .. rk, base .. 'w:' .. rk)
+  return 1
+end
+`
+
+// register: ARGV[3] instance, ARGV[4] fingerprint, ARGV[5] registration JSON.
+// Returns {status, detail}: ok | ended | mismatch.
+var scriptRegister = goredis.NewScript(luaCommon + `
+local st = state()
+if st == 'completed' then
+  return {'ended', redis.call('HGET', KEYS[1], 'completed_ms') or ''}
+end
+local fp = redis.call('HGET', KEYS[1], 'fp')
+if not fp then
+  redis.call('HSET', KEYS[1], 'fp', ARGV[4], 'state', 'running', 'created_ms', now_ms())
+elseif fp ~= ARGV[4] then
+  return {'mismatch', fp}
+end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[3], now_ms())
+touch(KEYS[1], KEYS[2], KEYS[3])
+return {'ok', ''}
+`)
+
+// heartbeat: ARGV[3] instance. Returns {status, master_registered,
+// master_age_ms, state, by, reason, failed}; status ok | unknown | lost.
+var scriptHeartbeat = goredis.NewScript(luaCommon + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
+if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 0 then return {'unknown'} end
+local now = now_ms()
+redis.call('HSET', KEYS[3], ARGV[3], now)
+touch(KEYS[3])
+local mb = redis.call('HGET', KEYS[3], '0')
+local reg, age = 0, 0
+if redis.call('HEXISTS', KEYS[2], '0') == 1 and mb then
+  reg, age = 1, now - tonumber(mb)
+end
+local m = redis.call('HMGET', KEYS[1], 'state', 'by', 'reason', 'failed')
+return {'ok', reg, age, m[1] or '', m[2] or '', m[3] or '', m[4] or ''}
+`)
+
+// instances: returns {now_ms, inst hash flattened, beat hash flattened}.
+var scriptInstances = goredis.NewScript(luaCommon + `
+return {now_ms(), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+`)
+
+// leases: returns {now_ms, lease hash flattened}.
+var scriptLeases = goredis.NewScript(luaCommon + `
+return {now_ms(), redis.call('HGETALL', KEYS[7])}
+`)
+
+// enqueue: ARGV[3] module, ARGV[4] attempt, ARGV[5] requirement key,
+// ARGV[6] priority, ARGV[7] assignment JSON (enqueue time filled in here
+// as "enq_ms" via string concatenation by the caller's placeholder).
+var scriptEnqueue = goredis.NewScript(luaCommon + `
+if state() == 'completed' then return 'ended' end
+local payload = string.gsub(ARGV[7], '"enq_ms":0', '"enq_ms":' .. now_ms(), 1)
+enqueue(ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), payload)
+return 'ok'
+`)
+
+// claim: ARGV[3] instance, ARGV[4] capabilities (comma-separated),
+// ARGV[5] claim request id (idempotent retries), ARGV[6] the wake-up key
+// whose token this claimer consumed just before ("" if none).
+// Returns {'ok', assignment JSON, lease JSON, queue_wait_ms} |
+// {'empty', wake key...} | {'ended'}.
+var scriptClaim = goredis.NewScript(luaCommon + `
+local prev = redis.call('HGET', KEYS[9], ARGV[5])
+if prev then return cjson.decode(prev) end
+local function unregister()
+  redis.call('SREM', base .. 'claimers', ARGV[5])
+  redis.call('DEL', base .. 'ctl:' .. ARGV[5])
+end
+if state() ~= 'running' then unregister() return {'ended'} end
+local caps = {}
+for c in string.gmatch(ARGV[4], '[^,]+') do caps[c] = true end
+local best, best_score, best_rk
+local wake = {}
+for _, rk in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  if satisfies(rk, caps) then
+    table.insert(wake, base .. 'w:' .. rk)
+    local top = redis.call('ZRANGE', base .. 'q:' .. rk, 0, 0, 'WITHSCORES')
+    if top[1] and (not best or tonumber(top[2]) < best_score) then
+      best, best_score, best_rk = top[1], tonumber(top[2]), rk
+    end
+  end
+end
+if not best then
+  redis.call('SADD', base .. 'claimers', ARGV[5])
+  touch(base .. 'claimers')
+  table.insert(wake, 1, 'empty')
+  return wake
+end
+unregister()
+redis.call('ZREM', base .. 'q:' .. best_rk, best)
+-- Keep one wake-up token per queued assignment: a claim that did not
+-- consume this queue's token removes one, and a token consumed from another
+-- queue goes back there.
+local consumed, own = ARGV[6], base .. 'w:' .. best_rk
+if consumed ~= own then
+  if consumed ~= '' then redis.call('LPUSH', consumed, 'x') end
+  redis.call('RPOP', own)
+end
+local payload = redis.call('HGET', KEYS[6], best)
+redis.call('HDEL', KEYS[6], best)
+local a = cjson.decode(payload)
+local now = now_ms()
+local reg = redis.call('HGET', KEYS[2], ARGV[3])
+local session = ''
+if reg then session = cjson.decode(reg).session or '' end
+local lease = cjson.encode({module = a.module, attempt = a.attempt, holder = tonumber(ARGV[3]), session = session, token = ARGV[5], claimed_ms = now})
+redis.call('HSET', KEYS[7], a.module, lease)
+local wait = now - (tonumber(a.enq_ms) or now)
+local out = {'ok', payload, lease, wait}
+redis.call('HSET', KEYS[9], ARGV[5], cjson.encode(out))
+touch(KEYS[7], KEYS[9])
+return out
+`)
+
+// reclaim: ARGV[3] module, ARGV[4] token, ARGV[5] next attempt (0: none),
+// ARGV[6] requirement key, ARGV[7] priority, ARGV[8] next assignment JSON.
+var scriptReclaim = goredis.NewScript(luaCommon + `
+local cur = redis.call('HGET', KEYS[7], ARGV[3])
+if not cur or cjson.decode(cur).token ~= ARGV[4] then return 'stale' end
+redis.call('HDEL', KEYS[7], ARGV[3])
+if tonumber(ARGV[5]) > 0 then
+  local payload = string.gsub(ARGV[8], '"enq_ms":0', '"enq_ms":' .. now_ms(), 1)
+  enqueue(ARGV[3], ARGV[5], ARGV[6], tonumber(ARGV[7]), payload)
+end
+return 'ok'
+`)
+
+// publish: ARGV[3] module, ARGV[4] token, ARGV[5] result JSON, ARGV[6]
+// the call's nonce. Returns ok | stale. A retry of the same call (same
+// nonce) after its reply was lost returns ok; any other publish for a lease
+// that is no longer current is stale.
+var scriptPublish = goredis.NewScript(luaCommon + `
+local cur = redis.call('HGET', KEYS[7], ARGV[3])
+if not cur or cjson.decode(cur).token ~= ARGV[4] then
+  local stored = redis.call('HGET', KEYS[8], ARGV[3])
+  if stored and cjson.decode(stored).nonce == ARGV[6] then return 'ok' end
+  return 'stale'
+end
+redis.call('HDEL', KEYS[7], ARGV[3])
+redis.call('HSET', KEYS[8], ARGV[3], ARGV[5])
+touch(KEYS[8])
+redis.call('PUBLISH', base .. 'events', 'r:' .. ARGV[3])
+return 'ok'
+`)
+
+// cancel: ARGV[3] instance, ARGV[4] reason.
+var scriptCancel = goredis.NewScript(luaCommon + `
+if state() ~= 'running' then return 'noop' end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'by', ARGV[3], 'reason', ARGV[4])
+wake_all()
+redis.call('PUBLISH', base .. 'events', 's')
+return 'ok'
+`)
+
+// complete: ARGV[3] failed (0/1). Keeps meta, inst and beat until their
+// TTL (so the run id cannot be reused) and deletes the run's working data:
+// queues, assignments, leases and results.
+var scriptComplete = goredis.NewScript(luaCommon + `
+if state() == 'completed' then return 'noop' end
+redis.call('HSET', KEYS[1], 'state', 'completed', 'failed', ARGV[3], 'completed_ms', now_ms())
+wake_all()
+for _, rk in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  redis.call('DEL', base .. 'q:' .. rk, base .. 'w:' .. rk)
+end
+touch(base .. 'claimers')
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+touch(KEYS[1], KEYS[2], KEYS[3])
+redis.call('PUBLISH', base .. 'events', 's')
+return 'ok'
+`)
+
+// result: ARGV[3] module. Returns {state, result JSON or false}.
+var scriptResult = goredis.NewScript(luaCommon + `
+return {state(), redis.call('HGET', KEYS[8], ARGV[3])}
+`)

@@ -1,0 +1,149 @@
+// Package redistest starts real redis-server processes on free loopback
+// ports for tests, and can stop, pause, kill and restart them to simulate
+// outages.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is a redis-server started for one test.
+type Server struct {
+	t    *testing.T
+	Port int
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+}
+
+// Option adds redis-server arguments.
+type Option []string
+
+// Persistent turns on the append-only file, so a restart keeps the data.
+func Persistent() Option { return Option{"--appendonly", "yes", "--appendfsync", "always"} }
+
+// Password requires a password.
+func Password(pw string) Option { return Option{"--requirepass", pw} }
+
+// Start starts a server and stops it when the test ends. The test fails if
+// redis-server is not installed (scripts/test.sh installs it).
+func Start(t *testing.T, opts ...Option) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server is not installed: %v (scripts/test.sh installs it from Debian packages)", err)
+	}
+	s := &Server{t: t, Port: freePort(t), dir: t.TempDir()}
+	s.args = []string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", s.dir, "--save", "", "--appendonly", "no", "--protected-mode", "no"}
+	for _, o := range opts {
+		s.args = append(s.args, o...)
+	}
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
+
+// URL is the redis:// URL of the server.
+func (s *Server) URL() string { return "redis://" + s.Addr() }
+
+func (s *Server) start() {
+	s.t.Helper()
+	cmd := exec.Command("redis-server", s.args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("starting redis-server: %v", err)
+	}
+	s.cmd = cmd
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		var lines []string
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+			if strings.Contains(sc.Text(), "Ready to accept connections") {
+				ready <- nil
+				for sc.Scan() {
+				}
+				return
+			}
+		}
+		ready <- fmt.Errorf("redis-server exited before it was ready:\n%s", strings.Join(lines, "\n"))
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			s.t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		s.t.Fatal("redis-server did not become ready in 20s")
+	}
+}
+
+// Stop shuts the server down (SIGTERM) and waits for it.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	s.cmd = nil
+}
+
+// Kill kills the server with SIGKILL, losing what was not persisted.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart stops the server and starts it again on the same port (with the
+// same data directory, so an append-only file is replayed).
+func (s *Server) Restart() {
+	s.Stop()
+	s.start()
+}
+
+// Pause freezes the server (SIGSTOP) until Resume: clients see timeouts.
+func (s *Server) Pause() { _ = s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (s *Server) Resume() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Dir is the server's data directory.
+func (s *Server) Dir() string { return s.dir }
+
+
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
