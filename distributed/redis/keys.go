@@ -1,6 +1,5 @@
 package redis
 
-
 // keys names every key of one run. All keys share the hash tag {run id},
 // so a run lives in one slot, and all carry the run's TTL.
 type keys struct {

@@ -136,8 +136,6 @@ func (s *Server) Resume() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
 // Dir is the server's data directory.
 func (s *Server) Dir() string { return s.dir }
 
-
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
