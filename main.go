@@ -160,9 +160,12 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		return 2
 	}
 	code := 1
+	if summary != nil && err != nil && summary.Role == RoleWorker && len(summary.Modules) == 0 {
+		summary = nil // a worker that ran nothing and failed: the error says it all
+	}
 	if summary != nil {
 		fmt.Fprintln(stdout)
-		if summary.Role == RoleWorker {
+		if summary.Role == RoleWorker && err == nil {
 			verdict := "succeeded"
 			if summary.Failed() {
 				verdict = "FAILED"
