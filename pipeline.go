@@ -15,6 +15,8 @@ import (
 type Pipeline struct {
 	// MaxParallel bounds how many modules execute at once on this instance.
 	// 0, the default, means no bound: every ready module starts at once.
+	// In distributed mode it is each instance's Parallelism unless
+	// DistributedOptions.Parallelism is set.
 	MaxParallel int
 	// ContinueOnFailure keeps running everything whose dependencies allow it
 	// after a module failed. By default no new module starts after the first

@@ -49,7 +49,11 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 		return nil, fmt.Errorf("%w: distributed mode with %d instances needs a coordinator the instances share: add p.UseCoordinator(redis.NewCoordinator(redis.Options{})) (package github.com/modpipe/modpipe/distributed/redis), or try --local-instances",
 			ErrBadConfig, p.dist.TotalInstances)
 	}
-	opts, err := p.dist.withDefaults()
+	dist := p.dist
+	if dist.Parallelism <= 0 && p.MaxParallel > 0 {
+		dist.Parallelism = p.MaxParallel // --parallel bounds each instance
+	}
+	opts, err := dist.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadConfig, err)
 	}
