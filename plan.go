@@ -88,7 +88,9 @@ func (p *Pipeline) buildPlan(env planEnv) (*plan, error) {
 		for _, ref := range n.def.deps {
 			first, ok := byDef[ref.def]
 			if !ok {
-				errs = append(errs, fmt.Errorf("module %q depends on %q, which is not added to the pipeline; add it with p.Add", n.def.name, ref.def.name))
+				if n.target == "" || n.target == n.def.matrix[0] { // once per module, not per variant
+					errs = append(errs, fmt.Errorf("module %q depends on %q, which is not added to the pipeline; add it with p.Add", n.def.name, ref.def.name))
+				}
 				continue
 			}
 			// A matrix variant depending on a module with the same target
