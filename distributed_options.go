@@ -57,6 +57,13 @@ type DistributedOptions struct {
 	// (default: the number of CPUs, at least 2).
 	Parallelism int
 
+	// NoFallback turns off the fork-safe fallback. By default, when the
+	// coordinator has no backend configured (no Redis URL: a pull request
+	// from a fork gets no secrets), instance 0 runs the whole pipeline alone
+	// and the other instances exit 0 at once, saying why. With NoFallback
+	// every instance fails instead.
+	NoFallback bool
+
 	// LocalCapabilities gives simulated instances their capabilities when
 	// Main runs several instances in one process (--local-instances); an
 	// OS name among them makes the instance pose as that OS.

@@ -159,6 +159,9 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		return 2
 	}
+	if err == nil && summary != nil && summary.Fallback && summary.Role == RoleWorker {
+		return 0 // the reason is on stderr already
+	}
 	code := 1
 	if summary != nil && err != nil && summary.Role == RoleWorker && len(summary.Modules) == 0 {
 		summary = nil // a worker that ran nothing and failed: the error says it all

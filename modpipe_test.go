@@ -420,6 +420,23 @@ func TestReportJSON(t *testing.T) {
 	if rep.Counts["succeeded"] != 1 || rep.Counts["failed"] != 1 {
 		t.Errorf("counts %v", rep.Counts)
 	}
+	var tl struct {
+		Timeline []struct {
+			Instance int `json:"instance"`
+			Spans    []struct {
+				Module  string  `json:"module"`
+				StartMS float64 `json:"start_ms"`
+				EndMS   float64 `json:"end_ms"`
+			} `json:"spans"`
+		} `json:"timeline"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &tl); err != nil {
+		t.Fatal(err)
+	}
+	if len(tl.Timeline) != 1 || len(tl.Timeline[0].Spans) != 2 || tl.Timeline[0].Spans[0].Module != "ok" || tl.Timeline[0].Spans[1].Module != "bad" ||
+		tl.Timeline[0].Spans[0].EndMS < tl.Timeline[0].Spans[0].StartMS || tl.Timeline[0].Spans[1].StartMS < tl.Timeline[0].Spans[0].StartMS {
+		t.Errorf("timeline %+v", tl.Timeline)
+	}
 }
 
 func TestSummaryText(t *testing.T) {

@@ -85,7 +85,11 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	}
 
 	if b, ok := p.coord.(distributed.RunBinder); ok {
-		if err := b.BindRun(distributed.RunBinding{RunID: opts.RunID, URL: p.redisURL}); err != nil {
+		err := b.BindRun(distributed.RunBinding{RunID: opts.RunID, URL: p.redisURL})
+		if errors.Is(err, distributed.ErrNotConfigured) && !opts.NoFallback {
+			return p.runFallback(ctx, opts, err)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 		}
 	}
@@ -191,6 +195,24 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	case lostErr := <-lost:
 		err = errors.Join(err, lostErr)
 	default:
+	}
+	return s, err
+}
+
+// runFallback is the fork-safe fallback: without a coordinator backend the
+// master runs everything alone and workers have nothing to do.
+func (p *Pipeline) runFallback(ctx context.Context, opts DistributedOptions, why error) (*Summary, error) {
+	note := fmt.Sprintf("modpipe: no coordinator backend (%v); ", why)
+	if opts.InstanceIndex != 0 {
+		fmt.Fprintf(os.Stderr, "%sinstance 0 runs the whole pipeline alone, so worker %d has nothing to do.\n", note, opts.InstanceIndex)
+		return &Summary{Role: RoleWorker, Start: time.Now(), Distributed: true, Fallback: true}, nil
+	}
+	fmt.Fprintf(os.Stderr, "%srunning the whole pipeline on this instance alone (set NoFallback to fail instead).\n", note)
+	single := *p
+	single.dist = DistributedOptions{}
+	s, err := single.Run(ctx)
+	if s != nil {
+		s.Fallback = true
 	}
 	return s, err
 }

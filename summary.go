@@ -1,9 +1,11 @@
 package modpipe
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +29,9 @@ type Summary struct {
 	// modules it executed; the master's lists them all.
 	Role    Role
 	Modules []ModuleResult
+	// Fallback is set when a distributed run had no coordinator backend and
+	// fell back to running on instance 0 alone (see NoFallback).
+	Fallback bool
 	// CoordinatorCommands is how many commands the master's coordinator
 	// sent to its backend, when it counts them (the Redis one does).
 	CoordinatorCommands uint64
@@ -234,6 +239,21 @@ type report struct {
 	Commands    uint64         `json:"coordinator_commands,omitempty"`
 	Counts      map[string]int `json:"counts"`
 	Modules     []reportModule `json:"modules"`
+	Timeline    []reportLane   `json:"timeline"`
+}
+
+// reportLane is one instance's modules in time order, in milliseconds
+// from the start of the run.
+type reportLane struct {
+	Instance int          `json:"instance"`
+	Spans    []reportSpan `json:"spans"`
+}
+
+type reportSpan struct {
+	Module  string  `json:"module"`
+	Status  Status  `json:"status"`
+	StartMS float64 `json:"start_ms"`
+	EndMS   float64 `json:"end_ms"`
 }
 
 type reportModule struct {
@@ -278,6 +298,10 @@ const reportLogLines = 50
 //	    "attempts": 1, "instance": 0, "dispatches": 1,
 //	    "started_at": "…", "queue_wait_ms": 0.1, "duration_ms": 850.2,
 //	    "log_tail": "last 50 lines of the module's log"
+//	  }],
+//	  "timeline": [{                       // one lane per instance that ran modules
+//	    "instance": 0,
+//	    "spans": [{"module": "build", "status": "succeeded", "start_ms": 0.4, "end_ms": 850.6}]
 //	  }]
 //	}
 //
@@ -306,9 +330,34 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 		}
 		rep.Modules[i] = rm
 	}
+	rep.Timeline = s.timeline()
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// timeline groups executed modules by instance, in start order.
+func (s *Summary) timeline() []reportLane {
+	lanes := map[int]*reportLane{}
+	for _, m := range s.Modules {
+		if m.Attempts == 0 || m.Start.IsZero() {
+			continue
+		}
+		l := lanes[m.Instance]
+		if l == nil {
+			l = &reportLane{Instance: m.Instance}
+			lanes[m.Instance] = l
+		}
+		start := m.Start.Sub(s.Start)
+		l.Spans = append(l.Spans, reportSpan{Module: m.Name, Status: m.Status, StartMS: ms(start), EndMS: ms(start + m.Duration)})
+	}
+	out := make([]reportLane, 0, len(lanes))
+	for _, l := range lanes {
+		slices.SortFunc(l.Spans, func(a, b reportSpan) int { return cmp.Compare(a.StartMS, b.StartMS) })
+		out = append(out, *l)
+	}
+	slices.SortFunc(out, func(a, b reportLane) int { return a.Instance - b.Instance })
+	return out
+}

@@ -111,6 +111,9 @@ var (
 	ErrFingerprintMismatch = errors.New("pipeline fingerprint mismatch")
 	// ErrInvalid: a message is malformed or too large.
 	ErrInvalid = errors.New("invalid message")
+	// ErrNotConfigured: a RunBinder has no backend to talk to (no URL), as
+	// in a pull request from a fork, where CI secrets are withheld.
+	ErrNotConfigured = errors.New("coordinator not configured")
 )
 
 // Registration is what an instance presents when it joins a run.

@@ -122,7 +122,7 @@ func (c *Coordinator) connect() error {
 func (c *Coordinator) connectLocked(b distributed.RunBinding) error {
 	raw := firstNonEmpty(c.opts.URL, b.URL, os.Getenv("MODPIPE_REDIS_URL"), os.Getenv("REDIS_URL"))
 	if raw == "" {
-		return errors.New("redis coordinator: no Redis URL; pass --redis-url, or set MODPIPE_REDIS_URL or REDIS_URL (redis://user:password@host:6379/0, rediss:// for TLS)")
+		return fmt.Errorf("redis coordinator: %w: no Redis URL; pass --redis-url, or set MODPIPE_REDIS_URL or REDIS_URL (redis://user:password@host:6379/0, rediss:// for TLS)", distributed.ErrNotConfigured)
 	}
 	runID := firstNonEmpty(c.opts.RunID, b.RunID, os.Getenv("MODPIPE_RUN_ID"))
 	if runID == "" && os.Getenv("GITHUB_RUN_ID") != "" {
