@@ -458,3 +458,25 @@ func TestProcessesFailClearlyWhenRedisLosesTheRun(t *testing.T) {
 		}
 	}
 }
+
+func TestProcessesForkSafeFallback(t *testing.T) {
+	bin, err := buildExample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(index int) (string, int) {
+		cmd := exec.Command(bin, "--instance", strconv.Itoa(index), "--total", "4")
+		// A fork's pull request: no secrets, so no Redis URL.
+		cmd.Env = append(os.Environ(), "REDIS_URL=", "MODPIPE_REDIS_URL=", "GITHUB_RUN_ID=99", "GITHUB_ACTIONS=")
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	out, code := run(2)
+	if code != 0 || !strings.Contains(out, "worker 2 has nothing to do") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("worker without Redis: exit %d, want 0 and one line:\n%s", code, out)
+	}
+	out, code = run(0)
+	if code != 0 || !strings.Contains(out, "running the whole pipeline on this instance alone") || !strings.Contains(out, "Run succeeded") {
+		t.Errorf("master without Redis: exit %d:\n%s", code, out)
+	}
+}
