@@ -184,6 +184,11 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		code = 1
 	}
+	if path := getenv("GITHUB_STEP_SUMMARY"); path != "" && summary != nil && summary.Role != RoleWorker {
+		if err := appendJobSummary(path, summary); err != nil {
+			fmt.Fprintf(stderr, "modpipe: %v\n", err)
+		}
+	}
 	if o.report != "" && summary != nil {
 		if err := writeReport(o.report, summary); err != nil {
 			fmt.Fprintf(stderr, "modpipe: %v\n", err)

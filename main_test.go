@@ -121,3 +121,22 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestMainWritesGitHubJobSummary(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "step-summary.md")
+	if err := os.WriteFile(path, []byte("earlier step\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := Task("bad", func(c *Context) error { c.Logger().Info("about to break"); return errors.New("it broke") })
+	code, _, _ := runMain(t, NewPipeline().Add(bad), map[string]string{"GITHUB_STEP_SUMMARY": path})
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	data, _ := os.ReadFile(path)
+	md := string(data)
+	for _, want := range []string{"earlier step\n## ❌ modpipe: Run FAILED", "| bad | ✗ failed | - | 1 |", "### First failure: `bad`", "about to break", "section local"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("job summary lacks %q:\n%s", want, md)
+		}
+	}
+}

@@ -188,17 +188,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 	if err := render.Table(w, header, rows); err != nil {
 		return err
 	}
-	verdict := "succeeded"
-	if s.Failed() {
-		verdict = "FAILED"
-	}
-	var counts []string
-	for st := Succeeded; st <= IgnoredFailure; st++ {
-		if n := s.Count(st); n > 0 {
-			counts = append(counts, fmt.Sprintf("%d %s", n, st))
-		}
-	}
-	if _, err := fmt.Fprintf(w, "\nRun %s in %s: %s\n", verdict, formatDuration(s.Duration), strings.Join(counts, ", ")); err != nil {
+	if _, err := fmt.Fprintf(w, "\n%s\n", s.verdictLine()); err != nil {
 		return err
 	}
 	if s.CoordinatorCommands > 0 && len(s.Modules) > 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTableAlignsColumns(t *testing.T) {
@@ -34,5 +35,40 @@ func TestPrinterGroups(t *testing.T) {
 	want = "::group::! m,1 · ignored-failure\nx\nerror: a\nb\n::endgroup::\n::warning title=m%2C1 ignored-failure::a%0Ab\n"
 	if b.String() != want {
 		t.Errorf("got %q want %q", b.String(), want)
+	}
+}
+
+func TestMarkdownJobSummary(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	var b bytes.Buffer
+	err := WriteMarkdown(&b, JobSummary{
+		Title: "Run FAILED in 2s", Failed: true,
+		Rows: []SummaryRow{
+			{Name: "a|b", Status: "succeeded", Symbol: "✓", Details: "line1\nline2", Start: t0, End: t0.Add(time.Second), Lane: "instance 10"},
+			{Name: "lint: go", Status: "failed", Symbol: "✗", Start: t0.Add(time.Second), End: t0.Add(time.Second), Lane: "instance 2", Bad: true},
+			{Name: "skipped", Status: "skipped", Symbol: "○"},
+		},
+		Failure: &FailureDetail{Module: "lint", Where: " on instance 2", Error: "bad ``` fence", LogTail: "x\ny"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"## ❌ modpipe: Run FAILED in 2s",
+		"| a\\|b | ✓ succeeded |",
+		"| line1 line2 |",
+		"### First failure: `lint` on instance 2",
+		"bad ''' fence",
+		"<details><summary>Last lines of its log</summary>",
+		"```mermaid\ngantt\n    dateFormat x",
+		"    section instance 2\n    lint  go :crit, 1700000001000, 1700000001001\n    section instance 10\n    a|b :done, 1700000000000, 1700000001000\n",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "skipped :") {
+		t.Errorf("a module that did not run is on the timeline:\n%s", md)
 	}
 }
