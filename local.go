@@ -107,6 +107,7 @@ func (p *Pipeline) runLocalInstances(ctx context.Context, n int, stderr io.Write
 	for i := 1; i < n; i++ {
 		w := *p
 		w.Output = io.Discard
+		w.live = nil
 		w.dist = base
 		w.dist.InstanceIndex, w.dist.TotalInstances = i, n
 		if caps, ok := base.LocalCapabilities[i]; ok {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/modpipe/modpipe/internal/live"
 )
 
 // Main runs the pipeline as a command-line program and exits: it parses
@@ -66,6 +68,7 @@ type cliOptions struct {
 	runID, redisURL                 string
 
 	heartbeat, leaseTimeout, masterTimeout, capabilityTimeout time.Duration
+	noLive                                                    bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, error) {
@@ -82,6 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.BoolVar(&o.dryRun, "dry-run", false, "show the plan (waves, what would be skipped and why) without running anything")
 	fs.StringVar(&o.report, "report", "", "write the JSON run report to `FILE`")
 	fs.BoolVar(&o.verbose, "v", false, "include debug-level module logs")
+	fs.BoolVar(&o.noLive, "no-live", false, "no live view of running modules (it is shown only in an interactive terminal, never under CI)")
 	fs.IntVar(&o.instance, "instance", -1, "this instance's `INDEX` in a distributed run (0 is the master; env MODPIPE_INSTANCE)")
 	fs.IntVar(&o.total, "total", -1, "`N` instances take part in the run (env MODPIPE_TOTAL)")
 	fs.Var(&o.capabilities, "capability", "a `CAPABILITY` this instance offers (repeatable; env MODPIPE_CAPABILITIES, comma-separated)")
@@ -149,11 +153,17 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		return 0
 	}
 
+	if !o.noLive && p.Output == stdout && live.Enabled(stdout, getenv) {
+		p.live = live.Start(stdout)
+	}
 	var summary *Summary
 	if o.localInstances > 1 {
 		summary, err = p.runLocalInstances(ctx, o.localInstances, stderr)
 	} else {
 		summary, err = p.Run(ctx)
+	}
+	if p.live != nil {
+		p.live.Stop() // the summary goes below the groups, with no live lines left
 	}
 	if errors.Is(err, ErrInvalidPipeline) || errors.Is(err, ErrBadConfig) {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)

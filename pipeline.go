@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/live"
 )
 
 // Pipeline is a set of modules to run together. Create it with NewPipeline,
@@ -46,6 +47,7 @@ type Pipeline struct {
 	dist     DistributedOptions
 	coord    distributed.Coordinator
 	redisURL string
+	live     *live.View
 }
 
 // NewPipeline returns an empty pipeline.

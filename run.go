@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/modpipe/modpipe/internal/engine"
+	"github.com/modpipe/modpipe/internal/live"
 	"github.com/modpipe/modpipe/internal/logbuf"
 	"github.com/modpipe/modpipe/internal/render"
 	"github.com/modpipe/modpipe/internal/secret"
@@ -24,6 +25,7 @@ type run struct {
 	level    slog.Level
 	printer  *render.Printer
 	dist     *distState // nil unless distributed
+	live     *live.View // nil unless a terminal shows the live view
 }
 
 type runNode struct {
@@ -57,6 +59,9 @@ func (p *Pipeline) Run(ctx context.Context) (*Summary, error) {
 		Priority:          pl.graph.CriticalPath(func(int) int64 { return 1 }),
 		OnFinish:          r.printModule,
 	}
+	if r.live != nil {
+		r.sched.OnStart = r.started
+	}
 	outs := r.sched.Run(ctx)
 	return r.summary(outs, start, time.Since(start)), nil
 }
@@ -66,9 +71,13 @@ func (p *Pipeline) newRun(pl *plan) *run {
 	if out == nil {
 		out = os.Stdout
 	}
+	if p.live != nil {
+		out = p.live.Writer()
+	}
 	secrets := &secret.Set{}
 	secrets.Add(p.secrets...)
 	r := &run{
+		live:     p.live,
 		nodes:    make([]runNode, len(pl.nodes)),
 		secrets:  secrets,
 		instance: Instance{Role: RoleSingle, Capabilities: []string{localOS()}},
@@ -163,6 +172,9 @@ var statusSymbols = map[engine.Status]string{
 // printModule prints a module's log group when it ends. Modules that never
 // started (skipped, stopped) only appear in the summary.
 func (r *run) printModule(i int, o *engine.Outcome) {
+	if r.live != nil {
+		r.live.Finished(i)
+	}
 	if o.Attempts == 0 && r.nodes[i].log.Len() == 0 && o.Err == nil {
 		return
 	}
@@ -194,6 +206,13 @@ func (r *run) printModule(i int, o *engine.Outcome) {
 		}
 	}
 	r.printer.Group(g)
+}
+
+// started shows a module in the live view.
+func (r *run) started(i int) {
+	if r.live != nil {
+		r.live.Started(i, r.nodes[i].name)
+	}
 }
 
 // formatDuration rounds d for people: 850µs, 120ms, 1.25s, 2m03s.

@@ -173,7 +173,7 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	reaper := cluster.StartReaper(dispatcher)
 	r.sched = &engine.Scheduler{
 		Graph: pl.graph, Nodes: r.dist.base, ContinueOnFailure: p.ContinueOnFailure, Grace: p.grace(),
-		Priority: prio, Dispatch: dispatcher.Dispatch, OnFinish: r.printModule,
+		Priority: prio, Dispatch: dispatcher.Dispatch, OnFinish: r.printModule, OnStart: r.started,
 	}
 	outs := r.sched.Run(runCtx)
 	reaper.Stop()
@@ -280,6 +280,13 @@ func (r *run) Executed(id int, o *engine.Outcome, log []byte) {
 
 // Note implements cluster.Host.
 func (r *run) Note(id int, msg string) { r.logNote(id, msg) }
+
+// Claimed implements cluster.Host.
+func (r *run) Claimed(id int, instance int) {
+	if r.live != nil {
+		r.live.Where(id, fmt.Sprintf("instance %d", instance))
+	}
+}
 
 // AppendLog implements cluster.Host.
 func (r *run) AppendLog(id int, log []byte) { _, _ = r.nodes[id].log.Write(log) }

@@ -52,6 +52,8 @@ type Host interface {
 	// AppendLog adds a log shipped from the executing instance to node id's
 	// log on the master.
 	AppendLog(id int, log []byte)
+	// Claimed tells the master which instance holds node id.
+	Claimed(id int, instance int)
 }
 
 // NodeInfo is what the master needs to dispatch a node.

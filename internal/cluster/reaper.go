@@ -91,6 +91,7 @@ func (d *Dispatcher) reap(ctx context.Context) {
 		i, ok := d.index[l.Module]
 		if ok {
 			held[i] = true
+			d.host.Claimed(i, l.Holder)
 		}
 		holder, registered := byIndex[l.Holder]
 		var why string

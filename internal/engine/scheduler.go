@@ -32,6 +32,9 @@ type Scheduler struct {
 	// OnFinish is called once per node with its final outcome, outside the
 	// scheduler's lock, possibly from several goroutines at once.
 	OnFinish func(i int, o *Outcome)
+	// OnStart, if set, is called when a node is started (or dispatched),
+	// outside the lock.
+	OnStart func(i int)
 
 	mu        sync.Mutex
 	out       []Outcome
@@ -248,6 +251,9 @@ func (s *Scheduler) unlockAndNotify(ctx context.Context) {
 		}
 	}
 	for _, i := range start {
+		if s.OnStart != nil {
+			s.OnStart(i)
+		}
 		if s.Dispatch != nil {
 			s.Dispatch(ctx, i, &s.comps[i])
 		} else {
