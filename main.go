@@ -34,6 +34,13 @@ import (
 //	--dry-run                show the plan (waves, skips and why) without running
 //	--report FILE            write the JSON run report to FILE
 //	-v                       include debug-level module logs
+//
+// Distributed mode adds --instance, --total, --capability, --run-id,
+// --redis-url, --heartbeat, --lease-timeout, --master-timeout,
+// --capability-timeout and --local-instances (see docs/distributed.md).
+//
+// The subcommand `workflow github` (or `workflow gitlab`) writes a CI
+// configuration that runs this pipeline as a matrix (see docs/ci.md).
 func Main(p *Pipeline) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, restore the default handler so that a second
@@ -107,6 +114,9 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 
 // main is Main without the process: it returns the exit code.
 func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "workflow" {
+		return p.mainWorkflow(args[1:], stdout, stderr)
+	}
 	o, _, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

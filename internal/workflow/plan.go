@@ -1,0 +1,117 @@
+package workflow
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// linuxHostedCaps are the non-OS capabilities hosted Linux runners offer
+// (GitHub's Ubuntu runners have Docker).
+var linuxHostedCaps = []string{"docker"}
+
+// Plan chooses the instances for a pipeline: a master on Linux, one worker per
+// OS that modules need, plus extra Linux workers.
+//
+// need lists the operating systems modules require (their OnOS and
+// MatrixTarget targets, e.g. ["linux", "windows", "macos"]); Linux is covered
+// by the master, every other OS gets one worker, in the order windows, macos,
+// freebsd. caps are the non-OS capabilities modules require
+// (RequiresCapability): Linux instances offer the ones hosted Linux runners
+// have (docker); notes name each one no generated instance offers and how to
+// add a runner that does. extra is the number of additional Linux workers,
+// which come right after the master. runners maps an OS to a runner label
+// that replaces the hosted default (e.g. "freebsd" -> "self-hosted-freebsd");
+// an OS with no hosted runner (freebsd) and no override is an error naming
+// the fix.
+//
+// The result is deterministic: need and caps are case-insensitive and their
+// order and duplicates do not matter. Notes are sorted, one finding each.
+func Plan(need []string, caps []string, extra int, runners map[string]string) (instances []Instance, notes []string, err error) {
+	if extra < 0 {
+		return nil, nil, fmt.Errorf("extra workers: %d is negative", extra)
+	}
+	if extra+1 > maxInstances {
+		return nil, nil, fmt.Errorf("%d extra workers: a GitHub matrix runs at most %d jobs", extra, maxInstances)
+	}
+	for os, label := range runners {
+		if !slices.Contains(knownOS, os) {
+			return nil, nil, fmt.Errorf("runner override for unknown OS %q (want one of %s)", os, strings.Join(knownOS, ", "))
+		}
+		if !runnerRE.MatchString(label) {
+			return nil, nil, fmt.Errorf("runner override for %s: label %q: use letters, digits and . _ / - only", os, label)
+		}
+	}
+
+	oses := map[string]bool{osLinux: true} // the master
+	for _, n := range need {
+		n = strings.ToLower(strings.TrimSpace(n))
+		if n == "" {
+			continue
+		}
+		if !slices.Contains(knownOS, n) {
+			return nil, nil, fmt.Errorf("modules need OS %q, which modpipe does not know (want one of %s)", n, strings.Join(knownOS, ", "))
+		}
+		oses[n] = true
+	}
+	var wanted []string
+	for _, c := range caps {
+		c = strings.ToLower(strings.TrimSpace(c))
+		switch {
+		case c == "":
+			continue
+		case slices.Contains(knownOS, c):
+			oses[c] = true // RequiresCapability("windows") routes like OnOS("windows")
+			continue
+		case !capRE.MatchString(c):
+			return nil, nil, fmt.Errorf("capability %q: use letters, digits and . _ - only", c)
+		}
+		if !slices.Contains(wanted, c) {
+			wanted = append(wanted, c)
+		}
+	}
+	slices.Sort(wanted)
+
+	for _, os := range knownOS {
+		if oses[os] && runners[os] == "" {
+			if _, hosted := githubRunners[os]; !hosted {
+				return nil, nil, fmt.Errorf("modules need %s, which has no hosted runner: register a self-hosted %s runner and pass its label as the runner override for %s (e.g. %s=self-hosted-%s)", os, os, os, os, os)
+			}
+		}
+	}
+
+	var linuxCaps []string
+	for _, c := range wanted {
+		if slices.Contains(linuxHostedCaps, c) {
+			linuxCaps = append(linuxCaps, c)
+			if label := runners[osLinux]; label != "" {
+				notes = append(notes, fmt.Sprintf("capability %q is assumed on the Linux runner %q (an override, not a hosted runner): make sure it is installed there", c, label))
+			}
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("no generated instance offers capability %q, so modules that require it cannot run: hosted runners do not have it. Register a self-hosted runner that does and add an instance with that runner's label and capability %q (Instance.Runner, Instance.Capabilities), or start a worker there by hand with --capability %s", c, c, c))
+	}
+	for os := range runners {
+		if !oses[os] {
+			notes = append(notes, fmt.Sprintf("the runner override for %s is unused: no module needs %s", os, os))
+		}
+	}
+	slices.Sort(notes)
+
+	linux := func() Instance {
+		return Instance{Index: len(instances), OS: osLinux, Runner: runners[osLinux], Capabilities: slices.Clone(linuxCaps)}
+	}
+	instances = append(instances, linux())
+	for range extra {
+		instances = append(instances, linux())
+	}
+	for _, os := range knownOS[1:] {
+		if oses[os] {
+			instances = append(instances, Instance{Index: len(instances), OS: os, Runner: runners[os]})
+		}
+	}
+	if len(instances) > maxInstances {
+		return nil, nil, fmt.Errorf("%d instances: a GitHub matrix runs at most %d jobs", len(instances), maxInstances)
+	}
+	return instances, notes, nil
+}
