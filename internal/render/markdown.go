@@ -81,7 +81,22 @@ func writeGantt(b *strings.Builder, s JobSummary) {
 	}
 	// "instance 2" before "instance 10".
 	slices.SortFunc(lanes, func(a, b string) int { return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b)) })
-	b.WriteString("\n### Timeline\n\n```mermaid\ngantt\n    dateFormat x\n    axisFormat %M:%S\n")
+	// Ticks must tell apart the moments of the run: short runs need
+	// milliseconds, long ones hours.
+	first, last := byLane[lanes[0]][0].Start, byLane[lanes[0]][0].End
+	for _, rows := range byLane {
+		for _, r := range rows {
+			first, last = minTime(first, r.Start), maxTime(last, r.End)
+		}
+	}
+	axis := "%M:%S"
+	switch span := last.Sub(first); {
+	case span < 10*time.Second:
+		axis = "%M:%S.%L"
+	case span >= time.Hour:
+		axis = "%H:%M"
+	}
+	fmt.Fprintf(b, "\n### Timeline\n\n```mermaid\ngantt\n    dateFormat x\n    axisFormat %s\n", axis)
 	for _, lane := range lanes {
 		fmt.Fprintf(b, "    section %s\n", mermaidText(lane))
 		for _, r := range byLane[lane] {
@@ -114,4 +129,18 @@ func fence(s string) string { return strings.ReplaceAll(s, "```", "'''") }
 // mermaidText removes what Mermaid's gantt syntax treats specially.
 func mermaidText(s string) string {
 	return strings.NewReplacer(":", " ", "#", " ", ";", " ", "\n", " ").Replace(s)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -61,7 +61,7 @@ func TestMarkdownJobSummary(t *testing.T) {
 		"### First failure: `lint` on instance 2",
 		"bad ''' fence",
 		"<details><summary>Last lines of its log</summary>",
-		"```mermaid\ngantt\n    dateFormat x",
+		"```mermaid\ngantt\n    dateFormat x\n    axisFormat %M:%S.%L\n",
 		"    section instance 2\n    lint  go :crit, 1700000001000, 1700000001001\n    section instance 10\n    a|b :done, 1700000000000, 1700000001000\n",
 	} {
 		if !strings.Contains(md, want) {
