@@ -35,7 +35,8 @@ var ErrMasterLost = cluster.ErrMasterLost
 // distState is a run's distributed half.
 type distState struct {
 	values *cluster.Values
-	base   []engine.Node // nodes as the plan made them; executions copy them
+	base   []engine.Node  // nodes as the plan made them; executions copy them
+	index  map[string]int // node names
 
 	mu       sync.Mutex
 	executed []int // nodes this instance ran, for a worker's summary
@@ -77,11 +78,15 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	r.instance = Instance{Index: opts.InstanceIndex, Role: role, Capabilities: caps}
 	r.dist = &distState{values: cluster.NewValues(p.coord), outs: map[int]engine.Outcome{}}
 	r.dist.base = r.engineNodes(pl)
+	r.dist.index = pl.graph.Index
 	cfg := cluster.Config{
 		Coord: p.coord, Instance: opts.InstanceIndex, Total: opts.TotalInstances, Caps: caps, Session: newSession(),
 		Heartbeat: opts.HeartbeatInterval, LeaseTimeout: opts.LeaseTimeout, CapabilityTimeout: opts.CapabilityTimeout,
 		MasterTimeout: opts.MasterTimeout, Grace: p.grace(), MaxAttempts: opts.MaxAttempts, Parallelism: opts.Parallelism,
 		Log: p.diagnostics(opts.InstanceIndex),
+	}
+	if master {
+		cfg.Local = &cluster.LocalWork{}
 	}
 
 	if b, ok := p.coord.(distributed.RunBinder); ok {
@@ -127,7 +132,15 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	var dispatcher *cluster.Dispatcher
 	var dispatcherReady sync.WaitGroup
 	dispatcherReady.Add(1)
+	registered := 0
 	watcher := cluster.StartWatcher(cfg, func(s distributed.RunState) {
+		if master && s.Registered > registered && !s.Cancelled && !s.Completed {
+			// An instance joined: work parked for want of a capable
+			// instance may go now, not at the next reaper pass.
+			registered = s.Registered
+			dispatcherReady.Wait()
+			dispatcher.RecheckParked()
+		}
 		if s.Cancelled {
 			cancelRun(fmt.Errorf("cancelled by instance %d: %s", s.CancelledBy, s.CancelReason))
 			if master {
@@ -241,12 +254,8 @@ func newSession() string {
 
 // Lookup implements cluster.Host.
 func (r *run) Lookup(module string) (int, bool) {
-	for i := range r.nodes {
-		if r.nodes[i].name == module {
-			return i, true
-		}
-	}
-	return 0, false
+	i, ok := r.dist.index[module]
+	return i, ok
 }
 
 // ExecNode implements cluster.Host: a copy of node id whose logs go to log.

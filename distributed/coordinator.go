@@ -236,6 +236,10 @@ func (e *ErrorInfo) Error() string { return e.Message }
 
 // RunState is the run-wide state every instance watches.
 type RunState struct {
+	// Registered counts the instances registered so far, so that a
+	// registration wakes AwaitState: the master then routes work that was
+	// waiting for a capable instance at once.
+	Registered   int
 	Cancelled    bool
 	CancelledBy  int
 	CancelReason string

@@ -87,6 +87,7 @@ func (m *InMemory) Register(ctx context.Context, r Registration) error {
 	}
 	r.Capabilities = lower(r.Capabilities)
 	m.instances[r.Instance] = &memInstance{reg: r, seen: time.Now()}
+	m.state.Registered = len(m.instances)
 	m.broadcast()
 	return nil
 }

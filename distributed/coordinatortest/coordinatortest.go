@@ -38,6 +38,7 @@ func Run(t *testing.T, newCoordinator func(t *testing.T) distributed.Coordinator
 	}{
 		{"Registration", testRegistration},
 		{"FingerprintMismatchRefused", testFingerprintMismatch},
+		{"RegistrationWakesStateWatchers", testRegistrationWakesStateWatchers},
 		{"Heartbeats", testHeartbeats},
 		{"FIFOWithinPriority", testFIFO},
 		{"PriorityOrdering", testPriority},
@@ -144,6 +145,27 @@ func testRegistration(t *testing.T, c distributed.Coordinator) {
 	ins, _ = c.Instances(ctxFor(t))
 	if len(ins) != 2 || !slices.Equal(ins[1].Capabilities, []string{"windows"}) || ins[1].Session == old {
 		t.Errorf("after re-registration: %+v", ins)
+	}
+}
+
+func testRegistrationWakesStateWatchers(t *testing.T, c distributed.Coordinator) {
+	register(t, c, 0)
+	known, err := c.State(ctxFor(t))
+	must(t, err, "State")
+	if known.Registered != 1 {
+		t.Fatalf("State after one registration: %+v, want Registered 1", known)
+	}
+	got := make(chan distributed.RunState, 1)
+	go func() {
+		s, err := c.AwaitState(ctxFor(t), known)
+		if err != nil {
+			t.Errorf("AwaitState: %v", err)
+		}
+		got <- s
+	}()
+	register(t, c, 2, "windows")
+	if s := <-got; s.Registered != 2 || s.Cancelled || s.Completed {
+		t.Errorf("AwaitState after a second registration: %+v, want Registered 2", s)
 	}
 }
 

@@ -84,12 +84,12 @@ func (c *Coordinator) Heartbeat(ctx context.Context, instance int) (distributed.
 	case "unknown":
 		return distributed.Pulse{}, fmt.Errorf("redis coordinator: instance %d is not registered in run %q (its registration was lost)", instance, c.RunID())
 	}
-	if len(arr) != 7 {
+	if len(arr) != 8 {
 		return distributed.Pulse{}, malformed("heartbeat reply", fmt.Errorf("%d fields", len(arr)))
 	}
 	reg, err1 := asInt64("heartbeat master flag", arr[1])
 	age, err2 := asInt64("heartbeat master age", arr[2])
-	st, err3 := parseState(arr[3], arr[4], arr[5], arr[6])
+	st, err3 := parseState(arr[3], arr[4], arr[5], arr[6], arr[7])
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return distributed.Pulse{}, err
 	}
@@ -164,7 +164,7 @@ func (c *Coordinator) Enqueue(ctx context.Context, a distributed.Assignment) err
 // its subscription was live, so AwaitResult can wait for the announcement
 // without a first read.
 func (c *Coordinator) markEnqueued(module string) {
-	epoch, _, _, _ := c.events.snapshot(module)
+	epoch, _, _, _, _ := c.events.snapshot(module)
 	c.enqueued.Store(module, epoch)
 }
 
@@ -194,9 +194,9 @@ func (c *Coordinator) Claim(ctx context.Context, instance int, caps []string) (d
 			c.client.Del(cctx, ctl)
 		}
 	}()
-	consumed := ""
+	consumed, registered := "", "0"
 	for {
-		v, err := c.runRetry(ctx, "claiming work", scriptClaim, instance, capList, reqID, consumed)
+		v, err := c.runRetry(ctx, "claiming work", scriptClaim, instance, capList, reqID, consumed, registered)
 		if err != nil {
 			return distributed.Claim{}, err
 		}
@@ -210,6 +210,7 @@ func (c *Coordinator) Claim(ctx context.Context, instance int, caps []string) (d
 		case "ended":
 			return distributed.Claim{}, c.endedErr(ctx)
 		case "empty":
+			registered = "1"
 		default:
 			return distributed.Claim{}, malformed("claim reply", fmt.Errorf("%v", arr[0]))
 		}
@@ -365,10 +366,15 @@ func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distribut
 		// Queued by us while subscribed: it cannot have been published
 		// unannounced in this epoch.
 		checkedEpoch, checked = e.(uint64), true
-		_, _, checkedState, _ = c.events.snapshot(module)
+		_, _, checkedState, _, _ = c.events.snapshot(module)
 	}
 	for {
-		epoch, announced, stateSeq, next := c.events.snapshot(module)
+		epoch, announced, stateSeq, moduleNext, globalNext := c.events.snapshot(module)
+		if announced {
+			if raw, ok := c.events.payload(module); ok {
+				return c.decodeResult(module, raw)
+			}
+		}
 		if announced || !checked || epoch != checkedEpoch || stateSeq != checkedState {
 			res, found, st, err := c.readResult(ctx, module)
 			if err != nil {
@@ -383,7 +389,8 @@ func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distribut
 			checked, checkedEpoch, checkedState = true, epoch, stateSeq
 		}
 		select {
-		case <-next:
+		case <-moduleNext:
+		case <-globalNext:
 		case <-ctx.Done():
 			return distributed.Result{}, ctx.Err()
 		}
@@ -404,15 +411,21 @@ func (c *Coordinator) readResult(ctx context.Context, module string) (distribute
 	if !ok {
 		return distributed.Result{}, false, st, nil
 	}
+	r, err := c.decodeResult(module, raw)
+	return r, err == nil, st, err
+}
+
+// decodeResult decodes and validates a stored (or announced) result.
+func (c *Coordinator) decodeResult(module, raw string) (distributed.Result, error) {
 	var w wireResult
 	if err := decodeJSON(c.keys.res()+" field "+module, raw, &w); err != nil {
-		return distributed.Result{}, false, st, err
+		return distributed.Result{}, err
 	}
 	r, err := w.result()
 	if err != nil {
-		return distributed.Result{}, false, st, malformed(c.keys.res()+" field "+module, err)
+		return distributed.Result{}, malformed(c.keys.res()+" field "+module, err)
 	}
-	return r, true, st, nil
+	return r, nil
 }
 
 // Cancel implements distributed.Coordinator.
@@ -433,20 +446,15 @@ func (c *Coordinator) Complete(ctx context.Context, failed bool) error {
 
 // State implements distributed.Coordinator.
 func (c *Coordinator) State(ctx context.Context) (distributed.RunState, error) {
-	if err := c.connect(); err != nil {
-		return distributed.RunState{}, err
-	}
-	var m []any
-	err := c.withRetry(ctx, "reading the run state", func(ctx context.Context) error {
-		var err error
-		m, err = c.client.HMGet(ctx, c.keys.meta(), "state", "by", "reason", "failed").Result()
-		return err
-	})
+	v, err := c.runRetry(ctx, "reading the run state", scriptState)
 	if err != nil {
 		return distributed.RunState{}, err
 	}
-	str := func(v any) string { s, _ := v.(string); return s }
-	return parseState(str(m[0]), str(m[1]), str(m[2]), str(m[3]))
+	arr, err := reply("state", v)
+	if err != nil || len(arr) != 5 {
+		return distributed.RunState{}, errors.Join(err, malformed("state reply", errors.New("want 5 parts")))
+	}
+	return parseState(arr[0], arr[1], arr[2], arr[3], arr[4])
 }
 
 // AwaitState implements distributed.Coordinator.
@@ -460,7 +468,7 @@ func (c *Coordinator) AwaitState(ctx context.Context, known distributed.RunState
 	checked := false
 	var checkedEpoch, checkedState uint64
 	for {
-		epoch, _, stateSeq, next := c.events.snapshot("")
+		epoch, _, stateSeq, _, next := c.events.snapshot("")
 		if !checked || epoch != checkedEpoch || stateSeq != checkedState {
 			s, err := c.State(ctx)
 			if err != nil {
@@ -487,9 +495,12 @@ func (c *Coordinator) endedErr(ctx context.Context) error {
 	return fmt.Errorf("%w: the run has completed", distributed.ErrRunEnded)
 }
 
-func parseState(state, by, reason, failed any) (distributed.RunState, error) {
+func parseState(state, by, reason, failed, registered any) (distributed.RunState, error) {
 	str := func(v any) string { s, _ := v.(string); return s }
 	var s distributed.RunState
+	if n, ok := registered.(int64); ok {
+		s.Registered = int(n)
+	}
 	switch str(state) {
 	case "", "running":
 	case "cancelled":

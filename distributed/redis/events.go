@@ -23,15 +23,17 @@ type subscriber struct {
 	epoch     uint64 // incremented on every confirmed (re)subscription
 	ready     chan struct{}
 	announced map[string]bool
-	stateSeq  uint64        // incremented on every state announcement
-	changed   chan struct{} // closed and replaced on every event
+	payloads  map[string]string        // result JSON that came with an announcement
+	stateSeq  uint64                   // incremented on every state announcement
+	global    chan struct{}            // closed and replaced on state events and resubscriptions
+	modules   map[string]chan struct{} // closed when that module's result is announced
 }
 
 func startSubscriber(client *goredis.Client, channel string) *subscriber {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &subscriber{
 		ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
-		ready: make(chan struct{}), announced: map[string]bool{}, changed: make(chan struct{}),
+		ready: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
 	}
 	go s.loop(ctx)
 	return s
@@ -71,16 +73,38 @@ func (s *subscriber) loop(ctx context.Context) {
 			default:
 				close(s.ready)
 			}
+			// Announcements may have been missed: everyone looks again.
+			s.wakeAllLocked()
 		case *goredis.Message:
 			if mod, ok := strings.CutPrefix(m.Payload, "r:"); ok {
+				// Only the waiters of this module wake: with thousands of
+				// modules in flight, waking all on every result would cost
+				// quadratic work.
+				if name, payload, ok := strings.Cut(mod, "\n"); ok {
+					mod = name
+					s.payloads[mod] = payload
+				}
 				s.announced[mod] = true
+				if ch, ok := s.modules[mod]; ok {
+					close(ch)
+					delete(s.modules, mod)
+				}
 			} else {
 				s.stateSeq++
+				close(s.global)
+				s.global = make(chan struct{})
 			}
 		}
-		close(s.changed)
-		s.changed = make(chan struct{})
 		s.mu.Unlock()
+	}
+}
+
+func (s *subscriber) wakeAllLocked() {
+	close(s.global)
+	s.global = make(chan struct{})
+	for mod, ch := range s.modules {
+		close(ch)
+		delete(s.modules, mod)
 	}
 }
 
@@ -95,9 +119,26 @@ func (s *subscriber) waitReady(ctx context.Context) error {
 }
 
 // snapshot returns the current epoch, whether module was announced, the
-// state sequence, and a channel closed at the next event.
-func (s *subscriber) snapshot(module string) (epoch uint64, announced bool, stateSeq uint64, next <-chan struct{}) {
+// state sequence, and channels closed at the next event concerning module
+// (nil for "") and at the next state event or resubscription.
+func (s *subscriber) snapshot(module string) (epoch uint64, announced bool, stateSeq uint64, moduleNext, globalNext <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.epoch, s.announced[module], s.stateSeq, s.changed
+	if module != "" {
+		ch, ok := s.modules[module]
+		if !ok {
+			ch = make(chan struct{})
+			s.modules[module] = ch
+		}
+		moduleNext = ch
+	}
+	return s.epoch, s.announced[module], s.stateSeq, moduleNext, s.global
+}
+
+// payload returns the result JSON announced for module, if it came along.
+func (s *subscriber) payload(module string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.payloads[module]
+	return p, ok
 }

@@ -76,6 +76,7 @@ end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[5])
 redis.call('HSET', KEYS[3], ARGV[3], now_ms())
 touch(KEYS[1], KEYS[2], KEYS[3])
+redis.call('PUBLISH', base .. 'events', 's')
 return {'ok', ''}
 `)
 
@@ -93,7 +94,7 @@ if redis.call('HEXISTS', KEYS[2], '0') == 1 and mb then
   reg, age = 1, now - tonumber(mb)
 end
 local m = redis.call('HMGET', KEYS[1], 'state', 'by', 'reason', 'failed')
-return {'ok', reg, age, m[1] or '', m[2] or '', m[3] or '', m[4] or ''}
+return {'ok', reg, age, m[1] or '', m[2] or '', m[3] or '', m[4] or '', redis.call('HLEN', KEYS[2])}
 `)
 
 // instances: returns {now_ms, inst hash flattened, beat hash flattened}.
@@ -118,7 +119,8 @@ return 'ok'
 
 // claim: ARGV[3] instance, ARGV[4] capabilities (comma-separated),
 // ARGV[5] claim request id (idempotent retries), ARGV[6] the wake-up key
-// whose token this claimer consumed just before ("" if none).
+// whose token this claimer consumed just before ("" if none), ARGV[7] '1'
+// when this Claim call has registered as a waiting claimer.
 // Returns {'ok', assignment JSON, lease JSON, queue_wait_ms} |
 // {'empty', wake key...} | {'ended'}.
 var scriptClaim = goredis.NewScript(luaCommon + `
@@ -128,7 +130,11 @@ local function unregister()
   redis.call('SREM', base .. 'claimers', ARGV[5])
   redis.call('DEL', base .. 'ctl:' .. ARGV[5])
 end
-if state() ~= 'running' then unregister() return {'ended'} end
+local registered = ARGV[7] == '1'
+if state() ~= 'running' then
+  if registered then unregister() end
+  return {'ended'}
+end
 local caps = {}
 for c in string.gmatch(ARGV[4], '[^,]+') do caps[c] = true end
 local best, best_score, best_rk
@@ -148,7 +154,7 @@ if not best then
   table.insert(wake, 1, 'empty')
   return wake
 end
-unregister()
+if registered then unregister() end
 redis.call('ZREM', base .. 'q:' .. best_rk, best)
 -- Keep one wake-up token per queued assignment: a claim that did not
 -- consume this queue's token removes one, and a token consumed from another
@@ -201,7 +207,13 @@ end
 redis.call('HDEL', KEYS[7], ARGV[3])
 redis.call('HSET', KEYS[8], ARGV[3], ARGV[5])
 touch(KEYS[8])
-redis.call('PUBLISH', base .. 'events', 'r:' .. ARGV[3])
+-- Small results travel with their announcement, so awaiting instances
+-- need not read them back.
+if string.len(ARGV[5]) <= 65536 then
+  redis.call('PUBLISH', base .. 'events', 'r:' .. ARGV[3] .. '\n' .. ARGV[5])
+else
+  redis.call('PUBLISH', base .. 'events', 'r:' .. ARGV[3])
+end
 return 'ok'
 `)
 
@@ -234,4 +246,10 @@ return 'ok'
 // result: ARGV[3] module. Returns {state, result JSON or false}.
 var scriptResult = goredis.NewScript(luaCommon + `
 return {state(), redis.call('HGET', KEYS[8], ARGV[3])}
+`)
+
+// state: returns {state, by, reason, failed, registered instances}.
+var scriptState = goredis.NewScript(luaCommon + `
+local m = redis.call('HMGET', KEYS[1], 'state', 'by', 'reason', 'failed')
+return {m[1] or '', m[2] or '', m[3] or '', m[4] or '', redis.call('HLEN', KEYS[2])}
 `)

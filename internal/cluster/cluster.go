@@ -12,6 +12,7 @@ package cluster
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/modpipe/modpipe/distributed"
@@ -37,6 +38,38 @@ type Config struct {
 
 	// Log receives diagnostics about the instance itself (not module logs).
 	Log *slog.Logger
+	// Local, when set, tracks the modules this instance is executing, so
+	// that the master's reaper does not ask the coordinator about them.
+	Local *LocalWork
+}
+
+// LocalWork is the set of modules an instance is executing.
+type LocalWork struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (l *LocalWork) add(module string, delta int) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]int{}
+	}
+	if l.m[module] += delta; l.m[module] <= 0 {
+		delete(l.m, module)
+	}
+}
+
+func (l *LocalWork) has(module string) bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m[module] > 0
 }
 
 // Host is what the cluster needs from the pipeline.

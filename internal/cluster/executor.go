@@ -68,9 +68,11 @@ func (e *Executor) loop(ctx context.Context) {
 		}
 		failures = 0
 		e.ran.Add(1)
+		e.cfg.Local.add(cl.Assignment.Module, 1)
 		go func() {
 			defer e.ran.Done()
 			defer func() { <-slots }()
+			defer e.cfg.Local.add(cl.Assignment.Module, -1)
 			e.execute(ctx, cl)
 		}()
 	}

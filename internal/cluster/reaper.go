@@ -46,34 +46,21 @@ func (r *Reaper) Stop() {
 }
 
 func (d *Dispatcher) reap(ctx context.Context) {
-	ins := d.refreshInstances(ctx)
+	// Nothing to ask the coordinator about when every module in flight is
+	// one this instance runs itself: an idle master costs no commands.
 	d.mu.Lock()
-	var parked []int
+	remote := false
 	for i, f := range d.flights {
-		if f.parked {
-			parked = append(parked, i)
+		if f.parked || !d.cfg.Local.has(d.nodes[i].Name) {
+			remote = true
+			break
 		}
 	}
 	d.mu.Unlock()
-	for _, i := range parked {
-		d.mu.Lock()
-		f := d.flights[i]
-		ready := f != nil && f.parked && d.routableLocked(i, false)
-		if ready {
-			f.parked = false
-			if f.enqueued.IsZero() {
-				f.enqueued = time.Now()
-			}
-		}
-		d.mu.Unlock()
-		if !ready {
-			d.checkUnroutable(i)
-			continue
-		}
-		if err := d.enqueue(i, f.attempt); err != nil {
-			d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
-		}
+	if !remote {
+		return
 	}
+	ins := d.recheckParked(ctx)
 
 	lctx, cancel := context.WithTimeout(ctx, d.cfg.LeaseTimeout)
 	leases, err := d.cfg.Coord.Leases(lctx)
@@ -110,6 +97,46 @@ func (d *Dispatcher) reap(ctx context.Context) {
 		}
 	}
 	d.checkQueued(held)
+}
+
+// RecheckParked queues parked modules an instance can now take, and fails
+// those no instance will take. The master calls it when an instance
+// registers, so late workers get their work at once.
+func (d *Dispatcher) RecheckParked() {
+	d.recheckParked(d.life)
+}
+
+func (d *Dispatcher) recheckParked(ctx context.Context) []distributed.InstanceInfo {
+	ins := d.refreshInstances(ctx)
+	d.mu.Lock()
+	var parked []int
+	for i, f := range d.flights {
+		if f.parked {
+			parked = append(parked, i)
+		}
+	}
+	d.mu.Unlock()
+	for _, i := range parked {
+		d.mu.Lock()
+		f := d.flights[i]
+		ready := f != nil && f.parked && d.routableLocked(i, false)
+		if ready {
+			f.parked = false
+			if f.enqueued.IsZero() {
+				f.enqueued = time.Now()
+			}
+		}
+		d.mu.Unlock()
+		if !ready {
+			d.checkUnroutable(i)
+			continue
+		}
+		if err := d.enqueue(i, f.attempt); err != nil {
+			d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
+		}
+	}
+
+	return ins
 }
 
 // lost applies the policy for node i whose lease l died.
