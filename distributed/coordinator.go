@@ -279,3 +279,15 @@ type RunBinding struct {
 type CommandCounter interface {
 	Commands() uint64
 }
+
+// BatchClaimer is implemented by coordinators that can claim several
+// assignments in one round trip. ClaimBatch behaves like Claim — blocking
+// until at least one assignment is available, atomic, best first — but
+// returns up to max (at most MaxBatch) claims, each with its own lease. An
+// instance asks for as many as it has free execution slots.
+type BatchClaimer interface {
+	ClaimBatch(ctx context.Context, instance int, caps []string, max int) ([]Claim, error)
+}
+
+// MaxBatch bounds ClaimBatch.
+const MaxBatch = 64

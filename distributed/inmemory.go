@@ -48,7 +48,10 @@ func NewInMemory() *InMemory {
 	}
 }
 
-var _ Coordinator = (*InMemory)(nil)
+var (
+	_ Coordinator  = (*InMemory)(nil)
+	_ BatchClaimer = (*InMemory)(nil)
+)
 
 // broadcast wakes every waiter. Called with m.mu held.
 func (m *InMemory) broadcast() {
@@ -162,17 +165,30 @@ func (m *InMemory) enqueueLocked(a Assignment) {
 
 // Claim implements Coordinator.
 func (m *InMemory) Claim(ctx context.Context, instance int, caps []string) (Claim, error) {
+	cls, err := m.ClaimBatch(ctx, instance, caps, 1)
+	if err != nil {
+		return Claim{}, err
+	}
+	return cls[0], nil
+}
+
+// ClaimBatch implements BatchClaimer.
+func (m *InMemory) ClaimBatch(ctx context.Context, instance int, caps []string, max int) ([]Claim, error) {
+	max = min(MaxBatch, maxInt(1, max))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for {
 		if err := ctx.Err(); err != nil {
-			return Claim{}, err
+			return nil, err
 		}
 		if m.state.Cancelled || m.state.Completed {
-			return Claim{}, m.endedErr()
+			return nil, m.endedErr()
 		}
-		for i, q := range m.queue {
+		var out []Claim
+		for i := 0; i < len(m.queue) && len(out) < max; {
+			q := m.queue[i]
 			if !Satisfies(caps, q.a.Requires) {
+				i++
 				continue
 			}
 			m.queue = slices.Delete(m.queue, i, i+1)
@@ -184,12 +200,22 @@ func (m *InMemory) Claim(ctx context.Context, instance int, caps []string) (Clai
 			m.leases[q.a.Module] = l
 			now := time.Now()
 			m.claimedAt[q.a.Module] = now
-			return Claim{Assignment: q.a, Lease: l, QueueWait: now.Sub(q.at)}, nil
+			out = append(out, Claim{Assignment: q.a, Lease: l, QueueWait: now.Sub(q.at)})
+		}
+		if len(out) > 0 {
+			return out, nil
 		}
 		if err := m.wait(ctx); err != nil {
-			return Claim{}, err
+			return nil, err
 		}
 	}
+}
+
+func maxInt(a, b int) int {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 func (m *InMemory) endedErr() error {

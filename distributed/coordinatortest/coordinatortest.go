@@ -53,6 +53,7 @@ func Run(t *testing.T, newCoordinator func(t *testing.T) distributed.Coordinator
 		{"MalformedAndOversizedRejected", testInvalid},
 		{"ContextCancellationHonoured", testContexts},
 		{"ResultRoundTrip", testRoundTrip},
+		{"BatchClaims", testBatchClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -588,5 +589,48 @@ func testRoundTrip(t *testing.T, c distributed.Coordinator) {
 	}
 	if cl.Assignment.Priority != 3 || !slices.Equal(cl.Assignment.Requires, []string{"linux"}) || cl.QueueWait < 0 {
 		t.Errorf("claimed assignment %+v wait %s", cl.Assignment, cl.QueueWait)
+	}
+}
+
+// testBatchClaims checks ClaimBatch for coordinators that offer it: best
+// first, capability matching, a lease per claim, never more than asked.
+func testBatchClaims(t *testing.T, c distributed.Coordinator) {
+	bc, ok := c.(distributed.BatchClaimer)
+	if !ok {
+		return // optional: Claim alone is enough
+	}
+	for i := range 5 {
+		enqueue(t, c, fmt.Sprintf("b%d", i), int64(i))
+	}
+	enqueue(t, c, "gpu-only", 100, "gpu")
+	got, err := bc.ClaimBatch(ctxFor(t), 1, []string{"linux"}, 3)
+	must(t, err, "ClaimBatch")
+	var names []string
+	tokens := map[string]bool{}
+	for _, cl := range got {
+		names = append(names, cl.Assignment.Module)
+		tokens[cl.Lease.Token] = true
+		if cl.Lease.Holder != 1 || cl.Lease.Module != cl.Assignment.Module {
+			t.Errorf("lease %+v", cl.Lease)
+		}
+	}
+	if !slices.Equal(names, []string{"b4", "b3", "b2"}) || len(tokens) != 3 {
+		t.Fatalf("first batch %v (%d tokens), want [b4 b3 b2] with a token each", names, len(tokens))
+	}
+	got, err = bc.ClaimBatch(ctxFor(t), 1, []string{"linux"}, 10)
+	must(t, err, "ClaimBatch")
+	if len(got) != 2 {
+		t.Fatalf("second batch has %d claims, want the 2 left that linux can take", len(got))
+	}
+	for _, cl := range got {
+		must(t, c.Publish(ctxFor(t), success(cl, "1")), "Publish "+cl.Assignment.Module)
+	}
+	leases, err := c.Leases(ctxFor(t))
+	must(t, err, "Leases")
+	if len(leases) != 3 {
+		t.Errorf("%d leases, want the first batch's 3", len(leases))
+	}
+	if cl := claim(t, c, 2, "gpu"); cl.Assignment.Module != "gpu-only" {
+		t.Errorf("gpu claimer got %s", cl.Assignment.Module)
 	}
 }

@@ -170,9 +170,23 @@ func (c *Coordinator) markEnqueued(module string) {
 
 // Claim implements distributed.Coordinator.
 func (c *Coordinator) Claim(ctx context.Context, instance int, caps []string) (distributed.Claim, error) {
-	if err := c.connect(); err != nil {
+	cls, err := c.ClaimBatch(ctx, instance, caps, 1)
+	if err != nil {
 		return distributed.Claim{}, err
 	}
+	return cls[0], nil
+}
+
+// ClaimBatch implements distributed.BatchClaimer: one script takes up to
+// max assignments, best first.
+func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []string, max int) ([]distributed.Claim, error) {
+	if err := c.connect(); err != nil {
+		return nil, err
+	}
+	if max < 1 {
+		max = 1
+	}
+	max = min(max, distributed.MaxBatch)
 	capList := strings.Join(lowerAll(caps), ",")
 	reqID := newToken()
 	// go-redis cannot interrupt a blocking command when its context ends;
@@ -196,23 +210,23 @@ func (c *Coordinator) Claim(ctx context.Context, instance int, caps []string) (d
 	}()
 	consumed, registered := "", "0"
 	for {
-		v, err := c.runRetry(ctx, "claiming work", scriptClaim, instance, capList, reqID, consumed, registered)
+		v, err := c.runRetry(ctx, "claiming work", scriptClaim, instance, capList, reqID, consumed, registered, max)
 		if err != nil {
-			return distributed.Claim{}, err
+			return nil, err
 		}
 		arr, err := reply("claim", v)
 		if err != nil {
-			return distributed.Claim{}, err
+			return nil, err
 		}
 		switch arr[0] {
 		case "ok":
-			return c.parseClaim(arr)
+			return c.parseClaims(arr)
 		case "ended":
-			return distributed.Claim{}, c.endedErr(ctx)
+			return nil, c.endedErr(ctx)
 		case "empty":
 			registered = "1"
 		default:
-			return distributed.Claim{}, malformed("claim reply", fmt.Errorf("%v", arr[0]))
+			return nil, malformed("claim reply", fmt.Errorf("%v", arr[0]))
 		}
 		wake := []string{ctl}
 		for _, k := range arr[1:] {
@@ -221,7 +235,7 @@ func (c *Coordinator) Claim(ctx context.Context, instance int, caps []string) (d
 			}
 		}
 		if ctx.Err() != nil {
-			return distributed.Claim{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 		popped, err := c.client.BLPop(ctx, c.opts.BlockTimeout, wake...).Result()
 		consumed = ""
@@ -235,43 +249,47 @@ func (c *Coordinator) Claim(ctx context.Context, instance int, caps []string) (d
 				c.client.LPush(bctx, consumed, "x")
 				cancel()
 			}
-			return distributed.Claim{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 		if err != nil && !errors.Is(err, goredis.Nil) {
 			// The connection failed mid-wait: the next claim attempt goes
 			// through withRetry, which rides out short outages.
 			select {
 			case <-ctx.Done():
-				return distributed.Claim{}, ctx.Err()
+				return nil, ctx.Err()
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}
 }
 
-func (c *Coordinator) parseClaim(arr []any) (distributed.Claim, error) {
-	if len(arr) != 4 {
-		return distributed.Claim{}, malformed("claim reply", fmt.Errorf("%d fields", len(arr)))
+func (c *Coordinator) parseClaims(arr []any) ([]distributed.Claim, error) {
+	if len(arr) < 4 || (len(arr)-1)%3 != 0 {
+		return nil, malformed("claim reply", fmt.Errorf("%d fields", len(arr)))
 	}
-	payload, err1 := asString("claimed assignment", arr[1])
-	leaseRaw, err2 := asString("claim lease", arr[2])
-	wait, err3 := asInt64("claim wait", arr[3])
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return distributed.Claim{}, err
+	out := make([]distributed.Claim, 0, (len(arr)-1)/3)
+	for k := 1; k < len(arr); k += 3 {
+		payload, err1 := asString("claimed assignment", arr[k])
+		leaseRaw, err2 := asString("claim lease", arr[k+1])
+		wait, err3 := asInt64("claim wait", arr[k+2])
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, err
+		}
+		var a wireAssignment
+		var l wireLease
+		if err := decodeJSON(c.keys.asg(), payload, &a); err != nil {
+			return nil, err
+		}
+		if err := decodeJSON(c.keys.lease(), leaseRaw, &l); err != nil {
+			return nil, err
+		}
+		as := distributed.Assignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority}
+		if err := distributed.ValidateAssignment(as); err != nil {
+			return nil, malformed(c.keys.asg(), err)
+		}
+		out = append(out, distributed.Claim{Assignment: as, Lease: l.lease(l.ClaimedMS), QueueWait: time.Duration(max(0, wait)) * time.Millisecond})
 	}
-	var a wireAssignment
-	var l wireLease
-	if err := decodeJSON(c.keys.asg(), payload, &a); err != nil {
-		return distributed.Claim{}, err
-	}
-	if err := decodeJSON(c.keys.lease(), leaseRaw, &l); err != nil {
-		return distributed.Claim{}, err
-	}
-	as := distributed.Assignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority}
-	if err := distributed.ValidateAssignment(as); err != nil {
-		return distributed.Claim{}, malformed(c.keys.asg(), err)
-	}
-	return distributed.Claim{Assignment: as, Lease: l.lease(l.ClaimedMS), QueueWait: time.Duration(max(0, wait)) * time.Millisecond}, nil
+	return out, nil
 }
 
 // Leases implements distributed.Coordinator.

@@ -72,8 +72,9 @@ type Coordinator struct {
 }
 
 var (
-	_ distributed.Coordinator = (*Coordinator)(nil)
-	_ distributed.RunBinder   = (*Coordinator)(nil)
+	_ distributed.Coordinator  = (*Coordinator)(nil)
+	_ distributed.BatchClaimer = (*Coordinator)(nil)
+	_ distributed.RunBinder    = (*Coordinator)(nil)
 )
 
 // NewCoordinator returns a coordinator; nothing is contacted until the run

@@ -120,9 +120,10 @@ return 'ok'
 // claim: ARGV[3] instance, ARGV[4] capabilities (comma-separated),
 // ARGV[5] claim request id (idempotent retries), ARGV[6] the wake-up key
 // whose token this claimer consumed just before ("" if none), ARGV[7] '1'
-// when this Claim call has registered as a waiting claimer.
-// Returns {'ok', assignment JSON, lease JSON, queue_wait_ms} |
-// {'empty', wake key...} | {'ended'}.
+// when this Claim call has registered as a waiting claimer, ARGV[8] how
+// many assignments to take at most.
+// Returns {'ok', assignment JSON, lease JSON, queue_wait_ms, ...} (one
+// triple per assignment) | {'empty', wake key...} | {'ended'}.
 var scriptClaim = goredis.NewScript(luaCommon + `
 local prev = redis.call('HGET', KEYS[9], ARGV[5])
 if prev then return cjson.decode(prev) end
@@ -137,44 +138,51 @@ if state() ~= 'running' then
 end
 local caps = {}
 for c in string.gmatch(ARGV[4], '[^,]+') do caps[c] = true end
-local best, best_score, best_rk
-local wake = {}
+local eligible, wake = {}, {}
 for _, rk in ipairs(redis.call('SMEMBERS', KEYS[5])) do
   if satisfies(rk, caps) then
+    table.insert(eligible, rk)
     table.insert(wake, base .. 'w:' .. rk)
+  end
+end
+local out = {'ok'}
+local now = now_ms()
+local session = ''
+local reg = redis.call('HGET', KEYS[2], ARGV[3])
+if reg then session = cjson.decode(reg).session or '' end
+local consumed = ARGV[6]
+for k = 1, tonumber(ARGV[8]) do
+  local best, best_score, best_rk
+  for _, rk in ipairs(eligible) do
     local top = redis.call('ZRANGE', base .. 'q:' .. rk, 0, 0, 'WITHSCORES')
     if top[1] and (not best or tonumber(top[2]) < best_score) then
       best, best_score, best_rk = top[1], tonumber(top[2]), rk
     end
   end
+  if not best then break end
+  redis.call('ZREM', base .. 'q:' .. best_rk, best)
+  -- Keep one wake-up token per queued assignment: the token this claimer
+  -- consumed pays for one assignment of its queue; every other assignment
+  -- taken removes a token of its own queue.
+  local own = base .. 'w:' .. best_rk
+  if consumed == own then consumed = '' else redis.call('RPOP', own) end
+  local payload = redis.call('HGET', KEYS[6], best)
+  redis.call('HDEL', KEYS[6], best)
+  local a = cjson.decode(payload)
+  local lease = cjson.encode({module = a.module, attempt = a.attempt, holder = tonumber(ARGV[3]), session = session, token = ARGV[5] .. '.' .. k, claimed_ms = now})
+  redis.call('HSET', KEYS[7], a.module, lease)
+  table.insert(out, payload)
+  table.insert(out, lease)
+  table.insert(out, now - (tonumber(a.enq_ms) or now))
 end
-if not best then
+if #out == 1 then
   redis.call('SADD', base .. 'claimers', ARGV[5])
   touch(base .. 'claimers')
   table.insert(wake, 1, 'empty')
   return wake
 end
+if consumed ~= '' then redis.call('LPUSH', consumed, 'x') end
 if registered then unregister() end
-redis.call('ZREM', base .. 'q:' .. best_rk, best)
--- Keep one wake-up token per queued assignment: a claim that did not
--- consume this queue's token removes one, and a token consumed from another
--- queue goes back there.
-local consumed, own = ARGV[6], base .. 'w:' .. best_rk
-if consumed ~= own then
-  if consumed ~= '' then redis.call('LPUSH', consumed, 'x') end
-  redis.call('RPOP', own)
-end
-local payload = redis.call('HGET', KEYS[6], best)
-redis.call('HDEL', KEYS[6], best)
-local a = cjson.decode(payload)
-local now = now_ms()
-local reg = redis.call('HGET', KEYS[2], ARGV[3])
-local session = ''
-if reg then session = cjson.decode(reg).session or '' end
-local lease = cjson.encode({module = a.module, attempt = a.attempt, holder = tonumber(ARGV[3]), session = session, token = ARGV[5], claimed_ms = now})
-redis.call('HSET', KEYS[7], a.module, lease)
-local wait = now - (tonumber(a.enq_ms) or now)
-local out = {'ok', payload, lease, wait}
 redis.call('HSET', KEYS[9], ARGV[5], cjson.encode(out))
 touch(KEYS[7], KEYS[9])
 return out

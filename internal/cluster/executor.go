@@ -42,6 +42,7 @@ func (e *Executor) Wait() {
 func (e *Executor) loop(ctx context.Context) {
 	defer close(e.done)
 	slots := make(chan struct{}, max(1, e.cfg.Parallelism))
+	batcher, _ := e.cfg.Coord.(distributed.BatchClaimer)
 	failures := 0
 	for {
 		select {
@@ -49,9 +50,30 @@ func (e *Executor) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		cl, err := e.cfg.Coord.Claim(ctx, e.cfg.Instance, e.cfg.Caps)
+		// Take every free slot, to claim as many assignments in one trip.
+		free := 1
+		for batcher != nil && free < cap(slots) {
+			select {
+			case slots <- struct{}{}:
+				free++
+				continue
+			default:
+			}
+			break
+		}
+		var claims []distributed.Claim
+		var err error
+		if batcher != nil {
+			claims, err = batcher.ClaimBatch(ctx, e.cfg.Instance, e.cfg.Caps, free)
+		} else {
+			var cl distributed.Claim
+			cl, err = e.cfg.Coord.Claim(ctx, e.cfg.Instance, e.cfg.Caps)
+			claims = []distributed.Claim{cl}
+		}
 		if err != nil {
-			<-slots
+			for range free {
+				<-slots
+			}
 			if ctx.Err() != nil || errors.Is(err, distributed.ErrRunEnded) {
 				return
 			}
@@ -67,14 +89,19 @@ func (e *Executor) loop(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		e.ran.Add(1)
-		e.cfg.Local.add(cl.Assignment.Module, 1)
-		go func() {
-			defer e.ran.Done()
-			defer func() { <-slots }()
-			defer e.cfg.Local.add(cl.Assignment.Module, -1)
-			e.execute(ctx, cl)
-		}()
+		for range free - len(claims) {
+			<-slots // slots the coordinator had no work for
+		}
+		for _, cl := range claims {
+			e.ran.Add(1)
+			e.cfg.Local.add(cl.Assignment.Module, 1)
+			go func() {
+				defer e.ran.Done()
+				defer func() { <-slots }()
+				defer e.cfg.Local.add(cl.Assignment.Module, -1)
+				e.execute(ctx, cl)
+			}()
+		}
 	}
 }
 
