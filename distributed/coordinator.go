@@ -289,5 +289,18 @@ type BatchClaimer interface {
 	ClaimBatch(ctx context.Context, instance int, caps []string, max int) ([]Claim, error)
 }
 
+// BatchEnqueuer is implemented by coordinators that queue several
+// assignments in one round trip, with Enqueue's semantics for each.
+type BatchEnqueuer interface {
+	EnqueueBatch(ctx context.Context, as []Assignment) error
+}
+
+// BatchPublisher is implemented by coordinators that publish several
+// results in one round trip, with Publish's semantics (fencing, validation)
+// for each; the returned slice holds each result's error (nil: accepted).
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, rs []Result) []error
+}
+
 // MaxBatch bounds ClaimBatch.
 const MaxBatch = 64

@@ -54,6 +54,7 @@ func Run(t *testing.T, newCoordinator func(t *testing.T) distributed.Coordinator
 		{"ContextCancellationHonoured", testContexts},
 		{"ResultRoundTrip", testRoundTrip},
 		{"BatchClaims", testBatchClaims},
+		{"BatchEnqueueAndPublish", testBatchEnqueuePublish},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -632,5 +633,54 @@ func testBatchClaims(t *testing.T, c distributed.Coordinator) {
 	}
 	if cl := claim(t, c, 2, "gpu"); cl.Assignment.Module != "gpu-only" {
 		t.Errorf("gpu claimer got %s", cl.Assignment.Module)
+	}
+}
+
+// testBatchEnqueuePublish checks EnqueueBatch and PublishBatch for
+// coordinators that offer them: order kept, fencing per result.
+func testBatchEnqueuePublish(t *testing.T, c distributed.Coordinator) {
+	be, okE := c.(distributed.BatchEnqueuer)
+	bp, okP := c.(distributed.BatchPublisher)
+	if !okE && !okP {
+		return // optional
+	}
+	if okE {
+		must(t, be.EnqueueBatch(ctxFor(t), []distributed.Assignment{
+			{Module: "e1", Attempt: 1, Priority: 1}, {Module: "e2", Attempt: 1, Priority: 1}, {Module: "e3", Attempt: 1, Priority: 2},
+		}), "EnqueueBatch")
+		if err := be.EnqueueBatch(ctxFor(t), []distributed.Assignment{{Module: "", Attempt: 1}}); !errors.Is(err, distributed.ErrInvalid) {
+			t.Errorf("EnqueueBatch with an empty name: %v, want ErrInvalid", err)
+		}
+	} else {
+		for _, m := range []string{"e3", "e1", "e2"} {
+			enqueue(t, c, m, map[string]int64{"e1": 1, "e2": 1, "e3": 2}[m])
+		}
+	}
+	var cls []distributed.Claim
+	for _, want := range []string{"e3", "e1", "e2"} {
+		cl := claim(t, c, 1)
+		if cl.Assignment.Module != want {
+			t.Fatalf("claimed %s, want %s", cl.Assignment.Module, want)
+		}
+		cls = append(cls, cl)
+	}
+	if !okP {
+		return
+	}
+	stale := success(cls[2], "3")
+	stale.Lease.Token = "forged"
+	errs := bp.PublishBatch(ctxFor(t), []distributed.Result{success(cls[0], "1"), success(cls[1], "2"), stale})
+	if len(errs) != 3 || errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], distributed.ErrStaleLease) {
+		t.Fatalf("PublishBatch errors %v, want nil, nil, ErrStaleLease", errs)
+	}
+	for i, m := range []string{"e3", "e1"} {
+		r, err := c.AwaitResult(ctxFor(t), m)
+		must(t, err, "AwaitResult")
+		if string(r.Value) != fmt.Sprint(i+1) {
+			t.Errorf("%s = %s", m, r.Value)
+		}
+	}
+	if leases, _ := c.Leases(ctxFor(t)); len(leases) != 1 || leases[0].Module != "e2" {
+		t.Errorf("leases %+v, want only e2's", leases)
 	}
 }

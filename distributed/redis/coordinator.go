@@ -138,24 +138,38 @@ func (c *Coordinator) Instances(ctx context.Context) ([]distributed.InstanceInfo
 
 // Enqueue implements distributed.Coordinator.
 func (c *Coordinator) Enqueue(ctx context.Context, a distributed.Assignment) error {
-	if err := distributed.ValidateAssignment(a); err != nil {
-		return err
+	return c.EnqueueBatch(ctx, []distributed.Assignment{a})
+}
+
+// EnqueueBatch implements distributed.BatchEnqueuer: one script queues them all.
+func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignment) error {
+	args := make([]any, 0, 5*len(as))
+	for _, a := range as {
+		if err := distributed.ValidateAssignment(a); err != nil {
+			return err
+		}
+		rk, err := reqKey(a.Requires)
+		if err != nil {
+			return err
+		}
+		payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: lowerAll(a.Requires), Priority: a.Priority})
+		args = append(args, a.Module, a.Attempt, rk, a.Priority, string(payload))
 	}
-	rk, err := reqKey(a.Requires)
-	if err != nil {
-		return err
+	if len(as) == 0 {
+		return nil
 	}
-	payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: lowerAll(a.Requires), Priority: a.Priority})
 	if err := c.connect(); err != nil {
 		return err
 	}
-	c.markEnqueued(a.Module)
-	v, err := c.runRetry(ctx, "enqueueing "+a.Module, scriptEnqueue, a.Module, a.Attempt, rk, a.Priority, string(payload))
+	for _, a := range as {
+		c.markEnqueued(a.Module)
+	}
+	v, err := c.runRetry(ctx, "enqueueing "+as[0].Module, scriptEnqueue, args...)
 	if err != nil {
 		return err
 	}
 	if v == "ended" {
-		return fmt.Errorf("%w: cannot enqueue %s", distributed.ErrRunEnded, a.Module)
+		return fmt.Errorf("%w: cannot enqueue %s", distributed.ErrRunEnded, as[0].Module)
 	}
 	return nil
 }
@@ -349,23 +363,51 @@ func (c *Coordinator) Reclaim(ctx context.Context, l distributed.Lease, next *di
 
 // Publish implements distributed.Coordinator.
 func (c *Coordinator) Publish(ctx context.Context, r distributed.Result) error {
-	if err := distributed.ValidateResult(r); err != nil {
-		return err
+	return c.PublishBatch(ctx, []distributed.Result{r})[0]
+}
+
+// PublishBatch implements distributed.BatchPublisher: one script fences and
+// stores them all; the error of each result is at its index.
+func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result) []error {
+	errs := make([]error, len(rs))
+	args := make([]any, 0, 4*len(rs))
+	var sent []int
+	for i, r := range rs {
+		if err := distributed.ValidateResult(r); err != nil {
+			errs[i] = err
+			continue
+		}
+		w := toWireResult(r)
+		w.Nonce = newToken()
+		payload, err := json.Marshal(w)
+		if err != nil {
+			errs[i] = fmt.Errorf("%w: result of %s: %v", distributed.ErrInvalid, r.Module, err)
+			continue
+		}
+		args = append(args, r.Module, r.Lease.Token, string(payload), w.Nonce)
+		sent = append(sent, i)
 	}
-	w := toWireResult(r)
-	w.Nonce = newToken()
-	payload, err := json.Marshal(w)
-	if err != nil {
-		return fmt.Errorf("%w: result of %s: %v", distributed.ErrInvalid, r.Module, err)
+	if len(sent) == 0 {
+		return errs
 	}
-	v, err := c.runRetry(ctx, "publishing the result of "+r.Module, scriptPublish, r.Module, r.Lease.Token, string(payload), w.Nonce)
-	if err != nil {
-		return err
+	v, err := c.runRetry(ctx, "publishing the result of "+rs[sent[0]].Module, scriptPublish, args...)
+	var arr []any
+	if err == nil {
+		arr, err = reply("publish", v)
+		if err == nil && len(arr) != len(sent) {
+			err = malformed("publish reply", fmt.Errorf("%d answers for %d results", len(arr), len(sent)))
+		}
 	}
-	if v == "stale" {
-		return fmt.Errorf("%w: result of %s from instance %d (attempt %d) is not from the current lease", distributed.ErrStaleLease, r.Module, r.Lease.Holder, r.Lease.Attempt)
+	for k, i := range sent {
+		switch {
+		case err != nil:
+			errs[i] = err
+		case arr[k] == "stale":
+			r := rs[i]
+			errs[i] = fmt.Errorf("%w: result of %s from instance %d (attempt %d) is not from the current lease", distributed.ErrStaleLease, r.Module, r.Lease.Holder, r.Lease.Attempt)
+		}
 	}
-	return nil
+	return errs
 }
 
 // AwaitResult implements distributed.Coordinator. It reads Redis only when

@@ -72,9 +72,11 @@ type Coordinator struct {
 }
 
 var (
-	_ distributed.Coordinator  = (*Coordinator)(nil)
-	_ distributed.BatchClaimer = (*Coordinator)(nil)
-	_ distributed.RunBinder    = (*Coordinator)(nil)
+	_ distributed.Coordinator    = (*Coordinator)(nil)
+	_ distributed.BatchClaimer   = (*Coordinator)(nil)
+	_ distributed.BatchEnqueuer  = (*Coordinator)(nil)
+	_ distributed.BatchPublisher = (*Coordinator)(nil)
+	_ distributed.RunBinder      = (*Coordinator)(nil)
 )
 
 // NewCoordinator returns a coordinator; nothing is contacted until the run

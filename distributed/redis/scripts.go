@@ -107,13 +107,15 @@ var scriptLeases = goredis.NewScript(luaCommon + `
 return {now_ms(), redis.call('HGETALL', KEYS[7])}
 `)
 
-// enqueue: ARGV[3] module, ARGV[4] attempt, ARGV[5] requirement key,
-// ARGV[6] priority, ARGV[7] assignment JSON (enqueue time filled in here
-// as "enq_ms" via string concatenation by the caller's placeholder).
+// enqueue: from ARGV[3], groups of five: module, attempt, requirement
+// key, priority, assignment JSON (whose "enq_ms":0 gets the server time).
 var scriptEnqueue = goredis.NewScript(luaCommon + `
 if state() == 'completed' then return 'ended' end
-local payload = string.gsub(ARGV[7], '"enq_ms":0', '"enq_ms":' .. now_ms(), 1)
-enqueue(ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), payload)
+local now = now_ms()
+for i = 3, #ARGV, 5 do
+  local payload = string.gsub(ARGV[i+4], '"enq_ms":0', '"enq_ms":' .. now, 1)
+  enqueue(ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3]), payload)
+end
 return 'ok'
 `)
 
@@ -201,28 +203,37 @@ end
 return 'ok'
 `)
 
-// publish: ARGV[3] module, ARGV[4] token, ARGV[5] result JSON, ARGV[6]
-// the call's nonce. Returns ok | stale. A retry of the same call (same
-// nonce) after its reply was lost returns ok; any other publish for a lease
-// that is no longer current is stale.
+// publish: from ARGV[3], groups of four: module, token, result JSON, the
+// call's nonce. Returns ok or stale for each. A retry of the same call
+// (same nonce) after its reply was lost gets ok; any other publish for a
+// lease that is no longer current is stale.
 var scriptPublish = goredis.NewScript(luaCommon + `
-local cur = redis.call('HGET', KEYS[7], ARGV[3])
-if not cur or cjson.decode(cur).token ~= ARGV[4] then
-  local stored = redis.call('HGET', KEYS[8], ARGV[3])
-  if stored and cjson.decode(stored).nonce == ARGV[6] then return 'ok' end
-  return 'stale'
+local out = {}
+for i = 3, #ARGV, 4 do
+  local module, token, result, nonce = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]
+  local cur = redis.call('HGET', KEYS[7], module)
+  if not cur or cjson.decode(cur).token ~= token then
+    local stored = redis.call('HGET', KEYS[8], module)
+    if stored and cjson.decode(stored).nonce == nonce then
+      table.insert(out, 'ok')
+    else
+      table.insert(out, 'stale')
+    end
+  else
+    redis.call('HDEL', KEYS[7], module)
+    redis.call('HSET', KEYS[8], module, result)
+    -- Small results travel with their announcement, so awaiting
+    -- instances need not read them back.
+    if string.len(result) <= 65536 then
+      redis.call('PUBLISH', base .. 'events', 'r:' .. module .. '\n' .. result)
+    else
+      redis.call('PUBLISH', base .. 'events', 'r:' .. module)
+    end
+    table.insert(out, 'ok')
+  end
 end
-redis.call('HDEL', KEYS[7], ARGV[3])
-redis.call('HSET', KEYS[8], ARGV[3], ARGV[5])
 touch(KEYS[8])
--- Small results travel with their announcement, so awaiting instances
--- need not read them back.
-if string.len(ARGV[5]) <= 65536 then
-  redis.call('PUBLISH', base .. 'events', 'r:' .. ARGV[3] .. '\n' .. ARGV[5])
-else
-  redis.call('PUBLISH', base .. 'events', 'r:' .. ARGV[3])
-end
-return 'ok'
+return out
 `)
 
 // cancel: ARGV[3] instance, ARGV[4] reason.

@@ -30,6 +30,13 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	flights   map[int]*flight
 	instances []distributed.InstanceInfo
+
+	// Enqueues go through one flusher, so that modules becoming ready
+	// together are queued in one round trip.
+	pendingMu sync.Mutex
+	pending   []int
+	kick      chan struct{}
+	flushed   chan struct{}
 }
 
 // flight is a dispatched node whose result has not been delivered.
@@ -46,17 +53,63 @@ type flight struct {
 // NewDispatcher returns a dispatcher for nodes (indexed like the scheduler's).
 func NewDispatcher(cfg Config, host Host, nodes []NodeInfo) *Dispatcher {
 	life, cancel := context.WithCancel(context.Background())
-	d := &Dispatcher{cfg: cfg, host: host, nodes: nodes, index: map[string]int{}, life: life, cancel: cancel, flights: map[int]*flight{}}
+	d := &Dispatcher{cfg: cfg, host: host, nodes: nodes, index: map[string]int{}, life: life, cancel: cancel, flights: map[int]*flight{},
+		kick: make(chan struct{}, 1), flushed: make(chan struct{})}
 	for i, n := range nodes {
 		d.index[n.Name] = i
 	}
+	go d.flusher()
 	return d
+}
+
+// flusher queues pending first attempts, all that are pending at once.
+func (d *Dispatcher) flusher() {
+	defer close(d.flushed)
+	batcher, _ := d.cfg.Coord.(distributed.BatchEnqueuer)
+	for {
+		select {
+		case <-d.life.Done():
+			return
+		case <-d.kick:
+		}
+		d.pendingMu.Lock()
+		batch := d.pending
+		d.pending = nil
+		d.pendingMu.Unlock()
+		for len(batch) > 0 {
+			n := min(len(batch), 256)
+			chunk := batch[:n]
+			batch = batch[n:]
+			if batcher == nil {
+				for _, i := range chunk {
+					if err := d.enqueue(i, 1); err != nil {
+						d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
+					}
+				}
+				continue
+			}
+			as := make([]distributed.Assignment, len(chunk))
+			for k, i := range chunk {
+				n := d.nodes[i]
+				as[k] = distributed.Assignment{Module: n.Name, Attempt: 1, Requires: n.Requires, Priority: n.Priority}
+			}
+			ctx, cancel := context.WithTimeout(d.life, d.cfg.LeaseTimeout)
+			err := batcher.EnqueueBatch(ctx, as)
+			cancel()
+			if err != nil {
+				for _, i := range chunk {
+					d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
+				}
+			}
+		}
+	}
 }
 
 // Close stops awaiting results and waits for the awaiting goroutines.
 func (d *Dispatcher) Close() {
 	d.cancel()
 	d.wg.Wait()
+	<-d.flushed
 }
 
 // Dispatch implements engine.Scheduler.Dispatch.
@@ -78,9 +131,12 @@ func (d *Dispatcher) Dispatch(_ context.Context, i int, c *engine.Completion) {
 	}
 	if routable {
 		f.enqueued = time.Now()
-		if err := d.enqueue(i, 1); err != nil {
-			d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
-			return
+		d.pendingMu.Lock()
+		d.pending = append(d.pending, i)
+		d.pendingMu.Unlock()
+		select {
+		case d.kick <- struct{}{}:
+		default: // the flusher is already due
 		}
 	} else {
 		d.checkUnroutable(i)

@@ -22,13 +22,18 @@ type Executor struct {
 	stop chan struct{}
 	done chan struct{}
 	ran  sync.WaitGroup
+
+	results   chan distributed.Result // to the publisher
+	published chan struct{}
 }
 
 // StartExecutor starts claiming. Modules run with ctx, which the caller
 // cancels when the run is cancelled.
 func StartExecutor(ctx context.Context, cfg Config, host Host, values *Values) *Executor {
-	e := &Executor{cfg: cfg, host: host, values: values, stop: make(chan struct{}), done: make(chan struct{})}
+	e := &Executor{cfg: cfg, host: host, values: values, stop: make(chan struct{}), done: make(chan struct{}),
+		results: make(chan distributed.Result, 256), published: make(chan struct{})}
 	go e.loop(ctx)
+	go e.publisher()
 	return e
 }
 
@@ -37,6 +42,8 @@ func StartExecutor(ctx context.Context, cfg Config, host Host, values *Values) *
 func (e *Executor) Wait() {
 	<-e.done
 	e.ran.Wait()
+	close(e.results)
+	<-e.published
 }
 
 func (e *Executor) loop(ctx context.Context) {
@@ -129,7 +136,69 @@ func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
 		o.Instance, o.QueueWait = e.cfg.Instance, cl.QueueWait
 		e.host.Executed(id, &o, log)
 	}
-	e.publish(res)
+	e.results <- res
+}
+
+// publisher publishes results as they come; results that finish together
+// go in one round trip when the coordinator supports it.
+func (e *Executor) publisher() {
+	defer close(e.published)
+	batcher, _ := e.cfg.Coord.(distributed.BatchPublisher)
+	for res := range e.results {
+		if batcher == nil {
+			e.publish(res)
+			continue
+		}
+		batch := []distributed.Result{res}
+	drain:
+		for len(batch) < distributed.MaxBatch {
+			select {
+			case r, ok := <-e.results:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		e.publishBatch(batcher, batch)
+	}
+}
+
+// publishBatch is publish for several results.
+func (e *Executor) publishBatch(b distributed.BatchPublisher, rs []distributed.Result) {
+	deadline := time.Now().Add(e.cfg.LeaseTimeout)
+	for wait := 50 * time.Millisecond; len(rs) > 0; wait = min(2*wait, 2*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Heartbeat)
+		errs := b.PublishBatch(ctx, rs)
+		cancel()
+		var again []distributed.Result
+		for i, err := range errs {
+			if err != nil && !e.settled(rs[i], err, time.Now().After(deadline)) {
+				again = append(again, rs[i])
+			}
+		}
+		if rs = again; len(rs) > 0 {
+			time.Sleep(wait)
+		}
+	}
+}
+
+// settled reports whether a failed publication is final, logging why.
+func (e *Executor) settled(res distributed.Result, err error, late bool) bool {
+	switch {
+	case errors.Is(err, distributed.ErrStaleLease):
+		e.cfg.Log.Warn("result discarded: this instance no longer holds the lease (the module was re-queued after missed heartbeats)",
+			"module", res.Module, "attempt", res.Lease.Attempt)
+	case errors.Is(err, distributed.ErrInvalid):
+		e.cfg.Log.Error("result rejected by the coordinator", "module", res.Module, "err", err)
+	case late:
+		e.cfg.Log.Error("could not publish a result; the master will re-queue the module", "module", res.Module, "err", err)
+	default:
+		return false
+	}
+	return true
 }
 
 // run executes node id; a node that ignores its timeout is abandoned by
@@ -162,18 +231,7 @@ func (e *Executor) publish(res distributed.Result) {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Heartbeat)
 		err := e.cfg.Coord.Publish(ctx, res)
 		cancel()
-		switch {
-		case err == nil:
-			return
-		case errors.Is(err, distributed.ErrStaleLease):
-			e.cfg.Log.Warn("result discarded: this instance no longer holds the lease (the module was re-queued after missed heartbeats)",
-				"module", res.Module, "attempt", res.Lease.Attempt)
-			return
-		case errors.Is(err, distributed.ErrInvalid):
-			e.cfg.Log.Error("result rejected by the coordinator", "module", res.Module, "err", err)
-			return
-		case time.Now().After(deadline):
-			e.cfg.Log.Error("could not publish a result; the master will re-queue the module", "module", res.Module, "err", err)
+		if err == nil || e.settled(res, err, time.Now().After(deadline)) {
 			return
 		}
 		time.Sleep(wait)
