@@ -80,11 +80,16 @@ func (d *Dispatcher) flusher() {
 			n := min(len(batch), 256)
 			chunk := batch[:n]
 			batch = batch[n:]
+			// Await each module once it is queued: a coordinator then
+			// knows no result can have come before the wait began.
 			if batcher == nil {
 				for _, i := range chunk {
 					if err := d.enqueue(i, 1); err != nil {
 						d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
+						continue
 					}
+					d.wg.Add(1)
+					go d.await(i)
 				}
 				continue
 			}
@@ -96,10 +101,13 @@ func (d *Dispatcher) flusher() {
 			ctx, cancel := context.WithTimeout(d.life, d.cfg.LeaseTimeout)
 			err := batcher.EnqueueBatch(ctx, as)
 			cancel()
-			if err != nil {
-				for _, i := range chunk {
+			for _, i := range chunk {
+				if err != nil {
 					d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
+					continue
 				}
+				d.wg.Add(1)
+				go d.await(i)
 			}
 		}
 	}
@@ -108,8 +116,8 @@ func (d *Dispatcher) flusher() {
 // Close stops awaiting results and waits for the awaiting goroutines.
 func (d *Dispatcher) Close() {
 	d.cancel()
+	<-d.flushed // no await starts after this
 	d.wg.Wait()
-	<-d.flushed
 }
 
 // Dispatch implements engine.Scheduler.Dispatch.
@@ -138,9 +146,9 @@ func (d *Dispatcher) Dispatch(_ context.Context, i int, c *engine.Completion) {
 		case d.kick <- struct{}{}:
 		default: // the flusher is already due
 		}
-	} else {
-		d.checkUnroutable(i)
+		return // the flusher starts awaiting once the module is queued
 	}
+	d.checkUnroutable(i)
 	d.wg.Add(1)
 	go d.await(i)
 }
