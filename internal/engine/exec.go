@@ -73,7 +73,7 @@ func Exec(ctx context.Context, n *Node, c *Completion, grace time.Duration) {
 	}
 	for attempt := 1; ; attempt++ {
 		o.Attempts = attempt
-		v, err, kind := runAttempt(ctx, n, attempt, c, grace)
+		v, kind, err := runAttempt(ctx, n, attempt, c, grace)
 		if c.Done() {
 			return // abandoned while the attempt ignored its context
 		}
@@ -121,7 +121,7 @@ func check(ctx context.Context, n *Node) (skip bool, reason string, err error) {
 }
 
 // runAttempt runs one attempt and classifies its error.
-func runAttempt(ctx context.Context, n *Node, attempt int, c *Completion, grace time.Duration) (v any, err error, kind Kind) {
+func runAttempt(ctx context.Context, n *Node, attempt int, c *Completion, grace time.Duration) (v any, kind Kind, err error) {
 	actx := ctx
 	if n.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -132,21 +132,21 @@ func runAttempt(ctx context.Context, n *Node, attempt int, c *Completion, grace 
 	}
 	v, err = call(actx, n, attempt)
 	if err == nil {
-		return v, nil, KindNone
+		return v, KindNone, nil
 	}
 	var pe *PanicError
 	switch {
 	case ctx.Err() != nil:
-		return nil, err, KindCancel
+		return nil, KindCancel, err
 	case actx.Err() != nil && errors.Is(actx.Err(), context.DeadlineExceeded):
-		return nil, fmt.Errorf("timed out after %s: %w", n.Timeout, err), KindTimeout
+		return nil, KindTimeout, fmt.Errorf("timed out after %s: %w", n.Timeout, err)
 	case errors.As(err, &pe):
 		if n.Log != nil {
 			n.Log(n.ID, fmt.Sprintf("%v\n%s", pe.Value, pe.Stack))
 		}
-		return nil, err, KindPanic
+		return nil, KindPanic, err
 	}
-	return nil, err, KindError
+	return nil, KindError, err
 }
 
 func call(ctx context.Context, n *Node, attempt int) (v any, err error) {

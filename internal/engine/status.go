@@ -29,9 +29,6 @@ func (s Status) String() string {
 	return "unknown"
 }
 
-// Done reports whether the node has finished (any status but Pending and Running).
-func (s Status) Done() bool { return s > Running }
-
 // Bad reports whether the status fails the run: Failed, TimedOut, Cancelled
 // and DependencyFailed do; IgnoredFailure does not.
 func (s Status) Bad() bool {

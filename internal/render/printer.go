@@ -4,7 +4,6 @@ package render
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -95,14 +94,6 @@ func appendTitle(b []byte, g Group, escape bool) []byte {
 		b = append(b[:start], t...)
 	}
 	return b
-}
-
-// Printf prints a line outside any group.
-func (p *Printer) Printf(format string, args ...any) {
-	s := p.mask(fmt.Sprintf(format, args...))
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, _ = io.WriteString(p.W, s)
 }
 
 func (p *Printer) mask(s string) string {

@@ -55,15 +55,3 @@ func (s *Set) String(text string) string {
 	}
 	return r.Replace(text)
 }
-
-// Bytes masks every registered secret in p, returning p itself when there is
-// nothing to mask.
-func (s *Set) Bytes(p []byte) []byte {
-	s.mu.RLock()
-	r := s.replacer
-	s.mu.RUnlock()
-	if r == nil {
-		return p
-	}
-	return []byte(r.Replace(string(p)))
-}
