@@ -408,6 +408,22 @@ func outageRun(t *testing.T, srv *redistest.Server, disrupt func()) (*scenario, 
 	return s, procs
 }
 
+// expectRodeOut checks that every instance succeeded despite the outage and
+// that every module ran exactly once: no work lost, none duplicated.
+func expectRodeOut(t *testing.T, s *scenario, procs []*proc, outage string) {
+	t.Helper()
+	for _, p := range procs {
+		if code := p.wait(t, 90*time.Second); code != 0 {
+			t.Fatalf("instance %d exited %d after %s:\n%s", p.index, code, outage, p.out.String())
+		}
+	}
+	for name, m := range s.readReport() {
+		if m.Status != "succeeded" || m.Dispatches != 1 {
+			t.Errorf("%s: %s after %d dispatches (work lost or duplicated by %s)", name, m.Status, m.Dispatches, outage)
+		}
+	}
+}
+
 func TestProcessesRideOutPausedRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	s, procs := outageRun(t, srv, func() {
@@ -415,31 +431,13 @@ func TestProcessesRideOutPausedRedis(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		srv.Resume()
 	})
-	for _, p := range procs {
-		if code := p.wait(t, 90*time.Second); code != 0 {
-			t.Fatalf("instance %d exited %d after a 2s pause:\n%s", p.index, code, p.out.String())
-		}
-	}
-	for name, m := range s.readReport() {
-		if m.Status != "succeeded" || m.Dispatches != 1 {
-			t.Errorf("%s: %s after %d dispatches (work lost or duplicated)", name, m.Status, m.Dispatches)
-		}
-	}
+	expectRodeOut(t, s, procs, "a 2s pause")
 }
 
 func TestProcessesRideOutRedisRestartWithPersistence(t *testing.T) {
 	srv := redistest.Start(t, redistest.Persistent())
 	s, procs := outageRun(t, srv, srv.Restart)
-	for _, p := range procs {
-		if code := p.wait(t, 90*time.Second); code != 0 {
-			t.Fatalf("instance %d exited %d after a restart:\n%s", p.index, code, p.out.String())
-		}
-	}
-	for name, m := range s.readReport() {
-		if m.Status != "succeeded" || m.Dispatches != 1 {
-			t.Errorf("%s: %s after %d dispatches", name, m.Status, m.Dispatches)
-		}
-	}
+	expectRodeOut(t, s, procs, "a restart")
 }
 
 func TestProcessesFailClearlyWhenRedisLosesTheRun(t *testing.T) {
