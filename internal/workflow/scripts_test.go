@@ -16,7 +16,7 @@ func runBash(t *testing.T, script string, env ...string) (string, int) {
 	t.Helper()
 	bash, err := exec.LookPath("bash")
 	if err != nil {
-		t.Skip("no bash")
+		t.Fatalf("bash is needed to run the generated steps: %v", err)
 	}
 	cmd := exec.Command(bash, "-e", "-c", script)
 	cmd.Dir = t.TempDir()
