@@ -114,6 +114,13 @@ var (
 	// ErrNotConfigured: a RunBinder has no backend to talk to (no URL), as
 	// in a pull request from a fork, where CI secrets are withheld.
 	ErrNotConfigured = errors.New("coordinator not configured")
+	// ErrIndexTaken: another live instance (another session) is registered
+	// with the same index.
+	ErrIndexTaken = errors.New("instance index taken")
+	// ErrNotRegistered: the caller is not (or no longer) a registered,
+	// accepted and live instance of the run: it was replaced by another
+	// session, refused, or declared lost after its heartbeats stopped.
+	ErrNotRegistered = errors.New("instance not registered")
 )
 
 // Registration is what an instance presents when it joins a run.
@@ -130,6 +137,12 @@ type Registration struct {
 	// Session is unique per process: a restarted instance registers with a
 	// new one, so leases held by its previous life can be told apart.
 	Session string
+	// LeaseTimeout is how long the instance stays alive without a
+	// heartbeat; after it, the instance is lost.
+	LeaseTimeout time.Duration
+	// MAC authenticates the registration when the run has a shared
+	// secret; coordinators store and return it verbatim.
+	MAC []byte
 }
 
 // Pulse is what a heartbeat returns.
@@ -152,6 +165,10 @@ type InstanceInfo struct {
 	Session      string
 	// Age is the time since its last heartbeat (or registration).
 	Age time.Duration
+	// Fingerprint, Total and MAC are the registration's.
+	Fingerprint string
+	Total       int
+	MAC         []byte
 }
 
 // Assignment is a module handed to the queue.
@@ -165,6 +182,9 @@ type Assignment struct {
 	Requires []string
 	// Priority orders the queue: higher first (the critical path).
 	Priority int64
+	// MAC authenticates the assignment when the run has a shared secret;
+	// coordinators store and return it verbatim.
+	MAC []byte
 }
 
 // Lease is a claim on an assignment by one instance.
@@ -219,6 +239,9 @@ type Result struct {
 	QueueWait time.Duration
 	// Log is the module's log (its last MaxLogSize bytes).
 	Log []byte
+	// MAC authenticates the result when the run has a shared secret;
+	// coordinators store and return it verbatim.
+	MAC []byte
 }
 
 // ErrorInfo is an error that crossed instances. It is itself an error, so
