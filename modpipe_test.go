@@ -315,6 +315,42 @@ func TestRetryOption(t *testing.T) {
 	}
 }
 
+// A retry that succeeds leaves no error behind: not in the summary, not as
+// a GitHub ::error annotation, not in the report.
+func TestRetryThatSucceedsCarriesNoError(t *testing.T) {
+	flaky := modpipe.Task("flaky", func(c *modpipe.Context) error {
+		if c.Attempt() == 1 {
+			return errors.New("first attempt flaked")
+		}
+		return nil
+	}, modpipe.Retry(1, modpipe.Backoff(0, 0)))
+	s, out := run(t, func(p *modpipe.Pipeline) { p.GitHubActions = true }, flaky)
+	status(t, s, map[string]modpipe.Status{"flaky": modpipe.Succeeded})
+	m, _ := s.Module("flaky")
+	if m.Attempts != 2 || m.Err != nil || m.Error != "" || m.ErrorKind != "" {
+		t.Errorf("succeeded on attempt 2 but carries attempts %d, Err %v, Error %q, ErrorKind %q", m.Attempts, m.Err, m.Error, m.ErrorKind)
+	}
+	if strings.Contains(out, "::error") {
+		t.Errorf("a module that succeeded produced an ::error annotation:\n%s", out)
+	}
+	if !strings.Contains(out, "attempt 1 of 2 failed: first attempt flaked") {
+		t.Errorf("the failed attempt is no longer noted in the log:\n%s", out)
+	}
+	var text, report bytes.Buffer
+	if err := s.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteJSON(&report); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text.String(), "flaked") {
+		t.Errorf("summary details show the failed attempt's error:\n%s", text.String())
+	}
+	if strings.Contains(report.String(), `"error"`) {
+		t.Errorf("report carries an error for a module that succeeded:\n%s", report.String())
+	}
+}
+
 func TestSecretsAreMaskedEverywhere(t *testing.T) {
 	leak := modpipe.Task("leak", func(c *modpipe.Context) error {
 		c.Secret("runtime-token-42")

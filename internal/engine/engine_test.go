@@ -285,6 +285,9 @@ func TestRetries(t *testing.T) {
 	if res["flaky"].Attempts != 3 || flakyCalls.Load() != 3 {
 		t.Errorf("flaky: %d attempts, %d calls, want 3", res["flaky"].Attempts, flakyCalls.Load())
 	}
+	if res["flaky"].Err != nil || res["flaky"].Kind != KindNone || res["flaky"].Value != "ok" {
+		t.Errorf("flaky succeeded on its last attempt but its outcome carries err %v, kind %q, value %v", res["flaky"].Err, res["flaky"].Kind, res["flaky"].Value)
+	}
 	if res["hopeless"].Attempts != 3 {
 		t.Errorf("hopeless: %d attempts, want 3", res["hopeless"].Attempts)
 	}

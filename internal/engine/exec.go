@@ -78,7 +78,9 @@ func Exec(ctx context.Context, n *Node, c *Completion, grace time.Duration) {
 			return // abandoned while the attempt ignored its context
 		}
 		if err == nil {
-			o.Status, o.Value = Succeeded, v
+			// A retry that succeeds leaves nothing of the failed attempts
+			// but their notes in the log: a succeeded node has no error.
+			o.Status, o.Value, o.Err, o.Kind = Succeeded, v, nil, KindNone
 			break
 		}
 		o.Err, o.Kind = err, kind
