@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/modpipe/modpipe/internal/logbuf"
@@ -22,7 +23,11 @@ type Context struct {
 	node    int
 	attempt int
 	log     *logbuf.Buffer // this execution's log
-	logger  *slog.Logger
+
+	// The logger is made on first use; a module may run commands (which
+	// log) from several goroutines at once.
+	loggerOnce sync.Once
+	logger     *slog.Logger
 }
 
 // Deadline implements context.Context.
@@ -48,13 +53,12 @@ func (c *Context) Attempt() int { return c.attempt }
 // "windows", ...), or "" for a module without MatrixTarget.
 func (c *Context) MatrixTarget() string { return c.r.nodes[c.node].target }
 
-// Logger returns the module's logger. Its lines are buffered and printed
+// Logger returns the module's logger; it is safe to use from several
+// goroutines of the module at once. Its lines are buffered and printed
 // together, as the module's group, when the module ends; registered secrets
 // are masked.
 func (c *Context) Logger() *slog.Logger {
-	if c.logger == nil {
-		c.logger = slog.New(logbuf.NewHandler(c.log, c.r.level))
-	}
+	c.loggerOnce.Do(func() { c.logger = slog.New(logbuf.NewHandler(c.log, c.r.level)) })
 	return c.logger
 }
 

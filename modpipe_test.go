@@ -351,6 +351,31 @@ func TestRetryThatSucceedsCarriesNoError(t *testing.T) {
 	}
 }
 
+// Two commands run concurrently inside one module share its logger, which
+// is made on first use: under -race this failed with a data race.
+func TestConcurrentCommandsInOneModule(t *testing.T) {
+	both := modpipe.Task("both", func(c *modpipe.Context) error {
+		start := make(chan struct{})
+		errs := make(chan error, 2)
+		for _, arg := range []string{"GOOS", "GOARCH"} {
+			go func() {
+				<-start
+				_, err := c.Command("go", "env", arg).Run()
+				errs <- err
+			}()
+		}
+		close(start)
+		return errors.Join(<-errs, <-errs)
+	})
+	s, out := run(t, nil, both)
+	status(t, s, map[string]modpipe.Status{"both": modpipe.Succeeded})
+	for _, want := range []string{"$ go env GOOS", "$ go env GOARCH", "│ " + runtime.GOOS, "│ " + runtime.GOARCH} {
+		if !strings.Contains(out, want) {
+			t.Errorf("module log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestSecretsAreMaskedEverywhere(t *testing.T) {
 	leak := modpipe.Task("leak", func(c *modpipe.Context) error {
 		c.Secret("runtime-token-42")
