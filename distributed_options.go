@@ -115,6 +115,23 @@ func (o DistributedOptions) withDefaults() (DistributedOptions, error) {
 	return o, nil
 }
 
+// checkInstance refuses instance settings that would run the wrong part of
+// the pipeline, wherever they came from (code, environment or flags): a
+// negative index or total, and an index above 0 without a total above it
+// — such an instance would otherwise run the whole pipeline alone, pinned
+// modules included, as if it were the only one.
+func (o DistributedOptions) checkInstance() error {
+	switch {
+	case o.InstanceIndex < 0:
+		return fmt.Errorf("instance index %d is negative; instances are numbered from 0 (the master) to the total minus 1 (--instance, MODPIPE_INSTANCE)", o.InstanceIndex)
+	case o.TotalInstances < 0:
+		return fmt.Errorf("total instances %d is negative; give the number of instances in the run (--total, MODPIPE_TOTAL)", o.TotalInstances)
+	case o.InstanceIndex > 0 && o.InstanceIndex >= o.TotalInstances:
+		return fmt.Errorf("instance index %d needs a total above it, but the total is %d; give every instance the run's number of instances (--total, MODPIPE_TOTAL)", o.InstanceIndex, o.TotalInstances)
+	}
+	return nil
+}
+
 // capabilities returns the instance's lower-case capabilities: configured
 // ones, its OS unless disabled or already named, and the master's marker.
 func (o DistributedOptions) capabilities() ([]string, string, error) {

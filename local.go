@@ -45,14 +45,14 @@ func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) s
 	}
 	p.redisURL = cmpOr(getenv("MODPIPE_REDIS_URL"), getenv("REDIS_URL"), p.redisURL)
 	durations := []struct {
-		env  string
-		flag time.Duration
-		dst  *time.Duration
+		env, name string
+		flag      time.Duration
+		dst       *time.Duration
 	}{
-		{"MODPIPE_HEARTBEAT", o.heartbeat, &p.dist.HeartbeatInterval},
-		{"MODPIPE_LEASE_TIMEOUT", o.leaseTimeout, &p.dist.LeaseTimeout},
-		{"MODPIPE_MASTER_TIMEOUT", o.masterTimeout, &p.dist.MasterTimeout},
-		{"MODPIPE_CAPABILITY_TIMEOUT", o.capabilityTimeout, &p.dist.CapabilityTimeout},
+		{"MODPIPE_HEARTBEAT", "heartbeat", o.heartbeat, &p.dist.HeartbeatInterval},
+		{"MODPIPE_LEASE_TIMEOUT", "lease-timeout", o.leaseTimeout, &p.dist.LeaseTimeout},
+		{"MODPIPE_MASTER_TIMEOUT", "master-timeout", o.masterTimeout, &p.dist.MasterTimeout},
+		{"MODPIPE_CAPABILITY_TIMEOUT", "capability-timeout", o.capabilityTimeout, &p.dist.CapabilityTimeout},
 	}
 	for _, d := range durations {
 		if v := strings.TrimSpace(getenv(d.env)); v != "" {
@@ -62,30 +62,33 @@ func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) s
 			}
 			*d.dst = parsed
 		}
-		if d.flag > 0 {
+		if o.given[d.name] {
 			*d.dst = d.flag
 		}
 	}
 
-	if o.instance >= 0 {
+	if o.given["instance"] {
 		p.dist.InstanceIndex = o.instance
 	}
-	if o.total >= 0 {
+	if o.given["total"] {
 		p.dist.TotalInstances = o.total
 	}
-	if len(o.capabilities) > 0 {
+	if o.given["capability"] {
 		p.dist.Capabilities = o.capabilities
 	}
-	if o.runID != "" {
+	if o.given["run-id"] {
 		p.dist.RunID = o.runID
 	}
-	if o.redisURL != "" {
+	if o.given["redis-url"] {
 		p.redisURL = o.redisURL
 	}
-	if o.localInstances > 1 && (o.total > 1 || o.instance > 0) {
+	if o.localInstances > 1 && (o.given["total"] || o.given["instance"]) {
 		return fmt.Errorf("--local-instances runs every instance in this process; do not combine it with --instance or --total")
 	}
-	return nil
+	if o.localInstances > 1 {
+		return nil // the instances are made by runLocalInstances
+	}
+	return p.dist.checkInstance()
 }
 
 func cmpOr(values ...string) string {

@@ -17,9 +17,11 @@ import (
 
 // Main runs the pipeline as a command-line program and exits: it parses
 // flags and environment variables (flags override the environment, which
-// overrides settings made in code), runs the pipeline, prints the summary
-// and exits 0 when no module failed, 1 when one did and 2 for usage or
-// validation errors. Ctrl-C or SIGTERM cancels running modules and still
+// overrides settings made in code; a flag given replaces the setting, so
+// --only replaces p.Only rather than adding to it and
+// --continue-on-failure=false switches it off), runs the pipeline, prints
+// the summary and exits 0 when no module failed, 1 when one did and 2 for
+// usage or validation errors. Ctrl-C or SIGTERM cancels running modules and still
 // prints the summary; a second one exits at once.
 //
 // Flags:
@@ -34,6 +36,7 @@ import (
 //	--dry-run                show the plan (waves, skips and why) without running
 //	--report FILE            write the JSON run report to FILE
 //	-v                       include debug-level module logs
+//	--no-live                no live view of running modules (env MODPIPE_LIVE=0; MODPIPE_LIVE=1 shows it under CI too)
 //
 // Distributed mode adds --instance, --total, --capability, --run-id,
 // --redis-url, --heartbeat, --lease-timeout, --master-timeout,
@@ -76,10 +79,15 @@ type cliOptions struct {
 
 	heartbeat, leaseTimeout, masterTimeout, capabilityTimeout time.Duration
 	noLive                                                    bool
+
+	// given names the flags present on the command line: a flag given
+	// replaces the setting made in code or by the environment, even with
+	// an empty list or false, and one not given leaves it alone.
+	given map[string]bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, error) {
-	o := &cliOptions{parallel: -1}
+	o := &cliOptions{given: map[string]bool{}}
 	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Var(&o.only, "only", "run only `NAME` and its dependencies (repeatable, comma-separated)")
@@ -87,14 +95,14 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.Var(&o.category, "category", "run only modules of category `CAT` and their dependencies (repeatable)")
 	fs.Var(&o.ignoreCategory, "ignore-category", "skip modules of category `CAT` (repeatable)")
 	fs.BoolVar(&o.continueOnFailure, "continue-on-failure", false, "keep running everything possible after a module failed")
-	fs.IntVar(&o.parallel, "parallel", -1, "run at most `N` modules at once on this instance (0: no bound)")
+	fs.IntVar(&o.parallel, "parallel", 0, "run at most `N` modules at once on this instance (0: no bound)")
 	fs.BoolVar(&o.list, "list", false, "list modules, dependencies and categories, then exit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "show the plan (waves, what would be skipped and why) without running anything")
 	fs.StringVar(&o.report, "report", "", "write the JSON run report to `FILE`")
 	fs.BoolVar(&o.verbose, "v", false, "include debug-level module logs")
-	fs.BoolVar(&o.noLive, "no-live", false, "no live view of running modules (it is shown only in an interactive terminal, never under CI)")
-	fs.IntVar(&o.instance, "instance", -1, "this instance's `INDEX` in a distributed run (0 is the master; env MODPIPE_INSTANCE)")
-	fs.IntVar(&o.total, "total", -1, "`N` instances take part in the run (env MODPIPE_TOTAL)")
+	fs.BoolVar(&o.noLive, "no-live", false, "no live view of running modules (shown only in an interactive terminal, never under CI; env MODPIPE_LIVE=0 turns it off, MODPIPE_LIVE=1 shows it under CI too)")
+	fs.IntVar(&o.instance, "instance", 0, "this instance's `INDEX` in a distributed run (0 is the master; env MODPIPE_INSTANCE)")
+	fs.IntVar(&o.total, "total", 0, "`N` instances take part in the run (env MODPIPE_TOTAL)")
 	fs.Var(&o.capabilities, "capability", "a `CAPABILITY` this instance offers (repeatable; env MODPIPE_CAPABILITIES, comma-separated)")
 	fs.StringVar(&o.runID, "run-id", "", "the run's `ID`, the same on every instance (env MODPIPE_RUN_ID; default from GITHUB_RUN_ID and GITHUB_RUN_ATTEMPT)")
 	fs.StringVar(&o.redisURL, "redis-url", "", "Redis `URL` for the Redis coordinator (env MODPIPE_REDIS_URL, then REDIS_URL)")
@@ -108,6 +116,15 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	}
 	if fs.NArg() > 0 {
 		return nil, fs, fmt.Errorf("unexpected argument %q; flags start with - (see -h)", fs.Arg(0))
+	}
+	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = true })
+	if o.given["parallel"] && o.parallel < 0 {
+		return nil, fs, fmt.Errorf("--parallel %d is negative; use 0 for no bound", o.parallel)
+	}
+	for name, d := range map[string]time.Duration{"heartbeat": o.heartbeat, "lease-timeout": o.leaseTimeout, "master-timeout": o.masterTimeout, "capability-timeout": o.capabilityTimeout} {
+		if o.given[name] && d <= 0 {
+			return nil, fs, fmt.Errorf("--%s %s is not a positive duration such as 30s or 2m", name, d)
+		}
 	}
 	return o, fs, nil
 }
@@ -125,15 +142,7 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		return 2
 	}
-	p.Only = append(p.Only, o.only...)
-	p.Skip = append(p.Skip, o.skip...)
-	p.Categories = append(p.Categories, o.category...)
-	p.IgnoreCategories = append(p.IgnoreCategories, o.ignoreCategory...)
-	p.ContinueOnFailure = p.ContinueOnFailure || o.continueOnFailure
-	p.Verbose = p.Verbose || o.verbose
-	if o.parallel >= 0 {
-		p.MaxParallel = o.parallel
-	}
+	p.applyFlags(o)
 	if getenv("GITHUB_ACTIONS") == "true" {
 		p.GitHubActions = true
 	}
@@ -163,7 +172,7 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		return 0
 	}
 
-	if !o.noLive && p.Output == stdout && live.Enabled(stdout, getenv) {
+	if liveWanted(o, getenv) && p.Output == stdout && live.Enabled(stdout, getenv) {
 		p.live = live.Start(stdout)
 	}
 	var summary *Summary
@@ -216,6 +225,44 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		}
 	}
 	return code
+}
+
+// applyFlags applies the pipeline settings given on the command line. A
+// flag given replaces what code set: list flags replace the list (they do
+// not add to it) and boolean flags switch a setting on or off
+// (--continue-on-failure=false).
+func (p *Pipeline) applyFlags(o *cliOptions) {
+	if o.given["only"] {
+		p.Only = o.only
+	}
+	if o.given["skip"] {
+		p.Skip = o.skip
+	}
+	if o.given["category"] {
+		p.Categories = o.category
+	}
+	if o.given["ignore-category"] {
+		p.IgnoreCategories = o.ignoreCategory
+	}
+	if o.given["continue-on-failure"] {
+		p.ContinueOnFailure = o.continueOnFailure
+	}
+	if o.given["v"] {
+		p.Verbose = o.verbose
+	}
+	if o.given["parallel"] {
+		p.MaxParallel = o.parallel
+	}
+}
+
+// liveWanted reports whether the live view may be shown: --no-live (or
+// --no-live=false) decides when given, then MODPIPE_LIVE=0 turns it off;
+// live.Enabled still requires an interactive terminal.
+func liveWanted(o *cliOptions, getenv func(string) string) bool {
+	if o.given["no-live"] {
+		return !o.noLive
+	}
+	return strings.TrimSpace(getenv("MODPIPE_LIVE")) != "0"
 }
 
 // writeReport writes the JSON report atomically: a reader never sees half a file.

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -138,5 +140,169 @@ func TestMainWritesGitHubJobSummary(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("job summary lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// runReport runs Main with a JSON report and returns each module's status
+// and reason.
+func runReport(t *testing.T, p *Pipeline, env map[string]string, args ...string) (code int, stdout string, mods map[string][2]string) {
+	t.Helper()
+	report := filepath.Join(t.TempDir(), "report.json")
+	code, stdout, stderr := runMain(t, p, env, append([]string{"--report", report}, args...)...)
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatalf("no report (exit %d, stderr %s): %v", code, stderr, err)
+	}
+	var rep struct {
+		Modules []struct{ Name, Status, Reason string }
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	mods = map[string][2]string{}
+	for _, m := range rep.Modules {
+		mods[m.Name] = [2]string{m.Status, m.Reason}
+	}
+	return code, stdout, mods
+}
+
+// Flags override settings made in code: a list flag replaces the list
+// (it does not add to it), and a boolean flag switches a setting off too.
+func TestMainFlagsReplaceCodeSettings(t *testing.T) {
+	cases := []struct {
+		name string
+		code func(p *Pipeline)
+		args []string
+		want map[string]string // module -> status
+	}{
+		{"--only replaces Only", func(p *Pipeline) { p.Only = []string{"test"} }, []string{"--only", "gen"},
+			map[string]string{"gen": "succeeded", "compile": "skipped", "test": "skipped"}},
+		{"empty --only clears Only", func(p *Pipeline) { p.Only = []string{"gen"} }, []string{"--only="},
+			map[string]string{"gen": "succeeded", "compile": "succeeded", "test": "succeeded"}},
+		{"--skip replaces Skip", func(p *Pipeline) { p.Skip = []string{"gen"} }, []string{"--skip", "test"},
+			map[string]string{"gen": "succeeded", "compile": "succeeded", "test": "skipped"}},
+		{"--category replaces Categories", func(p *Pipeline) { p.Categories = []string{"test"} }, []string{"--category", "build"},
+			map[string]string{"gen": "succeeded", "compile": "succeeded", "test": "skipped"}},
+		{"--ignore-category replaces IgnoreCategories", func(p *Pipeline) { p.IgnoreCategories = []string{"build"} }, []string{"--ignore-category", "test"},
+			map[string]string{"gen": "succeeded", "compile": "succeeded", "test": "skipped"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mainPipeline()
+			tc.code(p)
+			code, out, mods := runReport(t, p, nil, tc.args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, out)
+			}
+			for name, st := range tc.want {
+				if mods[name][0] != st {
+					t.Errorf("%s: %s (%s), want %s", name, mods[name][0], mods[name][1], st)
+				}
+			}
+		})
+	}
+
+	t.Run("--continue-on-failure=false", func(t *testing.T) {
+		bad := Task("bad", func(*Context) error { return errors.New("broken") })
+		after := Task("after", func(*Context) error { return nil })
+		p := NewPipeline().Add(bad, after)
+		p.ContinueOnFailure = true
+		p.MaxParallel = 1 // bad starts first, so the run is stopping when after would start
+		code, out, mods := runReport(t, p, nil, "--continue-on-failure=false")
+		if code != 1 || mods["after"][0] != "cancelled" {
+			t.Errorf("exit %d, after %v; want exit 1 and after cancelled (the run stops after bad)\n%s", code, mods["after"], out)
+		}
+	})
+	t.Run("-v=false", func(t *testing.T) {
+		p := mainPipeline()
+		p.Verbose = true
+		code, out, _ := runMain(t, p, nil, "-v=false")
+		if code != 0 || strings.Contains(out, "debug detail") {
+			t.Errorf("exit %d; -v=false still printed debug lines:\n%s", code, out)
+		}
+	})
+	t.Run("--parallel", func(t *testing.T) {
+		p := mainPipeline()
+		p.MaxParallel = 3
+		if code, _, errOut := runMain(t, p, nil, "--parallel", "0"); code != 0 || p.MaxParallel != 0 {
+			t.Errorf("--parallel 0: exit %d, MaxParallel %d, stderr %s", code, p.MaxParallel, errOut)
+		}
+		if code, _, errOut := runMain(t, mainPipeline(), nil, "--parallel", "-1"); code != 2 || !strings.Contains(errOut, "negative") {
+			t.Errorf("--parallel -1: exit %d, stderr %q", code, errOut)
+		}
+	})
+}
+
+func TestLiveWanted(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "MODPIPE_LIVE" {
+				return v
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want bool
+	}{
+		{nil, "", true},
+		{nil, "0", false},
+		{[]string{"--no-live"}, "", false},
+		{[]string{"--no-live=false"}, "0", true},
+		{[]string{"--no-live"}, "1", false},
+	} {
+		o, _, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := liveWanted(o, env(tc.env)); got != tc.want {
+			t.Errorf("%v with MODPIPE_LIVE=%q: live %v, want %v", tc.args, tc.env, got, tc.want)
+		}
+	}
+}
+
+// Instance settings that would run the wrong part of the pipeline are
+// refused with exit 2 before anything runs, whether they come from flags,
+// the environment or code.
+func TestMainRefusesBadInstanceSettings(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		code func(p *Pipeline)
+		want string
+	}{
+		{"--instance -1", []string{"--instance", "-1"}, nil, nil, "instance index -1 is negative"},
+		{"--instance -1 --total 3", []string{"--instance", "-1", "--total", "3"}, nil, nil, "instance index -1"},
+		{"MODPIPE_INSTANCE=-1", nil, map[string]string{"MODPIPE_INSTANCE": "-1"}, nil, "instance index -1 is negative"},
+		{"--instance 7 --total 0", []string{"--instance", "7", "--total", "0"}, nil, nil, "instance index 7 needs a total above it, but the total is 0"},
+		{"--instance 7 alone", []string{"--instance", "7"}, nil, nil, "instance index 7 needs a total above it"},
+		{"MODPIPE_INSTANCE=2 MODPIPE_TOTAL=1", nil, map[string]string{"MODPIPE_INSTANCE": "2", "MODPIPE_TOTAL": "1"}, nil, "instance index 2 needs a total above it, but the total is 1"},
+		{"--total -2", []string{"--total", "-2"}, nil, nil, "total instances -2 is negative"},
+		{"code", nil, nil, func(p *Pipeline) { p.UseDistributed(DistributedOptions{InstanceIndex: 3}) }, "instance index 3 needs a total above it"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var ran atomic.Bool
+			pinned := Task("pinned", func(*Context) error { ran.Store(true); return nil }, PinToMaster())
+			p := NewPipeline().Add(pinned)
+			if tc.code != nil {
+				tc.code(p)
+			}
+			code, out, errOut := runMain(t, p, tc.env, tc.args...)
+			if code != 2 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q\n%s", code, errOut, tc.want, out)
+			}
+			if ran.Load() {
+				t.Error("the pipeline ran although the instance settings were refused")
+			}
+		})
+	}
+	// Run, the library form, refuses them too.
+	p := NewPipeline().Add(Task("a", func(*Context) error { return nil })).UseDistributed(DistributedOptions{InstanceIndex: 7})
+	if _, err := p.Run(context.Background()); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("Run with InstanceIndex 7 and no total: %v, want ErrBadConfig", err)
 	}
 }

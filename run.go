@@ -41,6 +41,9 @@ type runNode struct {
 // unknown filter names); module failures are reported in the Summary.
 // Module logs are printed to p.Output as each module ends.
 func (p *Pipeline) Run(ctx context.Context) (*Summary, error) {
+	if err := p.dist.checkInstance(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
 	if p.distributedOn() {
 		return p.runDistributed(ctx)
 	}
