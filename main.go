@@ -202,7 +202,15 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 			if summary.Failed() {
 				verdict = "FAILED"
 			}
-			fmt.Fprintf(stdout, "Worker %d ran %d modules; the run %s. The full summary is in instance 0's output.\n\n", p.dist.InstanceIndex, len(summary.Modules), verdict)
+			ran := fmt.Sprintf("ran %d modules", len(summary.Modules))
+			if len(summary.Modules) == 0 {
+				ran = "ran no modules"
+			}
+			run := "the run"
+			if summary.RunID != "" {
+				run = "run " + summary.RunID
+			}
+			fmt.Fprintf(stdout, "Worker %d %s; %s %s. The full summary is in instance 0's output.\n\n", p.dist.InstanceIndex, ran, run, verdict)
 		}
 		if err := summary.WriteText(stdout); err != nil {
 			fmt.Fprintf(stderr, "modpipe: writing summary: %v\n", err)

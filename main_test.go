@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modpipe/modpipe/distributed"
 )
 
 func mainPipeline() *Pipeline {
@@ -304,5 +307,107 @@ func TestMainRefusesBadInstanceSettings(t *testing.T) {
 	p := NewPipeline().Add(Task("a", func(*Context) error { return nil })).UseDistributed(DistributedOptions{InstanceIndex: 7})
 	if _, err := p.Run(context.Background()); !errors.Is(err, ErrBadConfig) {
 		t.Errorf("Run with InstanceIndex 7 and no total: %v, want ErrBadConfig", err)
+	}
+}
+
+// Workers exit with the run's verdict: a module a worker ran that failed
+// with IgnoreFailure does not fail the run, so the worker exits 0 like the
+// master. A worker's summary and report carry the run id, and an idle
+// worker says that it ran nothing.
+func TestMainWorkersExitWithTheRunsVerdict(t *testing.T) {
+	coord := distributed.NewInMemory()
+	build := Task("build", func(*Context) error { return nil }, PinToMaster())
+	lint := Task("lint", func(*Context) error { return errors.New("3 lint problems") }, RequiresCapability("gpu"), IgnoreFailure())
+	dir := t.TempDir()
+	type result struct {
+		code        int
+		out, errOut string
+	}
+	results := make([]chan result, 3)
+	for i := range results {
+		results[i] = make(chan result, 1)
+		p := NewPipeline().Add(build, lint).UseCoordinator(coord)
+		args := []string{"--instance", fmt.Sprint(i), "--total", "3", "--run-id", "run-42",
+			"--heartbeat", "20ms", "--lease-timeout", "2s", "--master-timeout", "20s", "--no-live",
+			"--report", filepath.Join(dir, fmt.Sprintf("report-%d.json", i))}
+		if i == 1 {
+			args = append(args, "--capability", "gpu")
+		}
+		go func() {
+			var out, errOut bytes.Buffer
+			code := p.main(context.Background(), args, func(string) string { return "" }, &out, &errOut)
+			results[i] <- result{code, out.String(), errOut.String()}
+		}()
+	}
+	var got [3]result
+	for i := range results {
+		select {
+		case got[i] = <-results[i]:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("instance %d did not finish", i)
+		}
+	}
+	for i, r := range got {
+		if r.code != 0 {
+			t.Errorf("instance %d exited %d; the run succeeded (lint's failure is ignored)\nstdout:\n%s\nstderr:\n%s", i, r.code, r.out, r.errOut)
+		}
+	}
+	for _, want := range []string{"Worker 1 ran 1 modules; run run-42 succeeded", "! lint · ignored-failure", "Run id: run-42"} {
+		if !strings.Contains(got[1].out, want) {
+			t.Errorf("worker 1's output lacks %q:\n%s", want, got[1].out)
+		}
+	}
+	for _, want := range []string{"Worker 2 ran no modules; run run-42 succeeded", "This worker ran no modules", "Run succeeded in ", ": no modules ran here", "Run id: run-42"} {
+		if !strings.Contains(got[2].out, want) {
+			t.Errorf("idle worker 2's output lacks %q:\n%s", want, got[2].out)
+		}
+	}
+	if strings.Contains(got[2].out, "MODULE") {
+		t.Errorf("idle worker 2 printed an empty table:\n%s", got[2].out)
+	}
+	for i := 1; i <= 2; i++ {
+		var rep struct {
+			RunID  string `json:"run_id"`
+			Result string `json:"result"`
+		}
+		data, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("report-%d.json", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &rep); err != nil || rep.RunID != "run-42" || rep.Result != "succeeded" {
+			t.Errorf("worker %d report: %v %s", i, err, data)
+		}
+	}
+}
+
+// A module that never started carries no instance in the JSON report: an
+// instance 0 there would claim the master ran it.
+func TestReportLeavesOutTheInstanceOfModulesThatNeverRan(t *testing.T) {
+	bad := Task("bad", func(*Context) error { return errors.New("broken") })
+	never := Task("never", func(*Context) error { return nil }, DependsOn(bad))
+	p := NewPipeline().Add(bad, never)
+	p.Output = io.Discard
+	s, err := p.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.Module("never"); m.Status != Cancelled {
+		t.Fatalf("never: %s", m.Status)
+	}
+	var buf bytes.Buffer
+	if err := s.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Modules []map[string]any `json:"modules"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if inst, ok := rep.Modules[0]["instance"]; !ok || inst != float64(0) {
+		t.Errorf("bad ran on instance 0 but the report says %v (present %v)", inst, ok)
+	}
+	if inst, ok := rep.Modules[1]["instance"]; ok {
+		t.Errorf("never did not run but the report gives it instance %v", inst)
 	}
 }

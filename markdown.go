@@ -63,6 +63,9 @@ func (s *Summary) verdictLine() string {
 			counts = append(counts, fmt.Sprintf("%d %s", n, st))
 		}
 	}
+	if len(counts) == 0 {
+		counts = append(counts, "no modules ran here")
+	}
 	return fmt.Sprintf("Run %s in %s: %s", verdict, formatDuration(s.Duration), strings.Join(counts, ", "))
 }
 

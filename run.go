@@ -172,6 +172,16 @@ var statusSymbols = map[engine.Status]string{
 	engine.Cancelled: "⊘", engine.DependencyFailed: "✗", engine.IgnoredFailure: "!",
 }
 
+// finalStatus is what status st of node i counts as: a failure of a module
+// marked IgnoreFailure is an ignored failure wherever it is reported, also
+// on the worker that ran it (whose executor does not decide it).
+func (r *run) finalStatus(i int, st engine.Status) engine.Status {
+	if r.nodes[i].def.ignoreFailure && (st == engine.Failed || st == engine.TimedOut) {
+		return engine.IgnoredFailure
+	}
+	return st
+}
+
 // printModule prints a module's log group when it ends. Modules that never
 // started (skipped, stopped) only appear in the summary.
 func (r *run) printModule(i int, o *engine.Outcome) {
@@ -181,13 +191,14 @@ func (r *run) printModule(i int, o *engine.Outcome) {
 	if o.Attempts == 0 && r.nodes[i].log.Len() == 0 && o.Err == nil {
 		return
 	}
+	st := r.finalStatus(i, o.Status)
 	g := render.Group{
 		Name:   r.nodes[i].name,
-		Status: o.Status.String(),
-		Symbol: statusSymbols[o.Status],
+		Status: st.String(),
+		Symbol: statusSymbols[st],
 		Detail: formatDuration(o.End.Sub(o.Start)),
 		Log:    r.nodes[i].log.Bytes(),
-		Warn:   o.Status == engine.IgnoredFailure,
+		Warn:   st == engine.IgnoredFailure,
 	}
 	if r.dist != nil {
 		g.Detail += fmt.Sprintf(" · instance %d", o.Instance)

@@ -172,6 +172,7 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 		cancelRun(errors.New("run ended"))
 		exec.Wait()
 		s := r.workerSummary(start)
+		s.RunID = opts.RunID
 		s.workerFailed = state.Failed
 		return s, runErr
 	}

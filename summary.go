@@ -57,7 +57,9 @@ type ModuleResult struct {
 	// ErrorKind is "error", "timeout", "cancel" or "panic" ("" without error).
 	ErrorKind string
 	Attempts  int
-	// Instance is the index of the instance that ran the module.
+	// Instance is the index of the instance that ran the module; it is
+	// meaningful only for a module that started (Start is set) and 0
+	// otherwise. The JSON report leaves it out for modules that never ran.
 	Instance int
 	// Dispatches counts how often a distributed run handed the module to an
 	// instance: more than 1 after instances were lost while running it.
@@ -72,10 +74,13 @@ type ModuleResult struct {
 }
 
 // Failed reports whether any module failed the run. For a worker it is
-// the master's verdict on the whole run.
+// the master's verdict on the whole run, whatever became of the modules the
+// worker ran (a module it ran may have failed with IgnoreFailure, or been
+// run again elsewhere after the worker was cut off): workers exit with the
+// run's verdict.
 func (s *Summary) Failed() bool {
-	if s.workerFailed {
-		return true
+	if s.Role == RoleWorker {
+		return s.workerFailed
 	}
 	for i := range s.Modules {
 		if s.Modules[i].Status.Failed() {
@@ -122,7 +127,7 @@ func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration
 		n := &r.nodes[i]
 		m := ModuleResult{
 			Name: n.name, Module: n.def.name, MatrixTarget: n.target, Category: n.def.category,
-			Status: Status(o.Status), Reason: r.secrets.String(o.Reason), Err: o.Err,
+			Status: Status(r.finalStatus(i, o.Status)), Reason: r.secrets.String(o.Reason), Err: o.Err,
 			Attempts: o.Attempts, Instance: o.Instance, Dispatches: o.Dispatches,
 		}
 		if o.Err != nil {
@@ -185,17 +190,34 @@ func (s *Summary) WriteText(w io.Writer) error {
 		}
 		rows = append(rows, row)
 	}
-	if err := render.Table(w, header, rows); err != nil {
+	if len(rows) == 0 {
+		if _, err := fmt.Fprintln(w, s.nothingRan()); err != nil {
+			return err
+		}
+	} else if err := render.Table(w, header, rows); err != nil {
 		return err
 	}
 	if _, err := fmt.Fprintf(w, "\n%s\n", s.verdictLine()); err != nil {
 		return err
+	}
+	if s.RunID != "" {
+		if _, err := fmt.Fprintf(w, "Run id: %s\n", s.RunID); err != nil {
+			return err
+		}
 	}
 	if s.CoordinatorCommands > 0 && len(s.Modules) > 0 {
 		_, err := fmt.Fprintf(w, "Coordinator: %d commands from the master (%.1f per module)\n", s.CoordinatorCommands, float64(s.CoordinatorCommands)/float64(len(s.Modules)))
 		return err
 	}
 	return nil
+}
+
+// nothingRan says why a summary has no rows.
+func (s *Summary) nothingRan() string {
+	if s.Role == RoleWorker {
+		return "This worker ran no modules: the master and the other instances took them all."
+	}
+	return "The pipeline has no modules."
 }
 
 // statusLabels are the summary's status cells: symbol and name.
@@ -256,7 +278,7 @@ type reportModule struct {
 	Error        string     `json:"error,omitempty"`
 	ErrorKind    string     `json:"error_kind,omitempty"`
 	Attempts     int        `json:"attempts"`
-	Instance     int        `json:"instance"`
+	Instance     *int       `json:"instance,omitempty"`
 	Dispatches   int        `json:"dispatches,omitempty"`
 	StartedAt    *time.Time `json:"started_at,omitempty"`
 	QueueWaitMS  float64    `json:"queue_wait_ms"`
@@ -271,7 +293,7 @@ const reportLogLines = 50
 //
 //	{
 //	  "schema": "modpipe.report/v1",
-//	  "run_id": "…",                      // distributed runs only
+//	  "run_id": "…",                      // distributed runs only (master's and workers' reports)
 //	  "result": "succeeded" | "failed",
 //	  "exit_code": 0 | 1,
 //	  "started_at": "RFC 3339 time",
@@ -285,7 +307,9 @@ const reportLogLines = 50
 //	    "status": "succeeded" | "failed" | "skipped" | "timed-out" |
 //	              "cancelled" | "dependency-failed" | "ignored-failure",
 //	    "reason": "…", "error": "…", "error_kind": "error" | "timeout" | "cancel" | "panic",
-//	    "attempts": 1, "instance": 0, "dispatches": 1,
+//	    "attempts": 1,
+//	    "instance": 0,                     // the instance that ran it; absent for a module that never started
+//	    "dispatches": 1,
 //	    "started_at": "…", "queue_wait_ms": 0.1, "duration_ms": 850.2,
 //	    "log_tail": "last 50 lines of the module's log"
 //	  }],
@@ -310,13 +334,13 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 		rm := reportModule{
 			Name: m.Name, Module: m.Module, MatrixTarget: m.MatrixTarget, Category: m.Category,
 			Status: m.Status, Reason: m.Reason, Error: m.Error, ErrorKind: m.ErrorKind,
-			Attempts: m.Attempts, Instance: m.Instance, Dispatches: m.Dispatches,
+			Attempts: m.Attempts, Dispatches: m.Dispatches,
 			QueueWaitMS: ms(m.QueueWait), DurationMS: ms(m.Duration),
 			LogTail: logbuf.TailLines([]byte(m.Log), reportLogLines),
 		}
 		if !m.Start.IsZero() {
-			t := m.Start
-			rm.StartedAt = &t
+			t, inst := m.Start, m.Instance
+			rm.StartedAt, rm.Instance = &t, &inst
 		}
 		rep.Modules[i] = rm
 	}
