@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/modpipe/modpipe/internal/engine"
 	"github.com/modpipe/modpipe/internal/render"
 )
 
@@ -150,7 +151,7 @@ func (pl *plan) staticSkips() []string {
 		}
 		for _, d := range pl.graph.Deps[i] {
 			if !d.Optional && !d.Soft && skip[d.Node] != "" {
-				skip[i] = fmt.Sprintf("dependency %s would be skipped", pl.nodes[d.Node].name)
+				skip[i] = engine.DependencySkipped(pl.nodes[d.Node].name)
 				break
 			}
 		}

@@ -93,7 +93,7 @@ func TestMainDryRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"dry run", "wave 1: gen", "compile: skipped by --skip", "test: dependency compile would be skipped", "1 of 4 modules would run"} {
+	for _, want := range []string{"dry run", "wave 1: gen", "compile: skipped by --skip", "test: dependency compile is skipped", "1 of 4 modules would run"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--dry-run lacks %q:\n%s", want, out)
 		}
@@ -409,5 +409,48 @@ func TestReportLeavesOutTheInstanceOfModulesThatNeverRan(t *testing.T) {
 	}
 	if inst, ok := rep.Modules[1]["instance"]; ok {
 		t.Errorf("never did not run but the report gives it instance %v", inst)
+	}
+}
+
+// Modules outside --only are skipped, never cancelled, even when a selected
+// module fails, and --dry-run, the summary and the report give each skipped
+// module the same reason.
+func TestMainUnselectedModulesAreSkippedWithOneReason(t *testing.T) {
+	pipeline := func() *Pipeline {
+		noop := func(*Context) error { return nil }
+		a := Task("a", func(*Context) error { return errors.New("a broke") })
+		b := Task("b", noop)
+		c := Task("c", noop, DependsOn(a))
+		d := Task("d", noop, DependsOn(b))
+		x := Task("x", noop)
+		y := Task("y", noop, DependsOn(x))
+		return NewPipeline().Add(a, b, c, d, x, y)
+	}
+	args := []string{"--only", "a,x,y", "--skip", "x"}
+	code, out, mods := runReport(t, pipeline(), nil, args...)
+	if code != 1 || mods["a"][0] != "failed" {
+		t.Fatalf("exit %d, a %v; want exit 1 with a failed\n%s", code, mods["a"], out)
+	}
+	want := map[string]string{
+		"b": "not selected (--only/--category)",
+		"c": "not selected (--only/--category)",
+		"d": "not selected (--only/--category)",
+		"x": "skipped by --skip",
+		"y": "dependency x is skipped",
+	}
+	_, dry, _ := runMain(t, pipeline(), nil, append([]string{"--dry-run"}, args...)...)
+	for name, reason := range want {
+		if mods[name] != [2]string{"skipped", reason} {
+			t.Errorf("report: %s is %v, want skipped with %q", name, mods[name], reason)
+		}
+		if !strings.Contains(dry, "  "+name+": "+reason+"\n") {
+			t.Errorf("--dry-run does not give %s the reason %q:\n%s", name, reason, dry)
+		}
+		if !strings.Contains(out, reason) {
+			t.Errorf("summary lacks %q:\n%s", reason, out)
+		}
+	}
+	if strings.Contains(out, "cancelled") {
+		t.Errorf("a module outside the selection is reported cancelled:\n%s", out)
 	}
 }

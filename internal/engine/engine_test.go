@@ -219,7 +219,7 @@ func TestFailurePropagation(t *testing.T) {
 	if !strings.Contains(res["dep"].Reason, "bad failed") {
 		t.Errorf("dep reason %q does not name the failed dependency", res["dep"].Reason)
 	}
-	if res["skipdep"].Reason != "dependency skipme was skipped" {
+	if res["skipdep"].Reason != "dependency skipme is skipped" {
 		t.Errorf("skipdep reason %q", res["skipdep"].Reason)
 	}
 	if res["bad"].Err == nil || res["bad"].Err.Error() != "boom" || res["bad"].Kind != KindError {

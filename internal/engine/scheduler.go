@@ -110,6 +110,13 @@ func (s *Scheduler) Run(ctx context.Context) []Outcome {
 func (s *Scheduler) decide(i int) {
 	nd := &s.Nodes[i]
 	now := time.Now()
+	// A node skipped before the run (filters, platform) is skipped whatever
+	// became of its dependencies or the run: it was never going to run, and
+	// --dry-run gives the same reason.
+	if nd.SkipReason != "" {
+		s.complete(i, Outcome{Status: Skipped, Reason: nd.SkipReason})
+		return
+	}
 	// The cancellation callback may not have run yet when a node that saw
 	// the cancelled context finishes.
 	s.noteCancel()
@@ -128,18 +135,18 @@ func (s *Scheduler) decide(i int) {
 				return
 			}
 			if dep.Status == Skipped && !d.Soft {
-				s.complete(i, Outcome{Status: Skipped, Reason: fmt.Sprintf("dependency %s was skipped", s.Nodes[d.Node].Name)})
+				s.complete(i, Outcome{Status: Skipped, Reason: DependencySkipped(s.Nodes[d.Node].Name)})
 				return
 			}
 		}
 	}
-	if nd.SkipReason != "" {
-		s.complete(i, Outcome{Status: Skipped, Reason: nd.SkipReason})
-		return
-	}
 	s.out[i].Ready = now
 	s.ready.push(i)
 }
+
+// DependencySkipped is the reason a node is skipped because its required
+// dependency dep is: the run and --dry-run give the same text.
+func DependencySkipped(dep string) string { return "dependency " + dep + " is skipped" }
 
 // pump starts ready nodes while there is room. Called with s.mu held; the
 // nodes are started by unlockAndNotify.
