@@ -123,8 +123,8 @@ func TestLostWorkerNotIdempotentModuleFails(t *testing.T) {
 	if runs[2] != 0 {
 		t.Errorf("a NotIdempotent module ran again (%v)", runs)
 	}
-	if st := master.module(t, "after").Status; st != modpipe.DependencyFailed && st != modpipe.Cancelled {
-		t.Errorf("after: %s", st)
+	if st := master.module(t, "after").Status; st != modpipe.Cancelled { // the run stops after long failed
+		t.Errorf("after: %s, want cancelled", st)
 	}
 	if !master.summary.Failed() {
 		t.Error("run not failed")

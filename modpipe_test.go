@@ -411,9 +411,13 @@ func TestSecretsAreMaskedEverywhere(t *testing.T) {
 func TestNotInParallelKeepsModulesApart(t *testing.T) {
 	var in, peak atomic.Int32
 	work := func(*modpipe.Context) error {
-		cur := in.Add(1)
-		if cur > peak.Load() {
-			peak.Store(cur)
+		// Raise peak with compare-and-swap: a separate load and store could
+		// lose an overlap seen by two modules at once.
+		for cur := in.Add(1); ; {
+			p := peak.Load()
+			if cur <= p || peak.CompareAndSwap(p, cur) {
+				break
+			}
 		}
 		time.Sleep(2 * time.Millisecond) // simulated work so that modules could overlap
 		in.Add(-1)

@@ -116,16 +116,21 @@ func TestDependenciesRunFirstAndIndependentNodesOverlap(t *testing.T) {
 	}
 }
 
-// concurrency runs n sleeping nodes and returns the most seen at once.
+// recordPeak raises peak to cur if cur is higher, atomically.
+func recordPeak(peak *atomic.Int32, cur int32) {
+	for {
+		p := peak.Load()
+		if cur <= p || peak.CompareAndSwap(p, cur) {
+			return
+		}
+	}
+}
+
+// sleeper is a node that counts itself in inflight while it works and
+// records the most nodes seen in flight at once in peak.
 func sleeper(inflight, peak *atomic.Int32) func(context.Context, int, int) (any, error) {
 	return func(context.Context, int, int) (any, error) {
-		cur := inflight.Add(1)
-		for {
-			p := peak.Load()
-			if cur <= p || peak.CompareAndSwap(p, cur) {
-				break
-			}
-		}
+		recordPeak(peak, inflight.Add(1))
 		time.Sleep(3 * time.Millisecond) // simulated work, so that nodes can overlap
 		inflight.Add(-1)
 		return nil, nil
@@ -142,6 +147,25 @@ func TestMaxParallelBoundsConcurrency(t *testing.T) {
 	for i := range g.nodes {
 		g.nodes[i].Run = sleeper(&inflight, &peak)
 	}
+	// a and b start together (the first two slots) and each waits for the
+	// other, so the bound is reached however slow the machine is; the
+	// sleepers check it is never passed.
+	aIn, bIn := make(chan struct{}), make(chan struct{})
+	pair := func(mine, other chan struct{}) func(context.Context, int, int) (any, error) {
+		return func(ctx context.Context, id, attempt int) (any, error) {
+			cur := inflight.Add(1)
+			recordPeak(&peak, cur)
+			close(mine)
+			defer inflight.Add(-1)
+			select {
+			case <-other:
+				return nil, nil
+			case <-time.After(10 * time.Second):
+				return nil, errors.New("the other of the first two nodes never started alongside")
+			}
+		}
+	}
+	g.node("a").Run, g.node("b").Run = pair(aIn, bIn), pair(bIn, aIn)
 	res := g.run(context.Background(), func(s *Scheduler) { s.MaxParallel = 2 })
 	for name, o := range res {
 		if o.Status != Succeeded {
@@ -155,51 +179,59 @@ func TestMaxParallelBoundsConcurrency(t *testing.T) {
 
 func TestNotInParallelKeysAndExclusive(t *testing.T) {
 	g := newTG(t, "db1:", "db2:", "db3:", "free1:", "free2:")
-	var dbIn, dbPeak, allIn, allPeak atomic.Int32
+	var dbIn, dbPeak atomic.Int32
 	for _, n := range []string{"db1", "db2", "db3"} {
 		g.node(n).Mutex = []string{"db"}
-		inner := sleeper(&dbIn, &dbPeak)
-		outer := sleeper(&allIn, &allPeak)
-		g.node(n).Run = func(ctx context.Context, id, a int) (any, error) {
-			allIn.Add(1)
-			defer allIn.Add(-1)
-			return inner(ctx, id, a)
-		}
-		_ = outer
+		g.node(n).Run = sleeper(&dbIn, &dbPeak)
 	}
-	for _, n := range []string{"free1", "free2"} {
-		g.node(n).Run = sleeper(&allIn, &allPeak)
-	}
-	g.run(context.Background(), nil)
+	res := g.run(context.Background(), nil)
+	expectStatus(t, res, map[string]Status{"db1": Succeeded, "db2": Succeeded, "db3": Succeeded, "free1": Succeeded, "free2": Succeeded})
 	if p := dbPeak.Load(); p != 1 {
 		t.Errorf("nodes sharing key db overlapped: peak %d", p)
 	}
 
-	// An exclusive node sees nothing else running.
+	// An exclusive node sees nothing else running. x and y start before it
+	// (declaration order) and each waits for the other, so they overlap
+	// for certain; z waits behind alone.
 	g = newTG(t, "x:", "y:", "alone:", "z:")
 	var in atomic.Int32
 	var sawOthers atomic.Bool
-	var peak atomic.Int32
-	for _, n := range []string{"x", "y", "z"} {
-		g.node(n).Run = sleeper(&in, &peak)
+	xIn, yIn := make(chan struct{}), make(chan struct{})
+	pair := func(mine, other chan struct{}) func(context.Context, int, int) (any, error) {
+		return func(context.Context, int, int) (any, error) {
+			in.Add(1)
+			defer in.Add(-1)
+			close(mine)
+			select {
+			case <-other:
+				return nil, nil
+			case <-time.After(10 * time.Second):
+				return nil, errors.New("x and y never ran at the same time")
+			}
+		}
 	}
+	g.node("x").Run, g.node("y").Run = pair(xIn, yIn), pair(yIn, xIn)
+	var zPeak atomic.Int32
+	g.node("z").Run = sleeper(&in, &zPeak)
 	g.node("alone").Exclusive = true
 	g.node("alone").Run = func(context.Context, int, int) (any, error) {
 		if in.Load() != 0 {
 			sawOthers.Store(true)
 		}
 		in.Add(1)
-		time.Sleep(3 * time.Millisecond)
+		time.Sleep(3 * time.Millisecond) // room for an overlap to be seen, if the scheduler allowed one
 		in.Add(-1)
 		return nil, nil
 	}
-	res := g.run(context.Background(), nil)
+	res = g.run(context.Background(), nil)
 	expectStatus(t, res, map[string]Status{"x": Succeeded, "y": Succeeded, "z": Succeeded, "alone": Succeeded})
 	if sawOthers.Load() {
 		t.Error("exclusive node ran while others were running")
 	}
-	if peak.Load() < 2 {
-		t.Errorf("non-exclusive nodes never overlapped (peak %d)", peak.Load())
+	alone := res["alone"]
+	if alone.Start.Before(res["x"].End) || alone.Start.Before(res["y"].End) || res["z"].Start.Before(alone.End) {
+		t.Errorf("alone did not run by itself: x ended %v, y ended %v, alone ran %v..%v, z started %v",
+			res["x"].End, res["y"].End, alone.Start, alone.End, res["z"].Start)
 	}
 }
 
@@ -229,7 +261,7 @@ func TestFailurePropagation(t *testing.T) {
 
 func TestStopOnFirstFailure(t *testing.T) {
 	for _, cont := range []bool{false, true} {
-		g := newTG(t, "bad:", "slow:", "later: slow", "cleanup: slow")
+		g := newTG(t, "bad:", "slow:", "later: slow", "cleanup: slow", "dependent: bad")
 		g.node("cleanup").AlwaysRun = true
 		badDone := make(chan struct{})
 		g.node("bad").Run = failWith("boom")
@@ -252,10 +284,12 @@ func TestStopOnFirstFailure(t *testing.T) {
 			}
 		})
 		if cont {
-			expectStatus(t, res, map[string]Status{"bad": Failed, "slow": Succeeded, "later": Succeeded, "cleanup": Succeeded})
+			expectStatus(t, res, map[string]Status{"bad": Failed, "slow": Succeeded, "later": Succeeded, "cleanup": Succeeded, "dependent": DependencyFailed})
 			continue
 		}
-		expectStatus(t, res, map[string]Status{"bad": Failed, "slow": Succeeded, "later": Cancelled, "cleanup": Succeeded})
+		// A dependent of the failed node is settled after the run started
+		// stopping: it is Cancelled, always (not sometimes DependencyFailed).
+		expectStatus(t, res, map[string]Status{"bad": Failed, "slow": Succeeded, "later": Cancelled, "cleanup": Succeeded, "dependent": Cancelled})
 		if !strings.Contains(res["later"].Reason, "stopping after bad failed") {
 			t.Errorf("later reason %q", res["later"].Reason)
 		}
@@ -424,10 +458,14 @@ func TestCriticalPathFirst(t *testing.T) {
 		name := g.nodes[i].Name
 		g.nodes[i].Run = func(context.Context, int, int) (any, error) { order = append(order, name); return nil, nil }
 	}
-	gr, _ := graph.Build(g.specs)
+	gr, err := graph.Build(g.specs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	prio := gr.CriticalPath(func(int) int64 { return 1 })
-	g.run(context.Background(), func(s *Scheduler) { s.MaxParallel = 1; s.Priority = prio })
-	if order[0] != "head" {
+	res := g.run(context.Background(), func(s *Scheduler) { s.MaxParallel = 1; s.Priority = prio })
+	expectStatus(t, res, map[string]Status{"lone": Succeeded, "head": Succeeded, "m1": Succeeded, "m2": Succeeded})
+	if len(order) != 4 || order[0] != "head" {
 		t.Errorf("order %v: head (critical path 3) should start before lone", order)
 	}
 }
