@@ -2,6 +2,7 @@ package modpipe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -28,6 +29,9 @@ type Context struct {
 	// log) from several goroutines at once.
 	loggerOnce sync.Once
 	logger     *slog.Logger
+
+	mu        sync.Mutex
+	secretErr error // a value passed to Secret that cannot be masked
 }
 
 // Deadline implements context.Context.
@@ -69,7 +73,39 @@ func (c *Context) Logf(format string, args ...any) {
 
 // Secret registers values to be masked as *** in every log line, error and
 // report of the run from now on, such as a token the module obtained.
-func (c *Context) Secret(values ...string) { c.r.secrets.Add(values...) }
+//
+// Empty values are ignored (an unset variable has nothing to hide). A value
+// of 1 or 2 bytes cannot be masked without mangling all output, so it is
+// refused: the module fails, when its function returns, with an error
+// saying so. Pass the whole credential, not a fragment of it.
+func (c *Context) Secret(values ...string) {
+	for _, v := range values {
+		if err := checkSecret(v); err != nil {
+			c.mu.Lock()
+			c.secretErr = errors.Join(c.secretErr, fmt.Errorf("c.Secret: %w", err))
+			c.mu.Unlock()
+		}
+	}
+	c.r.secrets.Add(values...)
+}
+
+// minSecretLen is the shortest secret that can be masked; internal/secret
+// ignores shorter ones, so they are refused before they get there.
+const minSecretLen = 3
+
+// checkSecret refuses a value too short to be masked.
+func checkSecret(v string) error {
+	if v != "" && len(v) < minSecretLen {
+		return fmt.Errorf("a secret of %d bytes is too short to be masked (masking it would replace those characters everywhere in the output, and it would be printed in clear otherwise); secrets must be at least %d bytes: register the whole credential, not a fragment", len(v), minSecretLen)
+	}
+	return nil
+}
+
+func (c *Context) secretError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.secretErr
+}
 
 // Instance describes the instance executing the module.
 func (c *Context) Instance() Instance { return c.r.instance }

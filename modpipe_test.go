@@ -408,6 +408,36 @@ func TestSecretsAreMaskedEverywhere(t *testing.T) {
 	}
 }
 
+// A secret too short to be masked is refused loudly instead of being
+// silently printed in clear: a module registering one fails, saying why,
+// and a pipeline secret fails validation. Empty values are ignored.
+func TestShortSecretsAreRefused(t *testing.T) {
+	short := modpipe.Task("short", func(c *modpipe.Context) error {
+		c.Secret("q7")
+		return nil
+	})
+	empty := modpipe.Task("empty", func(c *modpipe.Context) error {
+		c.Secret("", "long-enough")
+		return nil
+	})
+	s, _ := run(t, func(p *modpipe.Pipeline) { p.ContinueOnFailure = true }, short, empty)
+	status(t, s, map[string]modpipe.Status{"short": modpipe.Failed, "empty": modpipe.Succeeded})
+	if m, _ := s.Module("short"); !strings.Contains(m.Error, "c.Secret: a secret of 2 bytes is too short to be masked") || strings.Contains(m.Error, "q7") {
+		t.Errorf("short: error %q does not say why (or shows the value)", m.Error)
+	}
+
+	var ran atomic.Bool
+	p := modpipe.NewPipeline().Add(modpipe.Task("a", func(*modpipe.Context) error { ran.Store(true); return nil })).Secrets("", "xy")
+	p.Output = &bytes.Buffer{}
+	_, err := p.Run(context.Background())
+	if !errors.Is(err, modpipe.ErrInvalidPipeline) || !strings.Contains(fmt.Sprint(err), "p.Secrets: value #2: a secret of 2 bytes is too short") {
+		t.Errorf("p.Secrets with a 2-byte value: %v, want ErrInvalidPipeline saying why", err)
+	}
+	if ran.Load() {
+		t.Error("the pipeline ran with a secret it cannot mask")
+	}
+}
+
 func TestNotInParallelKeepsModulesApart(t *testing.T) {
 	var in, peak atomic.Int32
 	work := func(*modpipe.Context) error {

@@ -71,7 +71,13 @@ func New[T any](name string, fn func(c *Context) (T, error), opts ...Option) *Mo
 	if fn == nil {
 		d.errs = append(d.errs, errors.New("its function is nil"))
 	} else {
-		d.run = func(c *Context) (any, error) { return fn(c) }
+		d.run = func(c *Context) (any, error) {
+			v, err := fn(c)
+			if serr := c.secretError(); serr != nil {
+				return nil, errors.Join(serr, err)
+			}
+			return v, err
+		}
 	}
 	for _, o := range opts {
 		if o != nil {

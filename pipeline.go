@@ -67,7 +67,10 @@ func (p *Pipeline) Add(mods ...AnyModule) *Pipeline {
 	return p
 }
 
-// Secrets registers values to mask as *** in every log line, error and report.
+// Secrets registers values to mask as *** in every log line, error and
+// report. Empty values are ignored; a value of 1 or 2 bytes cannot be masked
+// without mangling all output, so the pipeline fails validation (Run
+// returns ErrInvalidPipeline, Main exits 2).
 func (p *Pipeline) Secrets(values ...string) *Pipeline {
 	p.secrets = append(p.secrets, values...)
 	return p

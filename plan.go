@@ -45,6 +45,11 @@ func (p *Pipeline) buildPlan(env planEnv) (*plan, error) {
 	// Variants of a matrix module are contiguous: byDef holds the first.
 	byDef := make(map[*moduleDef]int, len(p.modules))
 	pl := &plan{}
+	for k, v := range p.secrets {
+		if err := checkSecret(v); err != nil {
+			errs = append(errs, fmt.Errorf("p.Secrets: value #%d: %w", k+1, err))
+		}
+	}
 	for k, d := range p.modules {
 		if d == nil {
 			errs = append(errs, fmt.Errorf("module #%d passed to Add is nil", k+1))
