@@ -146,9 +146,9 @@ func TestMainWritesGitHubJobSummary(t *testing.T) {
 	}
 }
 
-// runReport runs Main with a JSON report and returns each module's status
-// and reason.
-func runReport(t *testing.T, p *Pipeline, env map[string]string, args ...string) (code int, stdout string, mods map[string][2]string) {
+// runReport runs Main with a JSON report and returns each module's status,
+// reason and error.
+func runReport(t *testing.T, p *Pipeline, env map[string]string, args ...string) (code int, stdout string, mods map[string][3]string) {
 	t.Helper()
 	report := filepath.Join(t.TempDir(), "report.json")
 	code, stdout, stderr := runMain(t, p, env, append([]string{"--report", report}, args...)...)
@@ -157,14 +157,14 @@ func runReport(t *testing.T, p *Pipeline, env map[string]string, args ...string)
 		t.Fatalf("no report (exit %d, stderr %s): %v", code, stderr, err)
 	}
 	var rep struct {
-		Modules []struct{ Name, Status, Reason string }
+		Modules []struct{ Name, Status, Reason, Error string }
 	}
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatal(err)
 	}
-	mods = map[string][2]string{}
+	mods = map[string][3]string{}
 	for _, m := range rep.Modules {
-		mods[m.Name] = [2]string{m.Status, m.Reason}
+		mods[m.Name] = [3]string{m.Status, m.Reason, m.Error}
 	}
 	return code, stdout, mods
 }
@@ -440,7 +440,7 @@ func TestMainUnselectedModulesAreSkippedWithOneReason(t *testing.T) {
 	}
 	_, dry, _ := runMain(t, pipeline(), nil, append([]string{"--dry-run"}, args...)...)
 	for name, reason := range want {
-		if mods[name] != [2]string{"skipped", reason} {
+		if mods[name] != [3]string{"skipped", reason, ""} {
 			t.Errorf("report: %s is %v, want skipped with %q", name, mods[name], reason)
 		}
 		if !strings.Contains(dry, "  "+name+": "+reason+"\n") {
@@ -452,5 +452,31 @@ func TestMainUnselectedModulesAreSkippedWithOneReason(t *testing.T) {
 	}
 	if strings.Contains(out, "cancelled") {
 		t.Errorf("a module outside the selection is reported cancelled:\n%s", out)
+	}
+}
+
+// A module that succeeds on its second attempt on a worker reaches the
+// master without the first attempt's error: no ::error annotation, no error
+// in the summary or the report.
+func TestMainRetrySucceededOnAWorkerCarriesNoError(t *testing.T) {
+	flaky := Task("flaky", func(c *Context) error {
+		if c.Attempt() == 1 {
+			return errors.New("first attempt flaked")
+		}
+		return nil
+	}, RequiresCapability("gpu"), Retry(1, Backoff(0, 0)))
+	p := NewPipeline().Add(flaky).UseDistributed(DistributedOptions{
+		HeartbeatInterval: 20 * time.Millisecond, LeaseTimeout: 2 * time.Second,
+		LocalCapabilities: map[int][]string{1: {"gpu"}},
+	})
+	code, out, mods := runReport(t, p, map[string]string{"GITHUB_ACTIONS": "true"}, "--local-instances", "2")
+	if code != 0 || mods["flaky"][0] != "succeeded" || mods["flaky"][2] != "" {
+		t.Fatalf("exit %d, flaky %q; want exit 0, flaky succeeded without error\n%s", code, mods["flaky"], out)
+	}
+	if strings.Contains(out, "::error") || strings.Contains(out, "first attempt flaked") && !strings.Contains(out, "attempt 1 of 2 failed: first attempt flaked") {
+		t.Errorf("the master shows the failed attempt's error for a module that succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "instance 1") {
+		t.Errorf("flaky did not run on the worker:\n%s", out)
 	}
 }
