@@ -316,7 +316,23 @@ func TestMainRefusesBadInstanceSettings(t *testing.T) {
 // worker says that it ran nothing.
 func TestMainWorkersExitWithTheRunsVerdict(t *testing.T) {
 	coord := distributed.NewInMemory()
-	build := Task("build", func(*Context) error { return nil }, PinToMaster())
+	// build holds the run open until every instance has joined: a worker
+	// that registers after the run ended is refused, which is not what
+	// this test is about.
+	build := Task("build", func(c *Context) error {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			ins, err := coord.Instances(c)
+			if err != nil {
+				return err
+			}
+			if len(ins) == 3 {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("only %d of 3 instances registered within 30s", len(ins))
+			}
+		}
+	}, PinToMaster())
 	lint := Task("lint", func(*Context) error { return errors.New("3 lint problems") }, RequiresCapability("gpu"), IgnoreFailure())
 	dir := t.TempDir()
 	type result struct {
@@ -328,7 +344,7 @@ func TestMainWorkersExitWithTheRunsVerdict(t *testing.T) {
 		results[i] = make(chan result, 1)
 		p := NewPipeline().Add(build, lint).UseCoordinator(coord)
 		args := []string{"--instance", fmt.Sprint(i), "--total", "3", "--run-id", "run-42",
-			"--heartbeat", "20ms", "--lease-timeout", "2s", "--master-timeout", "20s", "--no-live",
+			"--heartbeat", "20ms", "--lease-timeout", "5s", "--master-timeout", "20s", "--no-live",
 			"--report", filepath.Join(dir, fmt.Sprintf("report-%d.json", i))}
 		if i == 1 {
 			args = append(args, "--capability", "gpu")
@@ -466,7 +482,7 @@ func TestMainRetrySucceededOnAWorkerCarriesNoError(t *testing.T) {
 		return nil
 	}, RequiresCapability("gpu"), Retry(1, Backoff(0, 0)))
 	p := NewPipeline().Add(flaky).UseDistributed(DistributedOptions{
-		HeartbeatInterval: 20 * time.Millisecond, LeaseTimeout: 2 * time.Second,
+		HeartbeatInterval: 20 * time.Millisecond, LeaseTimeout: 5 * time.Second,
 		LocalCapabilities: map[int][]string{1: {"gpu"}},
 	})
 	code, out, mods := runReport(t, p, map[string]string{"GITHUB_ACTIONS": "true"}, "--local-instances", "2")
