@@ -192,8 +192,12 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		return 0 // the reason is on stderr already
 	}
 	code := 1
-	if summary != nil && err != nil && summary.Role == RoleWorker && len(summary.Modules) == 0 {
-		summary = nil // a worker that ran nothing and failed: the error says it all
+	if summary != nil && err != nil && summary.Role == RoleWorker {
+		if len(summary.Modules) == 0 {
+			summary = nil // a worker that ran nothing and failed: the error says it all
+		} else {
+			summary.workerCutOff = true // never "Run succeeded" from a worker that did not see the end
+		}
 	}
 	if summary != nil {
 		fmt.Fprintln(stdout)

@@ -496,3 +496,73 @@ func TestMainRetrySucceededOnAWorkerCarriesNoError(t *testing.T) {
 		t.Errorf("flaky did not run on the worker:\n%s", out)
 	}
 }
+
+// cutOffCoordinator fails its instance's heartbeats once cut: the instance
+// can no longer reach the coordinator.
+type cutOffCoordinator struct {
+	distributed.Coordinator
+	cut atomic.Bool
+}
+
+func (c *cutOffCoordinator) Heartbeat(ctx context.Context, instance int) (distributed.Pulse, error) {
+	if c.cut.Load() {
+		return distributed.Pulse{}, errors.New("connection refused (simulated)")
+	}
+	return c.Coordinator.Heartbeat(ctx, instance)
+}
+
+// A worker cut off from the coordinator before the run ended does not know
+// the run's verdict: it never prints "Run succeeded", and exits 1.
+func TestMainCutOffWorkerDoesNotClaimSuccess(t *testing.T) {
+	coord := distributed.NewInMemory()
+	workerCoord := &cutOffCoordinator{Coordinator: coord}
+	release := make(chan struct{})
+	build := Task("build", func(c *Context) error {
+		select {
+		case <-release:
+			return nil
+		case <-time.After(30 * time.Second):
+			return errors.New("never released")
+		}
+	}, PinToMaster())
+	job := Task("job", func(*Context) error { workerCoord.cut.Store(true); return nil }, RequiresCapability("gpu"))
+	common := []string{"--total", "2", "--heartbeat", "20ms", "--lease-timeout", "300ms", "--master-timeout", "20s", "--no-live"}
+	type result struct {
+		code        int
+		out, errOut string
+	}
+	start := func(index int, c distributed.Coordinator, extra ...string) chan result {
+		ch := make(chan result, 1)
+		p := NewPipeline().Add(build, job).UseCoordinator(c)
+		args := append(append([]string{"--instance", fmt.Sprint(index)}, common...), extra...)
+		go func() {
+			var out, errOut bytes.Buffer
+			code := p.main(context.Background(), args, func(string) string { return "" }, &out, &errOut)
+			ch <- result{code, out.String(), errOut.String()}
+		}()
+		return ch
+	}
+	masterCh := start(0, coord)
+	workerCh := start(1, workerCoord, "--capability", "gpu")
+	var worker result
+	select {
+	case worker = <-workerCh:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the cut-off worker did not stop")
+	}
+	close(release)
+	select {
+	case master := <-masterCh:
+		if master.code != 0 {
+			t.Errorf("master exited %d:\n%s\n%s", master.code, master.out, master.errOut)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the master did not finish")
+	}
+	if worker.code != 1 || !strings.Contains(worker.errOut, "could not reach the coordinator") {
+		t.Errorf("cut-off worker: exit %d, stderr %q; want exit 1 saying it could not reach the coordinator", worker.code, worker.errOut)
+	}
+	if strings.Contains(worker.out, "Run succeeded") || !strings.Contains(worker.out, "Run verdict unknown: this worker stopped") {
+		t.Errorf("cut-off worker claims a verdict it does not know:\n%s", worker.out)
+	}
+}

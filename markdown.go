@@ -66,6 +66,9 @@ func (s *Summary) verdictLine() string {
 	if len(counts) == 0 {
 		counts = append(counts, "no modules ran here")
 	}
+	if s.workerCutOff {
+		return fmt.Sprintf("Run verdict unknown: this worker stopped after %s, before the run ended (the error below says why; instance 0 reports the run): %s", formatDuration(s.Duration), strings.Join(counts, ", "))
+	}
 	return fmt.Sprintf("Run %s in %s: %s", verdict, formatDuration(s.Duration), strings.Join(counts, ", "))
 }
 

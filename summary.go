@@ -37,6 +37,7 @@ type Summary struct {
 	CoordinatorCommands uint64
 
 	workerFailed bool // a worker's view of the master's verdict
+	workerCutOff bool // the worker stopped before the run ended: no verdict
 }
 
 // ModuleResult is what became of one module.
@@ -77,10 +78,11 @@ type ModuleResult struct {
 // the master's verdict on the whole run, whatever became of the modules the
 // worker ran (a module it ran may have failed with IgnoreFailure, or been
 // run again elsewhere after the worker was cut off): workers exit with the
-// run's verdict.
+// run's verdict. A worker that stopped before the run ended (it lost the
+// coordinator or the master) does not know the verdict and counts as failed.
 func (s *Summary) Failed() bool {
 	if s.Role == RoleWorker {
-		return s.workerFailed
+		return s.workerFailed || s.workerCutOff
 	}
 	for i := range s.Modules {
 		if s.Modules[i].Status.Failed() {
