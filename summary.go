@@ -18,7 +18,8 @@ import (
 // Summary is the outcome of a run: one ModuleResult per module, in the
 // order the modules were added (matrix variants in target order).
 type Summary struct {
-	// RunID identifies a distributed run; empty for single-instance runs.
+	// RunID identifies a distributed run, in the master's summary and in
+	// every worker's; empty for single-instance runs.
 	RunID string
 	// Start is when the run started; Duration is its wall time.
 	Start    time.Time
