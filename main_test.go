@@ -526,7 +526,7 @@ func TestMainCutOffWorkerDoesNotClaimSuccess(t *testing.T) {
 		}
 	}, PinToMaster())
 	job := Task("job", func(*Context) error { workerCoord.cut.Store(true); return nil }, RequiresCapability("gpu"))
-	common := []string{"--total", "2", "--heartbeat", "20ms", "--lease-timeout", "300ms", "--master-timeout", "20s", "--no-live"}
+	common := []string{"--total", "2", "--heartbeat", "20ms", "--lease-timeout", "1s", "--master-timeout", "20s", "--no-live"}
 	type result struct {
 		code        int
 		out, errOut string
