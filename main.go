@@ -121,9 +121,12 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	if o.given["parallel"] && o.parallel < 0 {
 		return nil, fs, fmt.Errorf("--parallel %d is negative; use 0 for no bound", o.parallel)
 	}
-	for name, d := range map[string]time.Duration{"heartbeat": o.heartbeat, "lease-timeout": o.leaseTimeout, "master-timeout": o.masterTimeout, "capability-timeout": o.capabilityTimeout} {
-		if o.given[name] && d <= 0 {
-			return nil, fs, fmt.Errorf("--%s %s is not a positive duration such as 30s or 2m", name, d)
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{{"heartbeat", o.heartbeat}, {"lease-timeout", o.leaseTimeout}, {"master-timeout", o.masterTimeout}, {"capability-timeout", o.capabilityTimeout}} {
+		if o.given[d.name] && d.value <= 0 {
+			return nil, fs, fmt.Errorf("--%s %s is not a positive duration such as 30s or 2m", d.name, d.value)
 		}
 	}
 	return o, fs, nil
