@@ -233,6 +233,10 @@ func TestMainFlagsReplaceCodeSettings(t *testing.T) {
 		if code, _, errOut := runMain(t, mainPipeline(), nil, "--parallel", "-1"); code != 2 || !strings.Contains(errOut, "negative") {
 			t.Errorf("--parallel -1: exit %d, stderr %q", code, errOut)
 		}
+		// A duration flag given as 0 used to be ignored silently.
+		if code, _, errOut := runMain(t, mainPipeline(), nil, "--lease-timeout", "0s"); code != 2 || !strings.Contains(errOut, "--lease-timeout 0s is not a positive duration") {
+			t.Errorf("--lease-timeout 0s: exit %d, stderr %q", code, errOut)
+		}
 	})
 }
 
