@@ -30,7 +30,7 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	flights   map[int]*flight
 	instances []distributed.InstanceInfo
-	refused   map[string]bool // instances whose registration did not verify (sign.go)
+	refused   map[string]error // instances whose registration did not verify (sign.go)
 
 	// Enqueues go through one flusher, so that modules becoming ready
 	// together are queued in one round trip.
@@ -291,6 +291,7 @@ func (d *Dispatcher) offersLocked() string {
 		caps := slices.DeleteFunc(slices.Clone(in.Capabilities), func(c string) bool { return c == distributed.MasterCapability })
 		parts = append(parts, fmt.Sprintf("instance %d offers %s", in.Instance, strings.Join(caps, ", ")))
 	}
+	parts = append(parts, d.refusedLocked()...)
 	if len(parts) == 0 {
 		return "no instance has registered"
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strings"
 
 	"github.com/modpipe/modpipe/distributed"
@@ -216,14 +217,25 @@ func (d *Dispatcher) signedInstances(ins []distributed.InstanceInfo) []distribut
 		key := fmt.Sprintf("%d/%s", in.Instance, in.Session)
 		d.mu.Lock()
 		if d.refused == nil {
-			d.refused = map[string]bool{}
+			d.refused = map[string]error{}
 		}
-		first := !d.refused[key]
-		d.refused[key] = true
+		_, seen := d.refused[key]
+		first := !seen
+		d.refused[key] = err
 		d.mu.Unlock()
 		if first {
 			d.cfg.Log.Error("refused an instance", "instance", in.Instance, "err", err)
 		}
 	}
+	return out
+}
+
+// refusedLocked describes the refused instances, for unroutable errors.
+func (d *Dispatcher) refusedLocked() []string {
+	out := make([]string, 0, len(d.refused))
+	for _, err := range d.refused {
+		out = append(out, err.Error())
+	}
+	slices.Sort(out)
 	return out
 }
