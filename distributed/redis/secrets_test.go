@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/modpipe/modpipe"
+	"github.com/modpipe/modpipe/distributed"
 	"github.com/modpipe/modpipe/distributed/redis"
 	"github.com/modpipe/modpipe/internal/redistest"
 )
@@ -156,43 +158,7 @@ func TestSecretsNeverSentToRedis(t *testing.T) {
 		return err
 	}, modpipe.DependsOn(produce), modpipe.PinToMaster())
 
-	runID := newRunID()
-	type outcome struct {
-		s   *modpipe.Summary
-		err error
-	}
-	results := make([]chan outcome, 2)
-	for i := range results {
-		results[i] = make(chan outcome, 1)
-		coord := redis.NewCoordinator(redis.Options{URL: srv.URL(), RunID: runID})
-		t.Cleanup(func() { _ = coord.Close() })
-		p := modpipe.NewPipeline().Add(produce, leak, consume)
-		p.Output, p.ContinueOnFailure, p.Grace = io.Discard, true, time.Second
-		var caps []string
-		if i == 1 {
-			caps = []string{"worker-only"}
-		}
-		p.UseDistributed(modpipe.DistributedOptions{
-			InstanceIndex: i, TotalInstances: 2, Capabilities: caps, SharedSecret: shared,
-			HeartbeatInterval: 100 * time.Millisecond, LeaseTimeout: 2 * time.Second,
-			CapabilityTimeout: 20 * time.Second, MasterTimeout: 20 * time.Second, Parallelism: 2,
-		}).UseCoordinator(coord)
-		go func() {
-			s, err := p.Run(context.Background())
-			results[i] <- outcome{s, err}
-		}()
-	}
-	var master outcome
-	for i, ch := range results {
-		select {
-		case o := <-ch:
-			if i == 0 {
-				master = o
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatalf("instance %d did not finish", i)
-		}
-	}
+	master := runPair(t, srv, newRunID(), shared, produce, leak, consume)
 	if master.s == nil {
 		t.Fatalf("the master has no summary: %v", master.err)
 	}
@@ -235,4 +201,119 @@ func linesWith(stream, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+type outcome struct {
+	s   *modpipe.Summary
+	err error
+}
+
+// runPair runs mods as a master and a worker offering "worker-only" in this
+// process, each with its own Redis coordinator, and returns the master's
+// outcome once both have finished.
+func runPair(t *testing.T, srv *redistest.Server, runID, shared string, mods ...modpipe.AnyModule) outcome {
+	t.Helper()
+	results := make([]chan outcome, 2)
+	for i := range results {
+		results[i] = make(chan outcome, 1)
+		coord := redis.NewCoordinator(redis.Options{URL: srv.URL(), RunID: runID})
+		t.Cleanup(func() { _ = coord.Close() })
+		p := modpipe.NewPipeline().Add(mods...)
+		p.Output, p.ContinueOnFailure, p.Grace = io.Discard, true, time.Second
+		var caps []string
+		if i == 1 {
+			caps = []string{"worker-only"}
+		}
+		p.UseDistributed(modpipe.DistributedOptions{
+			InstanceIndex: i, TotalInstances: 2, Capabilities: caps, SharedSecret: shared,
+			HeartbeatInterval: 100 * time.Millisecond, LeaseTimeout: 2 * time.Second,
+			CapabilityTimeout: 20 * time.Second, MasterTimeout: 20 * time.Second, Parallelism: 2,
+		}).UseCoordinator(coord)
+		go func() {
+			s, err := p.Run(context.Background())
+			results[i] <- outcome{s, err}
+		}()
+	}
+	var master outcome
+	for i, ch := range results {
+		select {
+		case o := <-ch:
+			if i == 0 {
+				master = o
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("instance %d did not finish", i)
+		}
+	}
+	if master.s == nil {
+		t.Fatalf("the master has no summary: %v", master.err)
+	}
+	return master
+}
+
+// TestForgedResultRefusedOverRedis: with a shared secret, a result that
+// someone with access to the run's Redis (but not the secret) publishes
+// under the lease of a running module is refused by the master.
+func TestForgedResultRefusedOverRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	runID := newRunID()
+	forged := make(chan struct{})
+	victim := modpipe.New("victim", func(c *modpipe.Context) (string, error) {
+		select {
+		case <-forged:
+		case <-c.Done():
+			return "", c.Err()
+		}
+		return "genuine", nil
+	}, modpipe.RequiresCapability("worker-only"))
+	read := make(chan string, 1)
+	reader := modpipe.Task("reader", func(c *modpipe.Context) error {
+		v, err := modpipe.Result(c, victim)
+		if err == nil {
+			read <- v
+		}
+		return err
+	}, modpipe.DependsOn(victim), modpipe.PinToMaster())
+
+	// The forger: a coordinator of the same run, without the secret.
+	forger := redis.NewCoordinator(redis.Options{URL: srv.URL(), RunID: runID})
+	t.Cleanup(func() { _ = forger.Close() })
+	forgery := make(chan error, 1)
+	go func() {
+		defer close(forged)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for {
+			leases, err := forger.Leases(ctx)
+			if err != nil {
+				forgery <- fmt.Errorf("listing leases: %w", err)
+				return
+			}
+			for _, l := range leases {
+				if l.Module == "victim" {
+					forgery <- forger.Publish(ctx, distributed.Result{Module: "victim", Lease: l, Status: distributed.StatusSucceeded, Value: []byte(`"forged"`)})
+					return
+				}
+			}
+			select {
+			case <-ctx.Done():
+				forgery <- errors.New("victim was never claimed")
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	master := runPair(t, srv, runID, "shared-secret-0123456789", victim, reader)
+	if err := <-forgery; err != nil {
+		t.Fatalf("the forgery did not happen, so the test proves nothing: %v", err)
+	}
+	m, _ := master.s.Module("victim")
+	if m.Status != modpipe.Failed || !strings.Contains(m.Error, "result for module victim from instance 1 is not signed with the run's shared secret") {
+		t.Errorf("victim: %s with error %q; want failed, refusing the unsigned result", m.Status, m.Error)
+	}
+	select {
+	case v := <-read:
+		t.Errorf("reader read %q: a forged result reached a dependent", v)
+	default:
+	}
 }
