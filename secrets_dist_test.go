@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -290,5 +291,56 @@ func TestSharedSecretTooShortRefused(t *testing.T) {
 	in := c.start(0).wait(t)
 	if !errors.Is(in.err, modpipe.ErrBadConfig) || !strings.Contains(in.err.Error(), "at least 16") {
 		t.Fatalf("a 5-byte shared secret gives %v, want ErrBadConfig saying at least 16 bytes", in.err)
+	}
+}
+
+// TestForgedAssignmentRefused: with a shared secret, an assignment queued
+// by someone without it is not run: the worker that claims it refuses it,
+// and the module fails saying so instead of running before its dependency.
+func TestForgedAssignmentRefused(t *testing.T) {
+	release := make(chan struct{})
+	gate := modpipe.Task("gate", func(c *modpipe.Context) error {
+		select {
+		case <-release:
+			return nil
+		case <-c.Done():
+			return c.Err()
+		}
+	}, modpipe.PinToMaster())
+	var early atomic.Bool // victim ran before its dependency ended
+	victim := modpipe.Task("victim", func(c *modpipe.Context) error {
+		select {
+		case <-release:
+		default:
+			early.Store(true)
+		}
+		return nil
+	}, modpipe.DependsOn(gate), modpipe.RequiresCapability("worker-only"))
+	c := newCluster(t, 2, gate, victim)
+	c.tune = func(o *modpipe.DistributedOptions) { o.SharedSecret = "a-shared-secret-of-some-length" }
+	master := c.start(0)
+	worker := c.start(1, "worker-only")
+
+	// While gate runs, the forger queues victim itself, unsigned.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.coord.Enqueue(ctx, distributed.Assignment{Module: "victim", Attempt: 1, Requires: []string{"worker-only"}}); err != nil {
+		t.Fatalf("the forger could not enqueue: %v", err)
+	}
+	res, err := c.coord.AwaitResult(ctx, "victim")
+	close(release)
+	if err != nil {
+		t.Fatalf("no result for the forged assignment: %v", err)
+	}
+	if res.Status != distributed.StatusFailed || res.Error == nil || !strings.Contains(res.Error.Message, "assignment of module victim (attempt 1) claimed by instance 1 is not signed") {
+		t.Errorf("the worker published %s %+v for the forged assignment; want a failure refusing it", res.Status, res.Error)
+	}
+	master.wait(t)
+	worker.wait(t)
+	if early.Load() {
+		t.Error("victim ran from the forged assignment, before its dependency ended")
+	}
+	if m := master.module(t, "victim"); m.Status != modpipe.Failed || !strings.Contains(m.Error, "is not signed with the run's shared secret") {
+		t.Errorf("victim: %s (%s); want failed, naming the unsigned assignment", m.Status, m.Error)
 	}
 }
