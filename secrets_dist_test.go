@@ -46,7 +46,9 @@ func (in *instance) output() string {
 // argument, the command's output, an error, a panic, a skip reason and a
 // log line.
 func secretModules(secret string, opts ...modpipe.Option) []modpipe.AnyModule {
-	with := func(more ...modpipe.Option) []modpipe.Option { return append(append([]modpipe.Option{}, opts...), more...) }
+	with := func(more ...modpipe.Option) []modpipe.Option {
+		return append(append([]modpipe.Option{}, opts...), more...)
+	}
 	return []modpipe.AnyModule{
 		modpipe.Task("cmd", func(c *modpipe.Context) error {
 			c.Secret(secret)
