@@ -346,3 +346,52 @@ func TestForgedAssignmentRefused(t *testing.T) {
 		t.Errorf("victim: %s (%s); want failed, naming the unsigned assignment", m.Status, m.Error)
 	}
 }
+
+// TestWorkerWithoutSharedSecretDoesNotRun: a worker lacking the shared
+// secret that claims signed work does not run it; the module fails on the
+// master, naming the module, the instance and the missing secret.
+func TestWorkerWithoutSharedSecretDoesNotRun(t *testing.T) {
+	release := make(chan struct{})
+	busy := modpipe.Task("busy", func(c *modpipe.Context) error {
+		select {
+		case <-release:
+			return nil
+		case <-c.Done():
+			return c.Err()
+		}
+	}, modpipe.PinToMaster())
+	// after gives busy the longer critical path: it is dispatched, and
+	// claimed by the master's only slot, before free.
+	after := modpipe.Task("after", func(c *modpipe.Context) error { return nil }, modpipe.DependsOn(busy), modpipe.PinToMaster())
+	var ran atomic.Bool
+	free := modpipe.Task("free", func(c *modpipe.Context) error { ran.Store(true); return nil })
+	c := newCluster(t, 2, busy, after, free)
+	c.tune = func(o *modpipe.DistributedOptions) {
+		if o.InstanceIndex == 0 {
+			// One slot, taken by busy: only the worker can claim free.
+			o.SharedSecret, o.Parallelism = "a-shared-secret-of-some-length", 1
+		}
+	}
+	master := c.start(0)
+	worker := c.start(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := c.coord.AwaitResult(ctx, "free")
+	close(release)
+	if err != nil {
+		t.Fatalf("no result for free: %v", err)
+	}
+	if res.Lease.Holder != 1 || res.Error == nil || !strings.Contains(res.Error.Message, "instance 1 has none") {
+		t.Errorf("free: published by instance %d with %+v; want the worker refusing it for want of the secret", res.Lease.Holder, res.Error)
+	}
+	master.wait(t)
+	worker.wait(t)
+	if ran.Load() {
+		t.Error("free ran on an instance without the shared secret")
+	}
+	m := master.module(t, "free")
+	if m.Status != modpipe.Failed || !strings.Contains(m.Error, "result for module free from instance 1 is not signed with the run's shared secret") ||
+		!strings.Contains(m.Error, "MODPIPE_SHARED_SECRET") {
+		t.Errorf("free: %s (%s); want failed, naming the unsigned instance and the secret", m.Status, m.Error)
+	}
+}

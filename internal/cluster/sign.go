@@ -170,7 +170,14 @@ func (s *Signer) VerifyInstance(in distributed.InstanceInfo) error {
 }
 
 // VerifyAssignment checks the MAC of an assignment claimed by instance.
+// Without a shared secret, a signed assignment is refused too: the run's
+// master signs its work, so this instance lacks the secret, and whatever it
+// published would be refused anyway — better not to run the module at all.
 func (s *Signer) VerifyAssignment(a distributed.Assignment, instance int) error {
+	if s == nil && len(a.MAC) > 0 {
+		return fmt.Errorf("assignment of module %s (attempt %d) is signed: the run's master has a shared secret but instance %d has none; "+
+			"set the same MODPIPE_SHARED_SECRET on every instance; instance %d refused to run it", a.Module, a.Attempt, instance, instance)
+	}
 	if s == nil || hmac.Equal(a.MAC, s.assignmentMAC(a)) {
 		return nil
 	}

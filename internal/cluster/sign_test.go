@@ -126,6 +126,15 @@ func TestSignedAssignmentAndRegistration(t *testing.T) {
 		}
 	}
 
+	// An instance without the secret does not run the signed work of a
+	// master that has one.
+	if err := (*Signer)(nil).VerifyAssignment(a, 2); err == nil || !strings.Contains(err.Error(), "instance 2 has none") {
+		t.Errorf("an instance without a secret accepts a signed assignment: %v", err)
+	}
+	if err := (*Signer)(nil).VerifyAssignment(distributed.Assignment{Module: "build", Attempt: 1}, 2); err != nil {
+		t.Errorf("an instance without a secret refuses an unsigned assignment: %v", err)
+	}
+
 	reg := distributed.Registration{Instance: 1, Total: 3, Capabilities: []string{"linux"}, Fingerprint: "fp", Session: "s1"}
 	s.SignRegistration(&reg)
 	info := distributed.InstanceInfo{Instance: 1, Total: 3, Capabilities: []string{"linux"}, Fingerprint: "fp", Session: "s1", MAC: reg.MAC, Age: time.Second}
