@@ -64,7 +64,10 @@ func (c *Context) Logf(format string, args ...any) {
 }
 
 // Secret registers values to be masked as *** in every log line, error and
-// report of the run from now on, such as a token the module obtained.
+// report of the run from now on, such as a token the module obtained. In a
+// distributed run the instance running the module masks them in its log,
+// error and skip reason before publishing its result, so neither the master
+// nor the coordinator sees them; the module's result value is not masked.
 func (c *Context) Secret(values ...string) { c.r.secrets.Add(values...) }
 
 // Instance describes the instance executing the module.
