@@ -82,8 +82,9 @@ func TestDistributedWorkerSecretsMasked(t *testing.T) {
 	const secret = "s3cr3t-value"
 	c := newCluster(t, 2, secretModules(secret, modpipe.RequiresCapability("worker-only"))...)
 	tweak := func(p *modpipe.Pipeline) { p.ContinueOnFailure, p.GitHubActions = true, true }
-	master := c.startTuned(0, tweak)
 	worker := c.startTuned(1, tweak, "worker-only")
+	awaitRegistered(t, c.coord, 1) // before the master's CapabilityTimeout starts
+	master := c.startTuned(0, tweak)
 	master.wait(t)
 	worker.wait(t)
 	if master.summary == nil {
@@ -151,8 +152,9 @@ func forgery(t *testing.T, sharedSecret string) (master *instance, read string, 
 	}, modpipe.DependsOn(victim), modpipe.PinToMaster())
 	c := newCluster(t, 2, victim, reader)
 	c.tune = func(o *modpipe.DistributedOptions) { o.SharedSecret = sharedSecret }
-	master = c.start(0)
 	worker := c.start(1, "worker-only")
+	awaitRegistered(t, c.coord, 1)
+	master = c.start(0)
 
 	// The forger has write access to the coordinator but not the secret.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -243,8 +245,9 @@ func TestSignedRunSucceeds(t *testing.T) {
 	}, modpipe.DependsOn(onWorker), modpipe.PinToMaster())
 	c := newCluster(t, 2, onWorker, consume, ran.task("anywhere"))
 	c.tune = func(o *modpipe.DistributedOptions) { o.SharedSecret = "a-shared-secret-of-some-length" }
-	master := c.start(0)
 	worker := c.start(1, "worker-only")
+	awaitRegistered(t, c.coord, 1)
+	master := c.start(0)
 	master.wait(t)
 	worker.wait(t)
 	if master.err != nil || master.summary.Failed() {
@@ -267,8 +270,11 @@ func TestWorkerWithoutSharedSecretIsRefused(t *testing.T) {
 			o.SharedSecret = "a-shared-secret-of-some-length"
 		}
 	}
-	master := c.start(0)
+	// The worker registers first, so the master sees (and refuses) it
+	// however slowly the instances start.
 	worker := c.start(1, "worker-only")
+	awaitRegistered(t, c.coord, 1)
+	master := c.start(0)
 	master.wait(t)
 	worker.cancel()
 	worker.wait(t)
@@ -393,5 +399,28 @@ func TestWorkerWithoutSharedSecretDoesNotRun(t *testing.T) {
 	if m.Status != modpipe.Failed || !strings.Contains(m.Error, "result for module free from instance 1 is not signed with the run's shared secret") ||
 		!strings.Contains(m.Error, "MODPIPE_SHARED_SECRET") {
 		t.Errorf("free: %s (%s); want failed, naming the unsigned instance and the secret", m.Status, m.Error)
+	}
+}
+
+// awaitRegistered waits until instance is registered with coord.
+func awaitRegistered(t *testing.T, coord distributed.Coordinator, instance int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		ins, err := coord.Instances(ctx)
+		if err != nil {
+			t.Fatalf("listing instances: %v", err)
+		}
+		for _, in := range ins {
+			if in.Instance == instance {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("instance %d never registered", instance)
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }
