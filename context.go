@@ -72,7 +72,10 @@ func (c *Context) Logf(format string, args ...any) {
 }
 
 // Secret registers values to be masked as *** in every log line, error and
-// report of the run from now on, such as a token the module obtained.
+// report of the run from now on, such as a token the module obtained. In a
+// distributed run the instance running the module masks them in its log,
+// error and skip reason before publishing its result, so neither the master
+// nor the coordinator sees them; the module's result value is not masked.
 //
 // Empty values are ignored (an unset variable has nothing to hide). A value
 // of 1 or 2 bytes cannot be masked without mangling all output, so it is

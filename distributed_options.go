@@ -64,6 +64,17 @@ type DistributedOptions struct {
 	// every instance fails instead.
 	NoFallback bool
 
+	// SharedSecret, when set, authenticates the run's messages: every
+	// registration, assignment and result carries an HMAC-SHA256 over its
+	// content, the run id and (for results) its lease, and the instances
+	// refuse anything unsigned or signed with another secret. Every instance
+	// of the run must have the same value, at least 16 bytes long. Main
+	// takes it from MODPIPE_SHARED_SECRET only (no flag: a command line is
+	// visible to other users of the machine and in CI logs). The value is
+	// masked like a secret. See docs/distributed.md for what it protects
+	// against and what it does not.
+	SharedSecret string
+
 	// LocalCapabilities gives simulated instances their capabilities when
 	// Main runs several instances in one process (--local-instances); an
 	// OS name among them makes the instance pose as that OS.
@@ -87,6 +98,9 @@ func (p *Pipeline) UseCoordinator(c distributed.Coordinator) *Pipeline {
 // distributedOn reports whether the run is spread over instances.
 func (p *Pipeline) distributedOn() bool { return p.dist.TotalInstances > 1 }
 
+// minSharedSecret is the shortest SharedSecret accepted.
+const minSharedSecret = 16
+
 // withDefaults fills unset options and validates them.
 func (o DistributedOptions) withDefaults() (DistributedOptions, error) {
 	def := func(d *time.Duration, v time.Duration) {
@@ -109,6 +123,8 @@ func (o DistributedOptions) withDefaults() (DistributedOptions, error) {
 		return o, fmt.Errorf("TotalInstances is %d; it must be at least 1", o.TotalInstances)
 	case o.InstanceIndex < 0 || o.InstanceIndex >= o.TotalInstances:
 		return o, fmt.Errorf("instance index %d is outside 0..%d (TotalInstances %d)", o.InstanceIndex, o.TotalInstances-1, o.TotalInstances)
+	case o.SharedSecret != "" && len(o.SharedSecret) < minSharedSecret:
+		return o, fmt.Errorf("SharedSecret (MODPIPE_SHARED_SECRET) is %d bytes; use at least %d, such as the output of `openssl rand -hex 32`", len(o.SharedSecret), minSharedSecret)
 	case o.LeaseTimeout <= o.HeartbeatInterval:
 		return o, fmt.Errorf("LeaseTimeout (%s) must be longer than HeartbeatInterval (%s), or every lease would expire between two heartbeats", o.LeaseTimeout, o.HeartbeatInterval)
 	}

@@ -43,6 +43,9 @@ func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) s
 	} else if p.dist.RunID == "" && getenv("GITHUB_RUN_ID") != "" {
 		p.dist.RunID = getenv("GITHUB_RUN_ID") + "-" + cmpOr(getenv("GITHUB_RUN_ATTEMPT"), "1")
 	}
+	if v := getenv("MODPIPE_SHARED_SECRET"); v != "" {
+		p.dist.SharedSecret = v
+	}
 	p.redisURL = cmpOr(getenv("MODPIPE_REDIS_URL"), getenv("REDIS_URL"), p.redisURL)
 	durations := []struct {
 		env, name string

@@ -75,6 +75,7 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 		role = RoleMaster
 	}
 	r := p.newRun(pl)
+	r.secrets.Add(opts.SharedSecret)
 	r.instance = Instance{Index: opts.InstanceIndex, Role: role, Capabilities: caps}
 	r.dist = &distState{values: cluster.NewValues(p.coord), outs: map[int]engine.Outcome{}}
 	r.dist.base = r.engineNodes(pl)
@@ -83,7 +84,7 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 		Coord: p.coord, Instance: opts.InstanceIndex, Total: opts.TotalInstances, Caps: caps, Session: newSession(),
 		Heartbeat: opts.HeartbeatInterval, LeaseTimeout: opts.LeaseTimeout, CapabilityTimeout: opts.CapabilityTimeout,
 		MasterTimeout: opts.MasterTimeout, Grace: p.grace(), MaxAttempts: opts.MaxAttempts, Parallelism: opts.Parallelism,
-		Log: p.diagnostics(opts.InstanceIndex),
+		Log: p.diagnostics(opts.InstanceIndex), Mask: r.secrets.String,
 	}
 	if master {
 		cfg.Local = &cluster.LocalWork{}
@@ -98,10 +99,17 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 			return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 		}
 	}
-	regCtx, cancelReg := context.WithTimeout(ctx, opts.LeaseTimeout)
-	err = p.coord.Register(regCtx, distributed.Registration{
+	runID := opts.RunID
+	if c, ok := p.coord.(interface{ RunID() string }); ok {
+		runID = c.RunID() // the coordinator's, which settings in code may have set
+	}
+	cfg.Signer = cluster.NewSigner(opts.SharedSecret, runID)
+	reg := distributed.Registration{
 		Instance: cfg.Instance, Total: cfg.Total, Capabilities: caps, Fingerprint: pl.fingerprint(), Session: cfg.Session,
-	})
+	}
+	cfg.Signer.SignRegistration(&reg)
+	regCtx, cancelReg := context.WithTimeout(ctx, opts.LeaseTimeout)
+	err = p.coord.Register(regCtx, reg)
 	cancelReg()
 	if errors.Is(err, distributed.ErrFingerprintMismatch) {
 		return nil, fmt.Errorf("%w: instance %d runs a different pipeline than the run's first instance (%w); every instance must run the same program and commit", ErrInvalidPipeline, cfg.Instance, err)
@@ -118,7 +126,7 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	runCtx, cancelRun := context.WithCancelCause(context.Background())
 	defer cancelRun(nil)
 	stopLocal := context.AfterFunc(ctx, func() {
-		reason := fmt.Sprintf("interrupted on instance %d (%v)", cfg.Instance, context.Cause(ctx))
+		reason := r.secrets.String(fmt.Sprintf("interrupted on instance %d (%v)", cfg.Instance, context.Cause(ctx)))
 		cctx, cancel := context.WithTimeout(context.Background(), opts.HeartbeatInterval)
 		defer cancel()
 		if err := p.coord.Cancel(cctx, cfg.Instance, reason); err != nil {

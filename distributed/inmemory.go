@@ -123,7 +123,8 @@ func (m *InMemory) Instances(ctx context.Context) ([]InstanceInfo, error) {
 	defer m.mu.Unlock()
 	out := make([]InstanceInfo, 0, len(m.instances))
 	for _, in := range m.instances {
-		out = append(out, InstanceInfo{Instance: in.reg.Instance, Capabilities: slices.Clone(in.reg.Capabilities), Session: in.reg.Session, Age: time.Since(in.seen)})
+		out = append(out, InstanceInfo{Instance: in.reg.Instance, Capabilities: slices.Clone(in.reg.Capabilities), Session: in.reg.Session, Age: time.Since(in.seen),
+			Fingerprint: in.reg.Fingerprint, Total: in.reg.Total, MAC: slices.Clone(in.reg.MAC)})
 	}
 	slices.SortFunc(out, func(a, b InstanceInfo) int { return a.Instance - b.Instance })
 	return out, nil

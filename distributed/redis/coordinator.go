@@ -47,7 +47,7 @@ func reply(where string, v any) ([]any, error) {
 
 // Register implements distributed.Coordinator.
 func (c *Coordinator) Register(ctx context.Context, r distributed.Registration) error {
-	reg, _ := json.Marshal(wireRegistration{Caps: lowerAll(r.Capabilities), Session: r.Session, Total: r.Total})
+	reg, _ := json.Marshal(wireRegistration{Caps: lowerAll(r.Capabilities), Session: r.Session, Total: r.Total, Fingerprint: r.Fingerprint, MAC: r.MAC})
 	v, err := c.runRetry(ctx, "registering instance "+strconv.Itoa(r.Instance), scriptRegister, r.Instance, r.Fingerprint, string(reg))
 	if err != nil {
 		return err
@@ -122,7 +122,7 @@ func (c *Coordinator) Instances(ctx context.Context) ([]distributed.InstanceInfo
 		if err := decodeJSON(c.keys.inst()+" field "+id, raw, &reg); err != nil {
 			return nil, err
 		}
-		info := distributed.InstanceInfo{Instance: n, Capabilities: reg.Caps, Session: reg.Session}
+		info := distributed.InstanceInfo{Instance: n, Capabilities: reg.Caps, Session: reg.Session, Total: reg.Total, Fingerprint: reg.Fingerprint, MAC: reg.MAC}
 		if b, ok := beats[id]; ok {
 			ms, err := strconv.ParseInt(b, 10, 64)
 			if err != nil {
@@ -152,7 +152,7 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 		if err != nil {
 			return err
 		}
-		payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: lowerAll(a.Requires), Priority: a.Priority})
+		payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: lowerAll(a.Requires), Priority: a.Priority, MAC: a.MAC})
 		args = append(args, a.Module, a.Attempt, rk, a.Priority, string(payload))
 	}
 	if len(as) == 0 {
@@ -297,7 +297,7 @@ func (c *Coordinator) parseClaims(arr []any) ([]distributed.Claim, error) {
 		if err := decodeJSON(c.keys.lease(), leaseRaw, &l); err != nil {
 			return nil, err
 		}
-		as := distributed.Assignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority}
+		as := distributed.Assignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority, MAC: a.MAC}
 		if err := distributed.ValidateAssignment(as); err != nil {
 			return nil, malformed(c.keys.asg(), err)
 		}
@@ -347,7 +347,7 @@ func (c *Coordinator) Reclaim(ctx context.Context, l distributed.Lease, next *di
 		if rk, err = reqKey(next.Requires); err != nil {
 			return err
 		}
-		b, _ := json.Marshal(wireAssignment{Module: next.Module, Attempt: next.Attempt, Requires: lowerAll(next.Requires), Priority: next.Priority})
+		b, _ := json.Marshal(wireAssignment{Module: next.Module, Attempt: next.Attempt, Requires: lowerAll(next.Requires), Priority: next.Priority, MAC: next.MAC})
 		attempt, prio, payload = next.Attempt, next.Priority, string(b)
 		c.markEnqueued(next.Module)
 	}

@@ -25,6 +25,10 @@ type wireRegistration struct {
 	Caps    []string `json:"caps"`
 	Session string   `json:"session"`
 	Total   int      `json:"total"`
+	// Fingerprint and MAC are returned by Instances (the run's
+	// fingerprint is also kept on its own key).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	MAC         []byte `json:"mac,omitempty"`
 }
 
 type wireAssignment struct {
@@ -33,6 +37,7 @@ type wireAssignment struct {
 	Requires []string `json:"requires"`
 	Priority int64    `json:"priority"`
 	EnqMS    int64    `json:"enq_ms"` // filled in by the script ("enq_ms":0 is replaced)
+	MAC      []byte   `json:"mac,omitempty"`
 }
 
 type wireLease struct {
@@ -61,12 +66,13 @@ type wireResult struct {
 	WaitNS     int64                  `json:"wait_ns"`
 	Log        []byte                 `json:"log,omitempty"`
 	Nonce      string                 `json:"nonce"` // tells a retried publish from a duplicate
+	MAC        []byte                 `json:"mac,omitempty"`
 }
 
 func toWireResult(r distributed.Result) wireResult {
 	return wireResult{
 		Module: r.Module, Status: r.Status, Value: r.Value, Error: r.Error, Reason: r.Reason, Attempts: r.Attempts,
-		DurationNS: int64(r.Duration), WaitNS: int64(r.QueueWait), Log: r.Log,
+		DurationNS: int64(r.Duration), WaitNS: int64(r.QueueWait), Log: r.Log, MAC: r.MAC,
 		Lease: wireLease{Module: r.Lease.Module, Attempt: r.Lease.Attempt, Holder: r.Lease.Holder, Session: r.Lease.Session, Token: r.Lease.Token},
 	}
 }
@@ -74,7 +80,7 @@ func toWireResult(r distributed.Result) wireResult {
 func (w wireResult) result() (distributed.Result, error) {
 	r := distributed.Result{
 		Module: w.Module, Status: w.Status, Value: []byte(w.Value), Error: w.Error, Reason: w.Reason, Attempts: w.Attempts,
-		Duration: time.Duration(w.DurationNS), QueueWait: time.Duration(w.WaitNS), Log: w.Log,
+		Duration: time.Duration(w.DurationNS), QueueWait: time.Duration(w.WaitNS), Log: w.Log, MAC: w.MAC,
 		Lease: distributed.Lease{Module: w.Lease.Module, Attempt: w.Lease.Attempt, Holder: w.Lease.Holder, Session: w.Lease.Session, Token: w.Lease.Token},
 	}
 	if err := distributed.ValidateResult(r); err != nil {

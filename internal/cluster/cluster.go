@@ -41,6 +41,12 @@ type Config struct {
 	// Local, when set, tracks the modules this instance is executing, so
 	// that the master's reaper does not ask the coordinator about them.
 	Local *LocalWork
+	// Signer signs what this instance publishes and verifies what it
+	// receives; nil when the run has no shared secret (see sign.go).
+	Signer *Signer
+	// Mask hides this instance's secrets in the text of what it publishes
+	// (logs, error messages, skip reasons); nil leaves text unchanged.
+	Mask func(string) string
 }
 
 // LocalWork is the set of modules an instance is executing.

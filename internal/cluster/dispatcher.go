@@ -30,6 +30,7 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	flights   map[int]*flight
 	instances []distributed.InstanceInfo
+	refused   map[string]error // instances whose registration did not verify (sign.go)
 
 	// Enqueues go through one flusher, so that modules becoming ready
 	// together are queued in one round trip.
@@ -95,8 +96,7 @@ func (d *Dispatcher) flusher() {
 			}
 			as := make([]distributed.Assignment, len(chunk))
 			for k, i := range chunk {
-				n := d.nodes[i]
-				as[k] = distributed.Assignment{Module: n.Name, Attempt: 1, Requires: n.Requires, Priority: n.Priority}
+				as[k] = d.assignment(i, 1)
 			}
 			ctx, cancel := context.WithTimeout(d.life, d.cfg.LeaseTimeout)
 			err := batcher.EnqueueBatch(ctx, as)
@@ -154,10 +154,9 @@ func (d *Dispatcher) Dispatch(_ context.Context, i int, c *engine.Completion) {
 }
 
 func (d *Dispatcher) enqueue(i, attempt int) error {
-	n := d.nodes[i]
 	ctx, cancel := context.WithTimeout(d.life, d.cfg.LeaseTimeout)
 	defer cancel()
-	return d.cfg.Coord.Enqueue(ctx, distributed.Assignment{Module: n.Name, Attempt: attempt, Requires: n.Requires, Priority: n.Priority})
+	return d.cfg.Coord.Enqueue(ctx, d.assignment(i, attempt))
 }
 
 // await delivers node i's result when it is published.
@@ -179,6 +178,12 @@ func (d *Dispatcher) await(i int) {
 			case <-time.After(d.cfg.Heartbeat):
 			}
 			continue
+		}
+		if err := d.cfg.Signer.VerifyResult(res, d.nodes[i].Name); err != nil {
+			// A forged or misdirected result is never the module's result.
+			d.cfg.Log.Error("refused a result", "module", d.nodes[i].Name, "err", err)
+			d.fail(i, err, -1)
+			return
 		}
 		o := outcomeOf(res, time.Now())
 		d.mu.Lock()
@@ -226,6 +231,7 @@ func (d *Dispatcher) refreshInstances(ctx context.Context) []distributed.Instanc
 		defer d.mu.Unlock()
 		return d.instances
 	}
+	ins = d.signedInstances(ins)
 	d.mu.Lock()
 	d.instances = ins
 	d.mu.Unlock()
@@ -285,6 +291,7 @@ func (d *Dispatcher) offersLocked() string {
 		caps := slices.DeleteFunc(slices.Clone(in.Capabilities), func(c string) bool { return c == distributed.MasterCapability })
 		parts = append(parts, fmt.Sprintf("instance %d offers %s", in.Instance, strings.Join(caps, ", ")))
 	}
+	parts = append(parts, d.refusedLocked()...)
 	if len(parts) == 0 {
 		return "no instance has registered"
 	}

@@ -117,7 +117,12 @@ func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
 	buf := &logbuf.Buffer{}
 	id, ok := e.host.Lookup(cl.Assignment.Module)
 	var o engine.Outcome
-	if !ok {
+	if err := e.cfg.Signer.VerifyAssignment(cl.Assignment, e.cfg.Instance); err != nil {
+		// Not from the master: never run it, and say so in its result.
+		e.cfg.Log.Error("refused an assignment", "module", cl.Assignment.Module, "err", err)
+		now := time.Now()
+		o = engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now, Err: err}
+	} else if !ok {
 		now := time.Now()
 		o = engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now,
 			Err: fmt.Errorf("instance %d has no module named %s; all instances must run the same pipeline", e.cfg.Instance, cl.Assignment.Module)}
@@ -125,7 +130,8 @@ func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
 		o = e.run(ctx, id, buf)
 	}
 	log := buf.Bytes()
-	res := resultOf(cl, &o, log, e.cfg.Instance)
+	res := resultOf(cl, &o, e.mask(log), e.cfg.Instance)
+	e.maskResult(&res)
 	if res.Status == distributed.StatusSucceeded {
 		e.values.Put(cl.Assignment.Module, o.Value, res.Value)
 	}
@@ -136,7 +142,32 @@ func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
 		o.Instance, o.QueueWait = e.cfg.Instance, cl.QueueWait
 		e.host.Executed(id, &o, log)
 	}
+	e.cfg.Signer.SignResult(&res)
 	e.results <- res
+}
+
+// mask hides this instance's secrets in log.
+func (e *Executor) mask(log []byte) []byte {
+	if e.cfg.Mask == nil {
+		return log
+	}
+	return []byte(e.cfg.Mask(string(log)))
+}
+
+// maskResult hides this instance's secrets in the text of res before it
+// leaves the instance. The value is not masked: it is data the dependent
+// modules need, and a module that returns a secret as its result means to
+// hand it on.
+func (e *Executor) maskResult(res *distributed.Result) {
+	if e.cfg.Mask == nil {
+		return
+	}
+	res.Reason = e.cfg.Mask(res.Reason)
+	if res.Error != nil {
+		masked := *res.Error // may be shared with the outcome
+		masked.Message = e.cfg.Mask(masked.Message)
+		res.Error = &masked
+	}
 }
 
 // publisher publishes results as they come; results that finish together

@@ -156,7 +156,8 @@ func (d *Dispatcher) lost(ctx context.Context, i int, l distributed.Lease, why s
 	case l.Attempt >= d.cfg.MaxAttempts:
 		failure = fmt.Errorf("%s while running %s; it was dispatched %d times (MaxAttempts %d)", why, n.Name, l.Attempt, d.cfg.MaxAttempts)
 	default:
-		next = &distributed.Assignment{Module: n.Name, Attempt: l.Attempt + 1, Requires: n.Requires, Priority: n.Priority}
+		a := d.assignment(i, l.Attempt+1)
+		next = &a
 	}
 	rctx, cancel := context.WithTimeout(ctx, d.cfg.LeaseTimeout)
 	err := d.cfg.Coord.Reclaim(rctx, l, next)

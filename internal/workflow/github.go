@@ -104,6 +104,12 @@ func GitHub(s Spec) ([]byte, error) {
 		s.RedisSecret+". Without it instance 0 runs the whole pipeline alone.",
 	)
 	w.line("      REDIS_URL: ${{ secrets.%s }}", s.RedisSecret)
+	w.comment(6,
+		"Optional: with the repository secret MODPIPE_SHARED_SECRET (the same value for",
+		"every instance, e.g. openssl rand -hex 32), the instances sign what they",
+		"exchange and refuse results and work forged by others with access to Redis.",
+	)
+	w.line("      MODPIPE_SHARED_SECRET: ${{ secrets.MODPIPE_SHARED_SECRET }}")
 	w.line("    steps:")
 	w.line("      - name: Refuse a partial re-run")
 	w.line("        if: needs.plan.outputs.attempt != format('{0}', github.run_attempt)")

@@ -29,6 +29,11 @@ func GitLab(s Spec) ([]byte, error) {
 		"Redis: add a masked (and protected) CI/CD variable "+s.RedisSecret+" holding",
 		"redis://user:password@host:6379 (rediss:// for TLS) under Settings > CI/CD >",
 		"Variables. Without it instance 0 runs the whole pipeline alone.",
+		"",
+		"Optional: a masked CI/CD variable MODPIPE_SHARED_SECRET (the same value for",
+		"every instance, e.g. openssl rand -hex 32) makes the instances sign what they",
+		"exchange and refuse results and work forged by others with access to Redis.",
+		"GitLab passes CI/CD variables to every job, so it needs no line below.",
 	)
 	w.line("")
 	w.line("workflow:")

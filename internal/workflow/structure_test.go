@@ -220,6 +220,8 @@ func checkGitHub(t *testing.T, b []byte, e expectation) {
 		"MODPIPE_TOTAL":        strconv.Itoa(e.total),
 		"MODPIPE_CAPABILITIES": "${{ matrix.capabilities }}",
 		"REDIS_URL":            "${{ secrets." + e.secret + " }}",
+		// Signing, from a secret of its own (docs/distributed.md).
+		"MODPIPE_SHARED_SECRET": "${{ secrets.MODPIPE_SHARED_SECRET }}",
 	}
 	if !reflect.DeepEqual(env, wantEnv) {
 		t.Errorf("env %v, want %v", env, wantEnv)
