@@ -22,9 +22,11 @@ func malformed(where string, err error) error {
 // The JSON forms stored in Redis. Field names are short and stable.
 
 type wireRegistration struct {
-	Caps    []string `json:"caps"`
-	Session string   `json:"session"`
-	Total   int      `json:"total"`
+	Caps        []string `json:"caps"`
+	Session     string   `json:"session"`
+	Total       int      `json:"total"`
+	Fingerprint string   `json:"fp"`
+	LeaseMS     int64    `json:"lease_ms"` // the instance's LeaseTimeout; 0: never lost by age
 }
 
 type wireAssignment struct {
