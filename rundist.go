@@ -224,7 +224,7 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 func refused(instance int, err error) error {
 	switch {
 	case errors.Is(err, distributed.ErrFingerprintMismatch):
-		return fmt.Errorf("%w: instance %d was refused when the run's master registered (it runs a different pipeline or --total): %w", ErrInvalidPipeline, instance, err)
+		return fmt.Errorf("%w: instance %d was refused when the run's master registered: %w", ErrInvalidPipeline, instance, err)
 	case errors.Is(err, distributed.ErrNotRegistered):
 		return fmt.Errorf("%w: instance %d no longer belongs to the run: %w", ErrBadConfig, instance, err)
 	}

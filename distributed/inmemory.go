@@ -155,7 +155,7 @@ func (m *InMemory) checkLocked(instance int, now time.Time) error {
 	in, ok := m.instances[instance]
 	if !ok {
 		if ref, ok := m.refused[instance]; ok {
-			return fmt.Errorf("%w: refused when the master registered: %w", ErrNotRegistered, ref.err)
+			return fmt.Errorf("%w: %w", ErrNotRegistered, ref.err)
 		}
 		return fmt.Errorf("%w: instance %d has not registered with this run", ErrNotRegistered, instance)
 	}

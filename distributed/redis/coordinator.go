@@ -103,8 +103,7 @@ func (c *Coordinator) notLive(instance int, arr []any) error {
 		return ""
 	}
 	if arr[0] == "refused" {
-		return fmt.Errorf("%w: instance %d was refused when the master of run %q registered: %w: %s",
-			distributed.ErrNotRegistered, instance, c.RunID(), distributed.ErrFingerprintMismatch, str(1))
+		return fmt.Errorf("%w: %w: %s", distributed.ErrNotRegistered, distributed.ErrFingerprintMismatch, str(1))
 	}
 	switch str(1) {
 	case "replaced":

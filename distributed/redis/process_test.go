@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -476,5 +477,78 @@ func TestProcessesForkSafeFallback(t *testing.T) {
 	out, code = run(0)
 	if code != 0 || !strings.Contains(out, "running the whole pipeline on this instance alone") || !strings.Contains(out, "Run succeeded") {
 		t.Errorf("master without Redis: exit %d:\n%s", code, out)
+	}
+}
+
+// TestProcessesOddWorkerFirst: a worker running another pipeline that
+// registers before the master must not decide the run's pipeline. The master
+// and the matching worker succeed; the odd worker is refused with exit 2 and
+// a message naming both fingerprints. CI matrices start jobs in any order,
+// so the scenario is repeated, each time with its own run id.
+func TestProcessesOddWorkerFirst(t *testing.T) {
+	srv := redistest.Start(t)
+	for i := range 5 {
+		// compile lasts long enough for the odd worker's next heartbeat to
+		// find it refused before the run completes.
+		s := newScenario(t, srv, 3, "DEMO_SLOW=compile=1500ms")
+		odd := s.start(2, "--capability=windows", "DEMO_EXTRA=1")
+		s.awaitInstances(1)
+		master := s.start(0, "--capability=docker,linux,windows,macos")
+		good := s.start(1, "--capability=docker")
+		for _, p := range []*proc{master, good} {
+			if code := p.wait(t, 60*time.Second); code != 0 {
+				t.Fatalf("iteration %d: instance %d exited %d with an odd worker started first:\n%s", i, p.index, code, p.out.String())
+			}
+		}
+		if code := odd.wait(t, 30*time.Second); code != 2 {
+			t.Fatalf("iteration %d: odd worker exited %d, want 2:\n%s", i, code, odd.out.String())
+		}
+		runFP, err := s.client().HGet(context.Background(), "modpipe:{"+s.runID+"}:meta", "fp").Result()
+		if err != nil || runFP == "" {
+			t.Fatalf("iteration %d: the run's fingerprint is not in Redis: %v", i, err)
+		}
+		out := odd.out.String()
+		m := regexp.MustCompile(`presents pipeline (\S+) but the run's master \(instance 0\) presents (\S+);`).FindStringSubmatch(out)
+		if m == nil || m[2] != runFP || m[1] == runFP {
+			t.Fatalf("iteration %d: the odd worker's message does not name its fingerprint and the master's %s:\n%s", i, runFP, out)
+		}
+		for name, mod := range s.readReport() {
+			if mod.Status != "succeeded" || mod.Dispatches != 1 {
+				t.Errorf("iteration %d: %s: %s after %d dispatches", i, name, mod.Status, mod.Dispatches)
+			}
+		}
+	}
+}
+
+// TestProcessesIndexTaken: a second process presenting the index of a live
+// instance (a second master, a second worker 1) is refused with exit 2 and
+// a message saying the index is taken; the run goes on and every module
+// runs once.
+func TestProcessesIndexTaken(t *testing.T) {
+	srv := redistest.Start(t)
+	// compile keeps the run going while the duplicates try to join.
+	s := newScenario(t, srv, 2, "DEMO_SLOW=compile=6s")
+	master := s.start(0, "--capability=linux,windows,macos")
+	w1 := s.start(1, "--capability=docker")
+	s.awaitInstances(2)
+	s.awaitLease("compile")
+	dups := []*proc{s.start(0, "--capability=docker,linux,windows,macos"), s.start(1, "--capability=docker,linux,windows,macos")}
+	for index, dup := range dups {
+		if code := dup.wait(t, 30*time.Second); code != 2 {
+			t.Errorf("second instance %d exited %d, want 2:\n%s", index, code, dup.out.String())
+		}
+		if out := dup.out.String(); !strings.Contains(out, "index taken") || !strings.Contains(out, "held by a live instance") {
+			t.Errorf("second instance %d: no clear refusal:\n%s", index, out)
+		}
+	}
+	for _, p := range []*proc{master, w1} {
+		if code := p.wait(t, 60*time.Second); code != 0 {
+			t.Fatalf("instance %d exited %d:\n%s", p.index, code, p.out.String())
+		}
+	}
+	for name, m := range s.readReport() {
+		if m.Status != "succeeded" || m.Dispatches != 1 || m.Attempts != 1 {
+			t.Errorf("%s: %s after %d dispatches, %d attempts (work duplicated?)", name, m.Status, m.Dispatches, m.Attempts)
+		}
 	}
 }

@@ -64,7 +64,7 @@ func (h *Heartbeater) loop(ctx context.Context) {
 		if errors.Is(err, distributed.ErrFingerprintMismatch) || errors.Is(err, distributed.ErrNotRegistered) {
 			// Refused by the master, or replaced by another instance with
 			// this index: no outage to ride out, this instance must stop.
-			lose(fmt.Errorf("the coordinator no longer accepts instance %d: %w", h.cfg.Instance, err))
+			lose(err)
 			return
 		}
 		if err != nil {
