@@ -552,3 +552,39 @@ func TestProcessesIndexTaken(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessesLostWorkerReplaced: once a worker is declared lost, a new
+// process with its index (a re-run job) is accepted, and the work the lost
+// one held is re-queued to it exactly as to any other instance.
+func TestProcessesLostWorkerReplaced(t *testing.T) {
+	srv := redistest.Start(t)
+	// Only instance 1 can build the docker image.
+	s := newScenario(t, srv, 2, "DEMO_SLOW=docker-image=2s")
+	master := s.start(0, "--capability=linux,windows,macos")
+	first := s.start(1, "--capability=docker")
+	if holder := s.awaitLease("docker-image"); holder != 1 {
+		t.Fatalf("docker-image claimed by instance %d, want 1", holder)
+	}
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The master re-queues attempt 2 once instance 1 is lost.
+	c := s.client()
+	requeued := false
+	for deadline := time.Now().Add(30 * time.Second); !requeued && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		requeued, _ = c.HExists(context.Background(), "modpipe:{"+s.runID+"}:asg", "docker-image#2").Result()
+	}
+	if !requeued {
+		t.Fatalf("docker-image was not re-queued after its holder was killed:\n%s", master.out.String())
+	}
+	replacement := s.start(1, "--capability=docker")
+	for _, p := range []*proc{master, replacement} {
+		if code := p.wait(t, 60*time.Second); code != 0 {
+			t.Fatalf("instance %d exited %d:\n%s", p.index, code, p.out.String())
+		}
+	}
+	m := s.readReport()["docker-image"]
+	if m.Status != "succeeded" || m.Instance != 1 || m.Dispatches != 2 || m.Attempts != 2 {
+		t.Errorf("docker-image: %+v; want it succeeded on the replacement instance 1 at attempt 2", m)
+	}
+}
