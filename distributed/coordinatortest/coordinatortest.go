@@ -702,6 +702,8 @@ func testNoLostWakeUps(t *testing.T, c distributed.Coordinator) {
 func testCancellation(t *testing.T, c distributed.Coordinator) {
 	const watchers, claimers = 5, 3
 	join(t, c, 0, 1, 2)
+	known, err := c.State(ctxFor(t))
+	must(t, err, "State")
 	var wg sync.WaitGroup
 	states := make(chan distributed.RunState, watchers)
 	claimErrs := make(chan error, claimers)
@@ -709,7 +711,7 @@ func testCancellation(t *testing.T, c distributed.Coordinator) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := c.AwaitState(ctxFor(t), distributed.RunState{})
+			s, err := c.AwaitState(ctxFor(t), known)
 			if err != nil {
 				t.Errorf("AwaitState: %v", err)
 			}
