@@ -77,6 +77,8 @@ func (c *Coordinator) Register(ctx context.Context, r distributed.Registration) 
 	case "mismatch":
 		return fmt.Errorf("%w: instance %d presents pipeline %s but the master (instance 0) of run %q presents %s; every instance must run the same program and commit as the master",
 			distributed.ErrFingerprintMismatch, r.Instance, r.Fingerprint, c.RunID(), detail(1))
+	case "corrupt":
+		return corrupt(arr)
 	case "total":
 		return fmt.Errorf("%w: instance %d expects %d instances (--total) but the master (instance 0) of run %q expects %s; give every instance the same --total",
 			distributed.ErrFingerprintMismatch, r.Instance, r.Total, c.RunID(), detail(1))
@@ -117,6 +119,16 @@ func (c *Coordinator) notLive(instance int, arr []any) error {
 		distributed.ErrNotRegistered, instance, c.RunID())
 }
 
+// corrupt reports a registration record a script could not decode
+// (reply {'corrupt', key, field}).
+func corrupt(arr []any) error {
+	where := "registration record"
+	if len(arr) == 3 {
+		where = fmt.Sprintf("%v field %v", arr[1], arr[2])
+	}
+	return malformed(where, errors.New("not a JSON registration"))
+}
+
 // Heartbeat implements distributed.Coordinator.
 func (c *Coordinator) Heartbeat(ctx context.Context, instance int) (distributed.Pulse, error) {
 	v, err := c.runRetry(ctx, "heartbeat", scriptHeartbeat, instance, c.session(instance))
@@ -132,6 +144,8 @@ func (c *Coordinator) Heartbeat(ctx context.Context, instance int) (distributed.
 		return distributed.Pulse{}, fmt.Errorf("redis coordinator: the keys of run %q are gone (Redis restarted without persistence, was flushed, or the TTL passed); the run cannot continue", c.RunID())
 	case "refused", "notreg":
 		return distributed.Pulse{}, c.notLive(instance, arr)
+	case "corrupt":
+		return distributed.Pulse{}, corrupt(arr)
 	}
 	if len(arr) != 8 {
 		return distributed.Pulse{}, malformed("heartbeat reply", fmt.Errorf("%d fields", len(arr)))
@@ -288,6 +302,8 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 			return nil, c.endedErr(ctx)
 		case "refused", "notreg":
 			return nil, c.notLive(instance, arr)
+		case "corrupt":
+			return nil, corrupt(arr)
 		case "empty":
 			registered = "1"
 		default:

@@ -3,8 +3,11 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/modpipe/modpipe/distributed"
 	"github.com/modpipe/modpipe/distributed/redis"
@@ -81,4 +84,37 @@ func TestReplacedInstanceTakesNothing(t *testing.T) {
 	if _, err := repl.Heartbeat(ctx, 1); err != nil {
 		t.Errorf("heartbeat of the replacement: %v", err)
 	}
+}
+
+// TestCorruptRegistrationRecords: a registration record that is not JSON
+// fails the scripts that check registrations with an error naming the key
+// and field, instead of a Lua error.
+func TestCorruptRegistrationRecords(t *testing.T) {
+	srv := redistest.Start(t)
+	runID := newRunID()
+	c := redis.NewCoordinator(redis.Options{URL: srv.URL(), RunID: runID})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Register(ctx, distributed.Registration{Instance: 1, Total: 2, Fingerprint: "fp", Session: "w", LeaseTimeout: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	defer raw.Close()
+	key := "modpipe:{" + runID + "}:inst"
+	if err := raw.HSet(ctx, key, "1", "{not json").Err(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "malformed data in Redis") || !strings.Contains(err.Error(), key+" field 1") {
+			t.Errorf("%s with a corrupt registration of instance 1: %v, want malformed data naming %s field 1", what, err, key)
+		}
+	}
+	_, err := c.Heartbeat(ctx, 1)
+	check("Heartbeat", err)
+	_, err = c.Claim(ctx, 1, nil)
+	check("Claim", err)
+	err = c.Register(ctx, distributed.Registration{Instance: 0, Total: 2, Fingerprint: "fp", Session: "m", LeaseTimeout: time.Hour})
+	check("Register(master)", err)
 }

@@ -48,6 +48,12 @@ local function satisfies(rk, caps)
   end
   return true
 end
+-- decode a JSON record, or nil when it is not a JSON object
+local function decode(raw)
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' then return v end
+  return nil
+end
 -- why instance id (a string) may not act with session: nil when it is
 -- registered with that session, accepted and alive (its last heartbeat no
 -- older than its lease timeout); else {'refused', reason} or
@@ -57,12 +63,14 @@ local function not_live(id, session, now)
   if not raw then
     local ref = redis.call('HGET', KEYS[10], id)
     if ref then
-      local r = cjson.decode(ref)
-      if r.session == session then return {'refused', r.reason} end
+      local r = decode(ref)
+      if not r then return {'corrupt', KEYS[10], id} end
+      if r.session == session then return {'refused', tostring(r.reason)} end
     end
     return {'notreg', 'unknown', ''}
   end
-  local reg = cjson.decode(raw)
+  local reg = decode(raw)
+  if not reg then return {'corrupt', KEYS[2], id} end
   if reg.session ~= session then return {'notreg', 'replaced', reg.session or ''} end
   local lm = tonumber(reg.lease_ms) or 0
   local beat = tonumber(redis.call('HGET', KEYS[3], id) or '0')
@@ -87,7 +95,8 @@ end
 // register: ARGV[3] instance, ARGV[4] fingerprint, ARGV[5] registration
 // JSON, ARGV[6] session, ARGV[7] total, ARGV[8] lease timeout in ms.
 // Returns {status, detail...}: ok | ended | taken (session, age_ms,
-// lease_ms) | mismatch (master's fingerprint) | total (master's total).
+// lease_ms) | mismatch (master's fingerprint) | total (master's total) |
+// corrupt (key, field): a registration record is not JSON.
 // The master's (instance 0) fingerprint and total are the run's: when it
 // registers, workers registered before it with others move to the refused
 // hash, with the reason their next heartbeat or claim reports.
@@ -100,7 +109,8 @@ local now = now_ms()
 local id, fp, session, total = ARGV[3], ARGV[4], ARGV[6], tonumber(ARGV[7])
 local cur = redis.call('HGET', KEYS[2], id)
 if cur then
-  local c = cjson.decode(cur)
+  local c = decode(cur)
+  if not c then return {'corrupt', KEYS[2], id} end
   local lm = tonumber(c.lease_ms) or 0
   local age = now - tonumber(redis.call('HGET', KEYS[3], id) or '0')
   if c.session ~= session and (lm <= 0 or age <= lm) then
@@ -110,7 +120,8 @@ end
 if id ~= '0' then
   local mraw = redis.call('HGET', KEYS[2], '0')
   if mraw then
-    local m = cjson.decode(mraw)
+    local m = decode(mraw)
+    if not m then return {'corrupt', KEYS[2], '0'} end
     if m.fp ~= fp then return {'mismatch', m.fp or ''} end
     if tonumber(m.total) ~= total then return {'total', m.total} end
   end
@@ -119,7 +130,8 @@ else
   for i = 1, #all, 2 do
     local wid = all[i]
     if wid ~= '0' then
-      local w = cjson.decode(all[i+1])
+      local w = decode(all[i+1])
+      if not w then return {'corrupt', KEYS[2], wid} end
       local reason
       if w.fp ~= fp then
         reason = 'instance ' .. wid .. ' presents pipeline ' .. tostring(w.fp) .. ' but the run\'s master (instance 0) presents ' .. fp .. '; every instance must run the same program and commit as the master'
@@ -150,7 +162,8 @@ return {'ok', ''}
 // heartbeat: ARGV[3] instance, ARGV[4] the session it registered with.
 // Returns {status, master_registered, master_age_ms, state, by, reason,
 // failed, registered}; status ok | lost (the run's keys are gone) |
-// refused (reason) | notreg (unknown or replaced, detail). A lost instance
+// refused (reason) | notreg (unknown or replaced, detail) | corrupt (key,
+// field). A lost instance
 // (heartbeat older than its lease timeout) that beats again is alive again.
 var scriptHeartbeat = goredis.NewScript(luaCommon + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
@@ -198,7 +211,8 @@ return 'ok'
 // registered with.
 // Returns {'ok', assignment JSON, lease JSON, queue_wait_ms, ...} (one
 // triple per assignment) | {'empty', wake key...} | {'ended'} |
-// {'refused', reason} | {'notreg', why, detail}: a claimer that is not
+// {'refused', reason} | {'notreg', why, detail} | {'corrupt', key,
+// field}: a claimer that is not
 // registered with its session, was refused or is lost takes nothing.
 var scriptClaim = goredis.NewScript(luaCommon + `
 local prev = redis.call('HGET', KEYS[9], ARGV[5])
