@@ -464,7 +464,7 @@ func TestProcessesForkSafeFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(index int) (string, int) {
-		cmd := exec.Command(bin, "--instance", strconv.Itoa(index), "--total", "4")
+		cmd := exec.Command(bin, "--instance", strconv.Itoa(index), "--total=4")
 		// A fork's pull request: no secrets, so no Redis URL.
 		cmd.Env = append(os.Environ(), "REDIS_URL=", "MODPIPE_REDIS_URL=", "GITHUB_RUN_ID=99", "GITHUB_ACTIONS=")
 		out, _ := cmd.CombinedOutput()
@@ -586,5 +586,33 @@ func TestProcessesLostWorkerReplaced(t *testing.T) {
 	m := s.readReport()["docker-image"]
 	if m.Status != "succeeded" || m.Instance != 1 || m.Dispatches != 2 || m.Attempts != 2 {
 		t.Errorf("docker-image: %+v; want it succeeded on the replacement instance 1 at attempt 2", m)
+	}
+}
+
+// TestProcessesTotalMismatch: a worker started with another --total than the
+// master's is refused with exit 2 naming both totals, whether it registers
+// before the master or after it; the master runs on.
+func TestProcessesTotalMismatch(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newScenario(t, srv, 3, "DEMO_SLOW=compile=1500ms")
+	early := s.start(1, "--capability=docker", "--total=4")
+	s.awaitInstances(1)
+	master := s.start(0, "--capability=docker,linux,windows,macos")
+	s.awaitLease("compile")
+	late := s.start(2, "--capability=windows", "--total=5")
+	for _, c := range []struct {
+		p     *proc
+		total string
+	}{{early, "4"}, {late, "5"}} {
+		if code := c.p.wait(t, 30*time.Second); code != 2 {
+			t.Errorf("instance %d with --total %s exited %d, want 2:\n%s", c.p.index, c.total, code, c.p.out.String())
+		}
+		want := fmt.Sprintf("expects %s instances (--total) but the", c.total)
+		if out := c.p.out.String(); !strings.Contains(out, want) || !strings.Contains(out, "expects 3") {
+			t.Errorf("instance %d: the refusal does not name both totals (%s, 3):\n%s", c.p.index, c.total, out)
+		}
+	}
+	if code := master.wait(t, 60*time.Second); code != 0 {
+		t.Errorf("master exited %d:\n%s", code, master.out.String())
 	}
 }
