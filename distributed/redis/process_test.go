@@ -594,7 +594,8 @@ func TestProcessesLostWorkerReplaced(t *testing.T) {
 // before the master or after it; the master runs on.
 func TestProcessesTotalMismatch(t *testing.T) {
 	srv := redistest.Start(t)
-	s := newScenario(t, srv, 3, "DEMO_SLOW=compile=1500ms")
+	// compile keeps the run going while the late worker starts.
+	s := newScenario(t, srv, 3, "DEMO_SLOW=compile=4s")
 	early := s.start(1, "--capability=docker", "--total=4")
 	s.awaitInstances(1)
 	master := s.start(0, "--capability=docker,linux,windows,macos")
