@@ -1,8 +1,11 @@
 // Package coordinatortest is the conformance suite for
 // distributed.Coordinator implementations, the way testing/fstest checks an
 // fs.FS. A coordinator that passes Run gives modpipe everything it relies on:
-// atomic claims, fenced results and reclaims, blocking waits without lost
-// wake-ups, run-wide cancellation and completion, and validation of input.
+// registration rules (the master's fingerprint and total are the run's, a
+// live instance's index is taken, only live registered instances claim),
+// atomic claims, fenced results and reclaims, idempotent enqueues and
+// completion, blocking waits without lost wake-ups, run-wide cancellation
+// and completion, ages measured on a real clock, and validation of input.
 //
 //	func TestConformance(t *testing.T) {
 //		coordinatortest.Run(t, func(t *testing.T) distributed.Coordinator {
