@@ -106,13 +106,17 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	cfg.Signer = cluster.NewSigner(opts.SharedSecret, runID)
 	reg := distributed.Registration{
 		Instance: cfg.Instance, Total: cfg.Total, Capabilities: caps, Fingerprint: pl.fingerprint(), Session: cfg.Session,
+		LeaseTimeout: opts.LeaseTimeout,
 	}
 	cfg.Signer.SignRegistration(&reg)
 	regCtx, cancelReg := context.WithTimeout(ctx, opts.LeaseTimeout)
 	err = p.coord.Register(regCtx, reg)
 	cancelReg()
 	if errors.Is(err, distributed.ErrFingerprintMismatch) {
-		return nil, fmt.Errorf("%w: instance %d runs a different pipeline than the run's first instance (%w); every instance must run the same program and commit", ErrInvalidPipeline, cfg.Instance, err)
+		return nil, fmt.Errorf("%w: instance %d runs a different pipeline than the run's master, instance 0 (%w); every instance must run the same program, commit and --total as the master", ErrInvalidPipeline, cfg.Instance, err)
+	}
+	if errors.Is(err, distributed.ErrIndexTaken) {
+		return nil, fmt.Errorf("%w: instance %d could not join the run: %w", ErrBadConfig, cfg.Instance, err)
 	}
 	if errors.Is(err, distributed.ErrRunEnded) {
 		return nil, fmt.Errorf("%w: instance %d could not join the run: %w", ErrBadConfig, cfg.Instance, err)
@@ -163,6 +167,7 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	defer watcher.Stop()
 	lost := make(chan error, 1)
 	hb := cluster.StartHeartbeat(cfg, nil, func(err error) {
+		err = refused(cfg.Instance, err)
 		lost <- err
 		cancelRun(err)
 	})
@@ -219,6 +224,20 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	default:
 	}
 	return s, err
+}
+
+// refused classifies an instance the coordinator no longer accepts: a
+// worker the master refused runs another pipeline (ErrInvalidPipeline); an
+// instance replaced by another with its index is misconfigured
+// (ErrBadConfig). Both exit 2. Other errors are returned as they are.
+func refused(instance int, err error) error {
+	switch {
+	case errors.Is(err, distributed.ErrFingerprintMismatch):
+		return fmt.Errorf("%w: instance %d was refused when the run's master registered: %w", ErrInvalidPipeline, instance, err)
+	case errors.Is(err, distributed.ErrNotRegistered):
+		return fmt.Errorf("%w: instance %d no longer belongs to the run: %w", ErrBadConfig, instance, err)
+	}
+	return err
 }
 
 // runFallback is the fork-safe fallback: without a coordinator backend the

@@ -25,36 +25,75 @@ import (
 // on one clock — the coordinator's or its server's — so that clock skew
 // between machines does not matter.
 type Coordinator interface {
-	// Register joins the run. The first registration fixes the run's
-	// fingerprint; a later one with a different fingerprint fails with an
-	// error wrapping ErrFingerprintMismatch and is not recorded. Registering
-	// into a run that has completed fails with an error wrapping
-	// ErrRunEnded. Registering the same index again (a restarted instance)
-	// replaces the earlier registration. Registration counts as a heartbeat.
+	// Register joins the run. The master's (instance 0) Fingerprint and
+	// Total are the run's:
+	//
+	//   - A worker registering while the master is registered must present
+	//     the master's Fingerprint and Total, else Register fails with an
+	//     error wrapping ErrFingerprintMismatch that names both fingerprints
+	//     (or both totals), and nothing is recorded.
+	//   - A worker registering before the master is recorded. When the
+	//     master registers, every worker whose Fingerprint or Total differs
+	//     is refused: it leaves Instances and RunState.Registered, and its
+	//     next Heartbeat, Claim and ClaimBatch fail with an error wrapping
+	//     both ErrNotRegistered and ErrFingerprintMismatch, naming both
+	//     fingerprints (or totals). The master itself is never refused by a
+	//     worker.
+	//   - An index whose current registration belongs to another Session
+	//     and is alive (its last heartbeat is no older than its
+	//     LeaseTimeout) is taken: Register fails with an error wrapping
+	//     ErrIndexTaken and changes nothing. A lost registration may be
+	//     replaced (a re-run job); the leases it held stay listed by Leases
+	//     for modpipe to reclaim. Registering again with the same Session
+	//     (a retry) succeeds and replaces the entry.
+	//   - Registering into a run that has completed fails with an error
+	//     wrapping ErrRunEnded.
+	//
+	// Registration counts as a heartbeat. One Coordinator value serves one
+	// instance and remembers the Session it registered with; Heartbeat and
+	// Claim act for that registration.
 	Register(ctx context.Context, r Registration) error
 
 	// Heartbeat records that the instance is alive and reports what every
 	// instance needs to know each beat: whether the master is alive, and the
 	// run's state. Leases are renewed through it: a lease lives as long as
-	// its holder's heartbeats. A heartbeat from an unregistered instance is
-	// an error.
+	// its holder's heartbeats. A lost instance (silent for longer than its
+	// LeaseTimeout) that beats again is alive again, so an outage shorter
+	// than the run survives; the leases taken from it meanwhile stay
+	// fenced. Heartbeat fails with an error wrapping ErrNotRegistered when
+	// the instance never registered or was replaced by another session,
+	// and additionally wrapping ErrFingerprintMismatch when the master
+	// refused it. Both are final for the instance.
 	Heartbeat(ctx context.Context, instance int) (Pulse, error)
 
-	// Instances returns every registered instance with the age of its last
-	// heartbeat, ordered by index.
+	// Instances returns every registered, not refused instance with the age
+	// of its last heartbeat, ordered by index.
 	Instances(ctx context.Context) ([]InstanceInfo, error)
 
 	// Enqueue adds an assignment to the queue. Claims take assignments with
 	// the highest Priority first and, within a priority, in enqueue order.
-	// The same module with the same attempt must not be enqueued twice.
+	// Enqueueing a module and attempt that this run has already enqueued
+	// (whether still queued, claimed or finished, and whatever its other
+	// fields) is ignored and returns nil: retries are safe, and a new
+	// dispatch of a module uses a higher Attempt.
 	Enqueue(ctx context.Context, a Assignment) error
 
 	// Claim takes the next assignment whose Requires are all among caps
 	// (see Satisfies) and records the claiming instance, with its current
 	// registration session, as the holder of a new lease, atomically: an
-	// assignment is never handed to two claimers. It blocks until such an assignment exists, the run ends
-	// (an error wrapping ErrRunEnded; cancellation ends the run for
-	// claimers) or ctx is done. It must not busy-loop while waiting.
+	// assignment is never handed to two claimers. It blocks until such an
+	// assignment exists, the run ends (an error wrapping ErrRunEnded;
+	// cancellation ends the run for claimers) or ctx is done. It must not
+	// busy-loop while waiting.
+	//
+	// Only a live registered instance takes work. When the instance is not
+	// registered with this Coordinator's session (never registered, or
+	// replaced), was refused by the master, or is lost (its last heartbeat
+	// is older than its LeaseTimeout), Claim fails with an error wrapping
+	// ErrNotRegistered and takes nothing. The check is made atomically with
+	// taking the assignment — also for a claim that was already waiting —
+	// so an instance cut off from the run cannot take back the work
+	// re-queued away from it.
 	Claim(ctx context.Context, instance int, caps []string) (Claim, error)
 
 	// Leases returns every lease currently held: claimed assignments whose
@@ -63,8 +102,9 @@ type Coordinator interface {
 
 	// Reclaim ends a lease that is still current (same module, attempt and
 	// token) and, when next is not nil, enqueues next in the same atomic
-	// step. It fails with an error wrapping ErrStaleLease when the lease is
-	// no longer current (its result was accepted, or it was reclaimed).
+	// step (with Enqueue's rule for duplicates). It fails with an error
+	// wrapping ErrStaleLease, and enqueues nothing, when the lease is no
+	// longer current (its result was accepted, or it was reclaimed).
 	Reclaim(ctx context.Context, l Lease, next *Assignment) error
 
 	// Publish stores a module's result, fenced by its lease: it is accepted
@@ -76,7 +116,9 @@ type Coordinator interface {
 
 	// AwaitResult returns the accepted result of module, blocking until one
 	// is published, the run completes (ErrRunEnded) or ctx is done. A
-	// result published before the call is returned at once.
+	// result published before the call is returned at once. Cancel does not
+	// end the wait (results of modules that were running may still
+	// arrive); Complete does.
 	AwaitResult(ctx context.Context, module string) (Result, error)
 
 	// Cancel marks the run cancelled with a reason. Claimers return
@@ -86,7 +128,8 @@ type Coordinator interface {
 
 	// Complete marks the run completed, with its outcome. Claimers and
 	// awaiters return ErrRunEnded, AwaitState callers wake up, and later
-	// registrations are refused.
+	// registrations are refused. Completing again changes nothing and
+	// returns nil: the first outcome stays.
 	Complete(ctx context.Context, failed bool) error
 
 	// State returns the run's state.
@@ -138,7 +181,9 @@ type Registration struct {
 	// new one, so leases held by its previous life can be told apart.
 	Session string
 	// LeaseTimeout is how long the instance stays alive without a
-	// heartbeat; after it, the instance is lost.
+	// heartbeat; after it, the instance is lost: its claims fail and its
+	// index may be taken over. Zero means it is never lost by age (and its
+	// index can then never be taken over while it is registered).
 	LeaseTimeout time.Duration
 	// MAC authenticates the registration when the run has a shared
 	// secret; coordinators store and return it verbatim.
@@ -308,6 +353,7 @@ type CommandCounter interface {
 // until at least one assignment is available, atomic, best first — but
 // returns up to max (at most MaxBatch) claims, each with its own lease. An
 // instance asks for as many as it has free execution slots.
+// Its rules for unregistered, refused and lost instances are Claim's.
 type BatchClaimer interface {
 	ClaimBatch(ctx context.Context, instance int, caps []string, max int) ([]Claim, error)
 }

@@ -13,22 +13,53 @@ import (
 // InMemory is a Coordinator for the instances of one process: tests, and
 // running several instances in one program (--local-instances). Create it
 // with NewInMemory; share the one value between the instances.
+//
+// The in-memory coordinator is shared by the instances of one process, so
+// it tells callers apart by index only: after a lost instance is replaced,
+// calls made with its index act for the replacement.
 type InMemory struct {
-	mu          sync.Mutex
-	fingerprint string
-	instances   map[int]*memInstance
-	queue       []queued // highest priority first, then enqueue order
-	seq         uint64
-	leases      map[string]Lease
-	claimedAt   map[string]time.Time
-	results     map[string]Result
-	state       RunState
-	changed     chan struct{} // closed and replaced on every change
+	mu        sync.Mutex
+	instances map[int]*memInstance // accepted registrations
+	refused   map[int]refusal      // workers the master's registration refused
+	queue     []queued             // highest priority first, then enqueue order
+	enqueued  map[string]bool      // module#attempt of every assignment ever enqueued
+	seq       uint64
+	leases    map[string]Lease
+	claimedAt map[string]time.Time
+	results   map[string]Result
+	state     RunState
+	changed   chan struct{} // closed and replaced on every change
 }
 
 type memInstance struct {
 	reg  Registration
 	seen time.Time
+}
+
+// alive reports whether the instance's last heartbeat is younger than its
+// LeaseTimeout (always, without one).
+func (in *memInstance) alive(now time.Time) bool {
+	return in.reg.LeaseTimeout <= 0 || now.Sub(in.seen) <= in.reg.LeaseTimeout
+}
+
+// refusal is why a worker was refused when the master registered.
+type refusal struct {
+	session string
+	err     error
+}
+
+// mismatch compares a worker's registration with the master's: nil when
+// they agree, else an error wrapping ErrFingerprintMismatch naming both.
+func mismatch(worker, master Registration) error {
+	if worker.Fingerprint != master.Fingerprint {
+		return fmt.Errorf("%w: instance %d presents pipeline %s but the run's master (instance 0) presents %s; every instance must run the same program and commit as the master",
+			ErrFingerprintMismatch, worker.Instance, worker.Fingerprint, master.Fingerprint)
+	}
+	if worker.Total != master.Total {
+		return fmt.Errorf("%w: instance %d expects %d instances (--total) but the run's master (instance 0) expects %d; give every instance the same --total",
+			ErrFingerprintMismatch, worker.Instance, worker.Total, master.Total)
+	}
+	return nil
 }
 
 type queued struct {
@@ -41,6 +72,8 @@ type queued struct {
 func NewInMemory() *InMemory {
 	return &InMemory{
 		instances: map[int]*memInstance{},
+		refused:   map[int]refusal{},
+		enqueued:  map[string]bool{},
 		leases:    map[string]Lease{},
 		claimedAt: map[string]time.Time{},
 		results:   map[string]Result{},
@@ -83,15 +116,53 @@ func (m *InMemory) Register(ctx context.Context, r Registration) error {
 	if m.state.Completed {
 		return fmt.Errorf("%w: this run has already completed; use a new run id", ErrRunEnded)
 	}
-	if m.fingerprint == "" {
-		m.fingerprint = r.Fingerprint
-	} else if r.Fingerprint != m.fingerprint {
-		return fmt.Errorf("%w: instance %d presents %s but the run has %s", ErrFingerprintMismatch, r.Instance, r.Fingerprint, m.fingerprint)
+	now := time.Now()
+	if cur, ok := m.instances[r.Instance]; ok && cur.reg.Session != r.Session && cur.alive(now) {
+		return fmt.Errorf("%w: instance %d is held by a live instance (session %s, last heartbeat %s ago); give every instance its own index, or wait until the holder is lost (lease timeout %s)",
+			ErrIndexTaken, r.Instance, cur.reg.Session, now.Sub(cur.seen).Round(time.Millisecond), cur.reg.LeaseTimeout)
 	}
 	r.Capabilities = lower(r.Capabilities)
-	m.instances[r.Instance] = &memInstance{reg: r, seen: time.Now()}
+	if r.Instance != 0 {
+		if master, ok := m.instances[0]; ok {
+			if err := mismatch(r, master.reg); err != nil {
+				return err
+			}
+		}
+	} else {
+		// The master's fingerprint and total are the run's: refuse the
+		// workers that registered before it with others.
+		for i, in := range m.instances {
+			if i == 0 {
+				continue
+			}
+			if err := mismatch(in.reg, r); err != nil {
+				m.refused[i] = refusal{session: in.reg.Session, err: err}
+				delete(m.instances, i)
+			}
+		}
+	}
+	delete(m.refused, r.Instance)
+	m.instances[r.Instance] = &memInstance{reg: r, seen: now}
 	m.state.Registered = len(m.instances)
 	m.broadcast()
+	return nil
+}
+
+// checkLocked returns nil when instance is registered, accepted and alive,
+// and otherwise an error wrapping ErrNotRegistered (and, for a refused
+// worker, ErrFingerprintMismatch). Called with m.mu held.
+func (m *InMemory) checkLocked(instance int, now time.Time) error {
+	in, ok := m.instances[instance]
+	if !ok {
+		if ref, ok := m.refused[instance]; ok {
+			return fmt.Errorf("%w: %w", ErrNotRegistered, ref.err)
+		}
+		return fmt.Errorf("%w: instance %d has not registered with this run", ErrNotRegistered, instance)
+	}
+	if !in.alive(now) {
+		return fmt.Errorf("%w: instance %d sent no heartbeat for %s (lease timeout %s): it is lost and its work is being handed to others",
+			ErrNotRegistered, instance, now.Sub(in.seen).Round(time.Millisecond), in.reg.LeaseTimeout)
+	}
 	return nil
 }
 
@@ -104,7 +175,7 @@ func (m *InMemory) Heartbeat(ctx context.Context, instance int) (Pulse, error) {
 	defer m.mu.Unlock()
 	in, ok := m.instances[instance]
 	if !ok {
-		return Pulse{}, fmt.Errorf("heartbeat from instance %d, which is not registered", instance)
+		return Pulse{}, m.checkLocked(instance, time.Now())
 	}
 	in.seen = time.Now()
 	p := Pulse{State: m.state}
@@ -144,7 +215,14 @@ func (m *InMemory) Enqueue(ctx context.Context, a Assignment) error {
 	return nil
 }
 
+// enqueueLocked queues a, unless its module and attempt were enqueued
+// before (see Coordinator.Enqueue). Called with m.mu held.
 func (m *InMemory) enqueueLocked(a Assignment) {
+	key := a.Module + "#" + strconv.Itoa(a.Attempt)
+	if m.enqueued[key] {
+		return
+	}
+	m.enqueued[key] = true
 	a.Requires = lower(a.Requires)
 	m.seq++
 	q := queued{a: a, seq: m.seq, at: time.Now()}
@@ -185,6 +263,9 @@ func (m *InMemory) ClaimBatch(ctx context.Context, instance int, caps []string, 
 		if m.state.Cancelled || m.state.Completed {
 			return nil, m.endedErr()
 		}
+		if err := m.checkLocked(instance, time.Now()); err != nil {
+			return nil, err
+		}
 		var out []Claim
 		for i := 0; i < len(m.queue) && len(out) < max; {
 			q := m.queue[i]
@@ -194,10 +275,8 @@ func (m *InMemory) ClaimBatch(ctx context.Context, instance int, caps []string, 
 			}
 			m.queue = slices.Delete(m.queue, i, i+1)
 			m.seq++
-			l := Lease{Module: q.a.Module, Attempt: q.a.Attempt, Holder: instance, Token: strconv.FormatUint(m.seq, 36) + "-" + strconv.Itoa(instance)}
-			if in, ok := m.instances[instance]; ok {
-				l.Session = in.reg.Session
-			}
+			l := Lease{Module: q.a.Module, Attempt: q.a.Attempt, Holder: instance, Session: m.instances[instance].reg.Session,
+				Token: strconv.FormatUint(m.seq, 36) + "-" + strconv.Itoa(instance)}
 			m.leases[q.a.Module] = l
 			now := time.Now()
 			m.claimedAt[q.a.Module] = now

@@ -47,8 +47,10 @@ func reply(where string, v any) ([]any, error) {
 
 // Register implements distributed.Coordinator.
 func (c *Coordinator) Register(ctx context.Context, r distributed.Registration) error {
-	reg, _ := json.Marshal(wireRegistration{Caps: lowerAll(r.Capabilities), Session: r.Session, Total: r.Total, Fingerprint: r.Fingerprint, MAC: r.MAC})
-	v, err := c.runRetry(ctx, "registering instance "+strconv.Itoa(r.Instance), scriptRegister, r.Instance, r.Fingerprint, string(reg))
+	reg, _ := json.Marshal(wireRegistration{Caps: lowerAll(r.Capabilities), Session: r.Session, Total: r.Total,
+		Fingerprint: r.Fingerprint, LeaseMS: r.LeaseTimeout.Milliseconds(), MAC: r.MAC})
+	v, err := c.runRetry(ctx, "registering instance "+strconv.Itoa(r.Instance), scriptRegister,
+		r.Instance, r.Fingerprint, string(reg), r.Session, r.Total, r.LeaseTimeout.Milliseconds())
 	if err != nil {
 		return err
 	}
@@ -56,21 +58,80 @@ func (c *Coordinator) Register(ctx context.Context, r distributed.Registration) 
 	if err != nil {
 		return err
 	}
+	detail := func(i int) string {
+		if i < len(arr) {
+			return fmt.Sprint(arr[i])
+		}
+		return "?"
+	}
 	switch arr[0] {
 	case "ok":
+		c.sessions.Store(r.Instance, r.Session)
 		// Announcements must reach this instance from now on.
 		return c.events.waitReady(ctx)
 	case "ended":
 		return fmt.Errorf("%w: run %q has already completed; a run id is never reused: start a new run (re-run the workflow, or pass a new --run-id)", distributed.ErrRunEnded, c.RunID())
+	case "taken":
+		return fmt.Errorf("%w: instance %d of run %q is held by a live instance (session %s, last heartbeat %sms ago, lease timeout %sms); two jobs present the same --instance index: give each its own, or wait until the holder is lost to replace it",
+			distributed.ErrIndexTaken, r.Instance, c.RunID(), detail(1), detail(2), detail(3))
 	case "mismatch":
-		return fmt.Errorf("%w: instance %d presents pipeline %s but run %q was started with %s", distributed.ErrFingerprintMismatch, r.Instance, r.Fingerprint, c.RunID(), arr[1])
+		return fmt.Errorf("%w: instance %d presents pipeline %s but the master (instance 0) of run %q presents %s; every instance must run the same program and commit as the master",
+			distributed.ErrFingerprintMismatch, r.Instance, r.Fingerprint, c.RunID(), detail(1))
+	case "corrupt":
+		return corrupt(arr)
+	case "total":
+		return fmt.Errorf("%w: instance %d expects %d instances (--total) but the master (instance 0) of run %q expects %s; give every instance the same --total",
+			distributed.ErrFingerprintMismatch, r.Instance, r.Total, c.RunID(), detail(1))
 	}
 	return malformed("register reply", fmt.Errorf("%v", arr[0]))
 }
 
+// session returns the session this value registered instance with ("" if
+// none: the scripts then treat the caller as not registered).
+func (c *Coordinator) session(instance int) string {
+	s, _ := c.sessions.Load(instance)
+	str, _ := s.(string)
+	return str
+}
+
+// notLive turns a refused or notreg script reply into an error wrapping
+// ErrNotRegistered (and ErrFingerprintMismatch for a refused worker).
+func (c *Coordinator) notLive(instance int, arr []any) error {
+	str := func(i int) string {
+		if i < len(arr) {
+			s, _ := arr[i].(string)
+			return s
+		}
+		return ""
+	}
+	if arr[0] == "refused" {
+		return fmt.Errorf("%w: %w: %s", distributed.ErrNotRegistered, distributed.ErrFingerprintMismatch, str(1))
+	}
+	switch str(1) {
+	case "replaced":
+		return fmt.Errorf("%w: instance %d of run %q was replaced by another registration (session %s) after this one was declared lost; this process must stop",
+			distributed.ErrNotRegistered, instance, c.RunID(), str(2))
+	case "lost":
+		return fmt.Errorf("%w: instance %d of run %q sent no heartbeat for %s: it is lost and its work is being handed to others",
+			distributed.ErrNotRegistered, instance, c.RunID(), str(2))
+	}
+	return fmt.Errorf("%w: instance %d is not registered in run %q (it never registered through this coordinator, or its registration was lost)",
+		distributed.ErrNotRegistered, instance, c.RunID())
+}
+
+// corrupt reports a registration record a script could not decode
+// (reply {'corrupt', key, field}).
+func corrupt(arr []any) error {
+	where := "registration record"
+	if len(arr) == 3 {
+		where = fmt.Sprintf("%v field %v", arr[1], arr[2])
+	}
+	return malformed(where, errors.New("not a JSON registration"))
+}
+
 // Heartbeat implements distributed.Coordinator.
 func (c *Coordinator) Heartbeat(ctx context.Context, instance int) (distributed.Pulse, error) {
-	v, err := c.runRetry(ctx, "heartbeat", scriptHeartbeat, instance)
+	v, err := c.runRetry(ctx, "heartbeat", scriptHeartbeat, instance, c.session(instance))
 	if err != nil {
 		return distributed.Pulse{}, err
 	}
@@ -81,8 +142,10 @@ func (c *Coordinator) Heartbeat(ctx context.Context, instance int) (distributed.
 	switch arr[0] {
 	case "lost":
 		return distributed.Pulse{}, fmt.Errorf("redis coordinator: the keys of run %q are gone (Redis restarted without persistence, was flushed, or the TTL passed); the run cannot continue", c.RunID())
-	case "unknown":
-		return distributed.Pulse{}, fmt.Errorf("redis coordinator: instance %d is not registered in run %q (its registration was lost)", instance, c.RunID())
+	case "refused", "notreg":
+		return distributed.Pulse{}, c.notLive(instance, arr)
+	case "corrupt":
+		return distributed.Pulse{}, corrupt(arr)
 	}
 	if len(arr) != 8 {
 		return distributed.Pulse{}, malformed("heartbeat reply", fmt.Errorf("%d fields", len(arr)))
@@ -122,7 +185,7 @@ func (c *Coordinator) Instances(ctx context.Context) ([]distributed.InstanceInfo
 		if err := decodeJSON(c.keys.inst()+" field "+id, raw, &reg); err != nil {
 			return nil, err
 		}
-		info := distributed.InstanceInfo{Instance: n, Capabilities: reg.Caps, Session: reg.Session, Total: reg.Total, Fingerprint: reg.Fingerprint, MAC: reg.MAC}
+		info := distributed.InstanceInfo{Instance: n, Capabilities: reg.Caps, Session: reg.Session, Fingerprint: reg.Fingerprint, Total: reg.Total, MAC: reg.MAC}
 		if b, ok := beats[id]; ok {
 			ms, err := strconv.ParseInt(b, 10, 64)
 			if err != nil {
@@ -222,9 +285,9 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 			c.client.Del(cctx, ctl)
 		}
 	}()
-	consumed, registered := "", "0"
+	consumed, registered, session := "", "0", c.session(instance)
 	for {
-		v, err := c.runRetry(ctx, "claiming work", scriptClaim, instance, capList, reqID, consumed, registered, max)
+		v, err := c.runRetry(ctx, "claiming work", scriptClaim, instance, capList, reqID, consumed, registered, max, session)
 		if err != nil {
 			return nil, err
 		}
@@ -237,6 +300,10 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 			return c.parseClaims(arr)
 		case "ended":
 			return nil, c.endedErr(ctx)
+		case "refused", "notreg":
+			return nil, c.notLive(instance, arr)
+		case "corrupt":
+			return nil, corrupt(arr)
 		case "empty":
 			registered = "1"
 		default:

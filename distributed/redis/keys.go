@@ -17,6 +17,9 @@ func (k keys) asg() string    { return k.base + "asg" }   // hash: module#attemp
 func (k keys) lease() string  { return k.base + "lease" } // hash: module -> lease JSON
 func (k keys) res() string    { return k.base + "res" }   // hash: module -> result JSON
 func (k keys) claims() string { return k.base + "ct" }    // hash: claim request id -> claim JSON
+func (k keys) refused() string {
+	return k.base + "refused" // hash: instance -> {session, reason} of workers the master refused
+}
 func (k keys) events() string { return k.base + "events" }
 func (k keys) ctl(claimID string) string {
 	return k.base + "ctl:" + claimID // list: wake-ups for one waiting Claim call
@@ -25,5 +28,5 @@ func (k keys) claimers() string { return k.base + "claimers" } // set: waiting C
 
 // all lists the fixed keys (queues and wake lists are found through qs).
 func (k keys) all() []string {
-	return []string{k.meta(), k.inst(), k.beat(), k.seq(), k.queues(), k.asg(), k.lease(), k.res(), k.claims()}
+	return []string{k.meta(), k.inst(), k.beat(), k.seq(), k.queues(), k.asg(), k.lease(), k.res(), k.claims(), k.refused()}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -463,7 +464,7 @@ func TestProcessesForkSafeFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(index int) (string, int) {
-		cmd := exec.Command(bin, "--instance", strconv.Itoa(index), "--total", "4")
+		cmd := exec.Command(bin, "--instance", strconv.Itoa(index), "--total=4")
 		// A fork's pull request: no secrets, so no Redis URL.
 		cmd.Env = append(os.Environ(), "REDIS_URL=", "MODPIPE_REDIS_URL=", "GITHUB_RUN_ID=99", "GITHUB_ACTIONS=")
 		out, _ := cmd.CombinedOutput()
@@ -476,5 +477,143 @@ func TestProcessesForkSafeFallback(t *testing.T) {
 	out, code = run(0)
 	if code != 0 || !strings.Contains(out, "running the whole pipeline on this instance alone") || !strings.Contains(out, "Run succeeded") {
 		t.Errorf("master without Redis: exit %d:\n%s", code, out)
+	}
+}
+
+// TestProcessesOddWorkerFirst: a worker running another pipeline that
+// registers before the master must not decide the run's pipeline. The master
+// and the matching worker succeed; the odd worker is refused with exit 2 and
+// a message naming both fingerprints. CI matrices start jobs in any order,
+// so the scenario is repeated, each time with its own run id.
+func TestProcessesOddWorkerFirst(t *testing.T) {
+	srv := redistest.Start(t)
+	for i := range 5 {
+		// compile lasts long enough for the odd worker's next heartbeat to
+		// find it refused before the run completes.
+		s := newScenario(t, srv, 3, "DEMO_SLOW=compile=1500ms")
+		odd := s.start(2, "--capability=windows", "DEMO_EXTRA=1")
+		s.awaitInstances(1)
+		master := s.start(0, "--capability=docker,linux,windows,macos")
+		good := s.start(1, "--capability=docker")
+		for _, p := range []*proc{master, good} {
+			if code := p.wait(t, 60*time.Second); code != 0 {
+				t.Fatalf("iteration %d: instance %d exited %d with an odd worker started first:\n%s", i, p.index, code, p.out.String())
+			}
+		}
+		if code := odd.wait(t, 30*time.Second); code != 2 {
+			t.Fatalf("iteration %d: odd worker exited %d, want 2:\n%s", i, code, odd.out.String())
+		}
+		runFP, err := s.client().HGet(context.Background(), "modpipe:{"+s.runID+"}:meta", "fp").Result()
+		if err != nil || runFP == "" {
+			t.Fatalf("iteration %d: the run's fingerprint is not in Redis: %v", i, err)
+		}
+		out := odd.out.String()
+		m := regexp.MustCompile(`presents pipeline (\S+) but the run's master \(instance 0\) presents (\S+);`).FindStringSubmatch(out)
+		if m == nil || m[2] != runFP || m[1] == runFP {
+			t.Fatalf("iteration %d: the odd worker's message does not name its fingerprint and the master's %s:\n%s", i, runFP, out)
+		}
+		for name, mod := range s.readReport() {
+			if mod.Status != "succeeded" || mod.Dispatches != 1 {
+				t.Errorf("iteration %d: %s: %s after %d dispatches", i, name, mod.Status, mod.Dispatches)
+			}
+		}
+	}
+}
+
+// TestProcessesIndexTaken: a second process presenting the index of a live
+// instance (a second master, a second worker 1) is refused with exit 2 and
+// a message saying the index is taken; the run goes on and every module
+// runs once.
+func TestProcessesIndexTaken(t *testing.T) {
+	srv := redistest.Start(t)
+	// compile keeps the run going while the duplicates try to join.
+	s := newScenario(t, srv, 2, "DEMO_SLOW=compile=6s")
+	master := s.start(0, "--capability=linux,windows,macos")
+	w1 := s.start(1, "--capability=docker")
+	s.awaitInstances(2)
+	s.awaitLease("compile")
+	dups := []*proc{s.start(0, "--capability=docker,linux,windows,macos"), s.start(1, "--capability=docker,linux,windows,macos")}
+	for index, dup := range dups {
+		if code := dup.wait(t, 30*time.Second); code != 2 {
+			t.Errorf("second instance %d exited %d, want 2:\n%s", index, code, dup.out.String())
+		}
+		if out := dup.out.String(); !strings.Contains(out, "index taken") || !strings.Contains(out, "held by a live instance") {
+			t.Errorf("second instance %d: no clear refusal:\n%s", index, out)
+		}
+	}
+	for _, p := range []*proc{master, w1} {
+		if code := p.wait(t, 60*time.Second); code != 0 {
+			t.Fatalf("instance %d exited %d:\n%s", p.index, code, p.out.String())
+		}
+	}
+	for name, m := range s.readReport() {
+		if m.Status != "succeeded" || m.Dispatches != 1 || m.Attempts != 1 {
+			t.Errorf("%s: %s after %d dispatches, %d attempts (work duplicated?)", name, m.Status, m.Dispatches, m.Attempts)
+		}
+	}
+}
+
+// TestProcessesLostWorkerReplaced: once a worker is declared lost, a new
+// process with its index (a re-run job) is accepted, and the work the lost
+// one held is re-queued to it exactly as to any other instance.
+func TestProcessesLostWorkerReplaced(t *testing.T) {
+	srv := redistest.Start(t)
+	// Only instance 1 can build the docker image.
+	s := newScenario(t, srv, 2, "DEMO_SLOW=docker-image=2s")
+	master := s.start(0, "--capability=linux,windows,macos")
+	first := s.start(1, "--capability=docker")
+	if holder := s.awaitLease("docker-image"); holder != 1 {
+		t.Fatalf("docker-image claimed by instance %d, want 1", holder)
+	}
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The master re-queues attempt 2 once instance 1 is lost.
+	c := s.client()
+	requeued := false
+	for deadline := time.Now().Add(30 * time.Second); !requeued && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		requeued, _ = c.HExists(context.Background(), "modpipe:{"+s.runID+"}:asg", "docker-image#2").Result()
+	}
+	if !requeued {
+		t.Fatalf("docker-image was not re-queued after its holder was killed:\n%s", master.out.String())
+	}
+	replacement := s.start(1, "--capability=docker")
+	for _, p := range []*proc{master, replacement} {
+		if code := p.wait(t, 60*time.Second); code != 0 {
+			t.Fatalf("instance %d exited %d:\n%s", p.index, code, p.out.String())
+		}
+	}
+	m := s.readReport()["docker-image"]
+	if m.Status != "succeeded" || m.Instance != 1 || m.Dispatches != 2 || m.Attempts != 2 {
+		t.Errorf("docker-image: %+v; want it succeeded on the replacement instance 1 at attempt 2", m)
+	}
+}
+
+// TestProcessesTotalMismatch: a worker started with another --total than the
+// master's is refused with exit 2 naming both totals, whether it registers
+// before the master or after it; the master runs on.
+func TestProcessesTotalMismatch(t *testing.T) {
+	srv := redistest.Start(t)
+	// compile keeps the run going while the late worker starts.
+	s := newScenario(t, srv, 3, "DEMO_SLOW=compile=4s")
+	early := s.start(1, "--capability=docker", "--total=4")
+	s.awaitInstances(1)
+	master := s.start(0, "--capability=docker,linux,windows,macos")
+	s.awaitLease("compile")
+	late := s.start(2, "--capability=windows", "--total=5")
+	for _, c := range []struct {
+		p     *proc
+		total string
+	}{{early, "4"}, {late, "5"}} {
+		if code := c.p.wait(t, 30*time.Second); code != 2 {
+			t.Errorf("instance %d with --total %s exited %d, want 2:\n%s", c.p.index, c.total, code, c.p.out.String())
+		}
+		want := fmt.Sprintf("expects %s instances (--total) but the", c.total)
+		if out := c.p.out.String(); !strings.Contains(out, want) || !strings.Contains(out, "expects 3") {
+			t.Errorf("instance %d: the refusal does not name both totals (%s, 3):\n%s", c.p.index, c.total, out)
+		}
+	}
+	if code := master.wait(t, 60*time.Second); code != 0 {
+		t.Errorf("master exited %d:\n%s", code, master.out.String())
 	}
 }

@@ -69,6 +69,7 @@ type Coordinator struct {
 	closed   bool
 
 	enqueued sync.Map // module -> subscription epoch at enqueue
+	sessions sync.Map // instance index -> session this value registered it with
 }
 
 var (

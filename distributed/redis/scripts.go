@@ -8,7 +8,8 @@ import goredis "github.com/redis/go-redis/v9"
 // the run's base key; all of them share the run's hash tag.
 //
 // Common KEYS layout: KEYS[1] meta, KEYS[2] inst, KEYS[3] beat, KEYS[4] seq,
-// KEYS[5] qs, KEYS[6] asg, KEYS[7] lease, KEYS[8] res, KEYS[9] ct.
+// KEYS[5] qs, KEYS[6] asg, KEYS[7] lease, KEYS[8] res, KEYS[9] ct,
+// KEYS[10] refused.
 // ARGV[1] is always the base key, ARGV[2] the TTL in milliseconds.
 
 const luaCommon = `
@@ -47,6 +48,37 @@ local function satisfies(rk, caps)
   end
   return true
 end
+-- decode a JSON record, or nil when it is not a JSON object
+local function decode(raw)
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' then return v end
+  return nil
+end
+-- why instance id (a string) may not act with session: nil when it is
+-- registered with that session, accepted and alive (its last heartbeat no
+-- older than its lease timeout); else {'refused', reason} or
+-- {'notreg', why, detail}.
+local function not_live(id, session, now)
+  local raw = redis.call('HGET', KEYS[2], id)
+  if not raw then
+    local ref = redis.call('HGET', KEYS[10], id)
+    if ref then
+      local r = decode(ref)
+      if not r then return {'corrupt', KEYS[10], id} end
+      if r.session == session then return {'refused', tostring(r.reason)} end
+    end
+    return {'notreg', 'unknown', ''}
+  end
+  local reg = decode(raw)
+  if not reg then return {'corrupt', KEYS[2], id} end
+  if reg.session ~= session then return {'notreg', 'replaced', reg.session or ''} end
+  local lm = tonumber(reg.lease_ms) or 0
+  local beat = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+  if lm > 0 and now - beat > lm then
+    return {'notreg', 'lost', tostring(now - beat) .. 'ms (lease timeout ' .. lm .. 'ms)'}
+  end
+  return nil
+end
 -- enqueue an assignment: ARGV offsets given by the caller
 local function enqueue(module, attempt, rk, prio, payload)
   local member = module .. '#' .. attempt
@@ -60,32 +92,84 @@ local function enqueue(module, attempt, rk, prio, payload)
 end
 `
 
-// register: ARGV[3] instance, ARGV[4] fingerprint, ARGV[5] registration JSON.
-// Returns {status, detail}: ok | ended | mismatch.
+// register: ARGV[3] instance, ARGV[4] fingerprint, ARGV[5] registration
+// JSON, ARGV[6] session, ARGV[7] total, ARGV[8] lease timeout in ms.
+// Returns {status, detail...}: ok | ended | taken (session, age_ms,
+// lease_ms) | mismatch (master's fingerprint) | total (master's total) |
+// corrupt (key, field): a registration record is not JSON.
+// The master's (instance 0) fingerprint and total are the run's: when it
+// registers, workers registered before it with others move to the refused
+// hash, with the reason their next heartbeat or claim reports.
 var scriptRegister = goredis.NewScript(luaCommon + `
 local st = state()
 if st == 'completed' then
   return {'ended', redis.call('HGET', KEYS[1], 'completed_ms') or ''}
 end
-local fp = redis.call('HGET', KEYS[1], 'fp')
-if not fp then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[4], 'state', 'running', 'created_ms', now_ms())
-elseif fp ~= ARGV[4] then
-  return {'mismatch', fp}
+local now = now_ms()
+local id, fp, session, total = ARGV[3], ARGV[4], ARGV[6], tonumber(ARGV[7])
+local cur = redis.call('HGET', KEYS[2], id)
+if cur then
+  local c = decode(cur)
+  if not c then return {'corrupt', KEYS[2], id} end
+  local lm = tonumber(c.lease_ms) or 0
+  local age = now - tonumber(redis.call('HGET', KEYS[3], id) or '0')
+  if c.session ~= session and (lm <= 0 or age <= lm) then
+    return {'taken', c.session or '', age, lm}
+  end
 end
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[5])
-redis.call('HSET', KEYS[3], ARGV[3], now_ms())
+if id ~= '0' then
+  local mraw = redis.call('HGET', KEYS[2], '0')
+  if mraw then
+    local m = decode(mraw)
+    if not m then return {'corrupt', KEYS[2], '0'} end
+    if m.fp ~= fp then return {'mismatch', m.fp or ''} end
+    if tonumber(m.total) ~= total then return {'total', m.total} end
+  end
+else
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    local wid = all[i]
+    if wid ~= '0' then
+      local w = decode(all[i+1])
+      if not w then return {'corrupt', KEYS[2], wid} end
+      local reason
+      if w.fp ~= fp then
+        reason = 'instance ' .. wid .. ' presents pipeline ' .. tostring(w.fp) .. ' but the run\'s master (instance 0) presents ' .. fp .. '; every instance must run the same program and commit as the master'
+      elseif tonumber(w.total) ~= total then
+        reason = 'instance ' .. wid .. ' expects ' .. tostring(w.total) .. ' instances (--total) but the run\'s master (instance 0) expects ' .. total .. '; give every instance the same --total'
+      end
+      if reason then
+        redis.call('HDEL', KEYS[2], wid)
+        redis.call('HDEL', KEYS[3], wid)
+        redis.call('HSET', KEYS[10], wid, cjson.encode({session = w.session or '', reason = reason}))
+        touch(KEYS[10])
+      end
+    end
+  end
+  redis.call('HSET', KEYS[1], 'fp', fp, 'total', total)
+end
+if redis.call('HSETNX', KEYS[1], 'state', 'running') == 1 then
+  redis.call('HSET', KEYS[1], 'created_ms', now)
+end
+redis.call('HDEL', KEYS[10], id)
+redis.call('HSET', KEYS[2], id, ARGV[5])
+redis.call('HSET', KEYS[3], id, now)
 touch(KEYS[1], KEYS[2], KEYS[3])
 redis.call('PUBLISH', base .. 'events', 's')
 return {'ok', ''}
 `)
 
-// heartbeat: ARGV[3] instance. Returns {status, master_registered,
-// master_age_ms, state, by, reason, failed}; status ok | unknown | lost.
+// heartbeat: ARGV[3] instance, ARGV[4] the session it registered with.
+// Returns {status, master_registered, master_age_ms, state, by, reason,
+// failed, registered}; status ok | lost (the run's keys are gone) |
+// refused (reason) | notreg (unknown or replaced, detail) | corrupt (key,
+// field). A lost instance
+// (heartbeat older than its lease timeout) that beats again is alive again.
 var scriptHeartbeat = goredis.NewScript(luaCommon + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
-if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 0 then return {'unknown'} end
 local now = now_ms()
+local bad = not_live(ARGV[3], ARGV[4], now)
+if bad and not (bad[1] == 'notreg' and bad[2] == 'lost') then return bad end
 redis.call('HSET', KEYS[3], ARGV[3], now)
 touch(KEYS[3])
 local mb = redis.call('HGET', KEYS[3], '0')
@@ -123,9 +207,13 @@ return 'ok'
 // ARGV[5] claim request id (idempotent retries), ARGV[6] the wake-up key
 // whose token this claimer consumed just before ("" if none), ARGV[7] '1'
 // when this Claim call has registered as a waiting claimer, ARGV[8] how
-// many assignments to take at most.
+// many assignments to take at most, ARGV[9] the session the claimer
+// registered with.
 // Returns {'ok', assignment JSON, lease JSON, queue_wait_ms, ...} (one
-// triple per assignment) | {'empty', wake key...} | {'ended'}.
+// triple per assignment) | {'empty', wake key...} | {'ended'} |
+// {'refused', reason} | {'notreg', why, detail} | {'corrupt', key,
+// field}: a claimer that is not
+// registered with its session, was refused or is lost takes nothing.
 var scriptClaim = goredis.NewScript(luaCommon + `
 local prev = redis.call('HGET', KEYS[9], ARGV[5])
 if prev then return cjson.decode(prev) end
@@ -138,6 +226,12 @@ if state() ~= 'running' then
   if registered then unregister() end
   return {'ended'}
 end
+local now = now_ms()
+local bad = not_live(ARGV[3], ARGV[9], now)
+if bad then
+  if registered then unregister() end
+  return bad
+end
 local caps = {}
 for c in string.gmatch(ARGV[4], '[^,]+') do caps[c] = true end
 local eligible, wake = {}, {}
@@ -148,10 +242,7 @@ for _, rk in ipairs(redis.call('SMEMBERS', KEYS[5])) do
   end
 end
 local out = {'ok'}
-local now = now_ms()
-local session = ''
-local reg = redis.call('HGET', KEYS[2], ARGV[3])
-if reg then session = cjson.decode(reg).session or '' end
+local session = ARGV[9]
 local consumed = ARGV[6]
 for k = 1, tonumber(ARGV[8]) do
   local best, best_score, best_rk
@@ -168,8 +259,9 @@ for k = 1, tonumber(ARGV[8]) do
   -- taken removes a token of its own queue.
   local own = base .. 'w:' .. best_rk
   if consumed == own then consumed = '' else redis.call('RPOP', own) end
+  -- The assignment stays in asg (until Complete) so that enqueueing the
+  -- same module and attempt again is ignored.
   local payload = redis.call('HGET', KEYS[6], best)
-  redis.call('HDEL', KEYS[6], best)
   local a = cjson.decode(payload)
   local lease = cjson.encode({module = a.module, attempt = a.attempt, holder = tonumber(ARGV[3]), session = session, token = ARGV[5] .. '.' .. k, claimed_ms = now})
   redis.call('HSET', KEYS[7], a.module, lease)
@@ -257,7 +349,7 @@ for _, rk in ipairs(redis.call('SMEMBERS', KEYS[5])) do
 end
 touch(base .. 'claimers')
 redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
-touch(KEYS[1], KEYS[2], KEYS[3])
+touch(KEYS[1], KEYS[2], KEYS[3], KEYS[10])
 redis.call('PUBLISH', base .. 'events', 's')
 return 'ok'
 `)

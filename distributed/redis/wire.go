@@ -22,13 +22,14 @@ func malformed(where string, err error) error {
 // The JSON forms stored in Redis. Field names are short and stable.
 
 type wireRegistration struct {
-	Caps    []string `json:"caps"`
-	Session string   `json:"session"`
-	Total   int      `json:"total"`
-	// Fingerprint and MAC are returned by Instances (the run's
-	// fingerprint is also kept on its own key).
-	Fingerprint string `json:"fingerprint,omitempty"`
-	MAC         []byte `json:"mac,omitempty"`
+	Caps        []string `json:"caps"`
+	Session     string   `json:"session"`
+	Total       int      `json:"total"`
+	Fingerprint string   `json:"fp"`
+	LeaseMS     int64    `json:"lease_ms"` // the instance's LeaseTimeout; 0: never lost by age
+	// MAC authenticates the registration (DistributedOptions.SharedSecret);
+	// stored and returned verbatim.
+	MAC []byte `json:"mac,omitempty"`
 }
 
 type wireAssignment struct {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -12,8 +13,11 @@ import (
 // Heartbeater beats for one instance every Config.Heartbeat. It reports
 // each pulse, and calls lost once when the instance can no longer trust the
 // run: its own heartbeats failing for longer than the lease timeout (the
-// master has re-queued its work by then), or — for a worker — a master that
-// never appeared or stopped beating for MasterTimeout.
+// master has re-queued its work by then), the coordinator refusing it (a
+// heartbeat error wrapping distributed.ErrFingerprintMismatch or
+// distributed.ErrNotRegistered: refused by the master, or replaced), or —
+// for a worker — a master that never appeared or stopped beating for
+// MasterTimeout.
 type Heartbeater struct {
 	cfg     Config
 	onPulse func(distributed.Pulse)
@@ -55,6 +59,12 @@ func (h *Heartbeater) loop(ctx context.Context) {
 		pulse, err := h.cfg.Coord.Heartbeat(callCtx, h.cfg.Instance)
 		cancel()
 		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, distributed.ErrFingerprintMismatch) || errors.Is(err, distributed.ErrNotRegistered) {
+			// Refused by the master, or replaced by another instance with
+			// this index: no outage to ride out, this instance must stop.
+			lose(err)
 			return
 		}
 		if err != nil {
