@@ -134,10 +134,12 @@ func (x *Cmd) Run() (*CommandResult, error) {
 	tree := newProcTree(cmd)
 	start := time.Now()
 	err := cmd.Start()
+	var setupErr error
 	if err == nil {
-		if err = tree.started(x.c.Logger()); err != nil {
+		if setupErr = tree.started(x.c.Logger()); setupErr != nil {
 			// started killed the process; Wait releases it.
 			_ = cmd.Wait()
+			err = setupErr
 		} else {
 			err = cmd.Wait()
 		}
@@ -153,6 +155,10 @@ func (x *Cmd) Run() (*CommandResult, error) {
 		return res, nil
 	}
 	cerr := &CommandError{Command: line, ExitCode: res.ExitCode, Tail: combined.Tail(commandTailLines), Err: err}
+	if setupErr != nil {
+		cerr.ExitCode = -1 // it never really ran
+		return nil, cerr
+	}
 	if ctxErr := context.Cause(x.c); ctxErr != nil {
 		cerr.ExitCode = -1
 		cerr.Err = fmt.Errorf("killed: %w", errors.Join(ctxErr, err))
