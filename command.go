@@ -65,10 +65,26 @@ func (e *CommandError) Unwrap() error { return e.Err }
 // commandTailLines is how much output a CommandError quotes.
 const commandTailLines = 20
 
-// Command prepares a command that runs with the module's context: it is
-// killed (with its child processes, where the OS allows) when the module
-// times out or the run is cancelled, and its output is written line by line
-// into the module's log.
+// Command prepares a command that runs with the module's context, and its
+// output is written line by line into the module's log.
+//
+// When the module times out or the run is cancelled, the command is ended
+// together with every process it started, gracefully first:
+//
+//   - Unix (Linux, macOS, BSDs): the command leads its own process group; the
+//     group gets SIGTERM, then SIGKILL 3 s later if the command is still
+//     running.
+//   - Windows: the command is created suspended, put into a job object of its
+//     own (which every process it starts joins and cannot leave), and only
+//     then resumed, so not even a process it starts at once escapes. Windows
+//     has no SIGTERM: the command is also created in a new console process
+//     group, which gets CTRL_BREAK_EVENT (Go programs see os.Interrupt); 3 s
+//     later, or as soon as the command itself has exited, every process left
+//     in the job is terminated. Without a console to send the event to, the
+//     job is terminated at once.
+//
+// A command that exits on its own is not followed further on any OS:
+// processes it left running in the background keep running.
 func (c *Context) Command(name string, args ...string) *Cmd {
 	return &Cmd{c: c, name: name, args: args}
 }
@@ -115,10 +131,20 @@ func (x *Cmd) Run() (*CommandResult, error) {
 	combined := &logbuf.Buffer{}
 	cmd.Stdout = io.MultiWriter(stdout, combined)
 	cmd.Stderr = io.MultiWriter(stderr, combined)
-	stopKill := killProcessGroup(cmd)
+	tree := newProcTree(cmd)
 	start := time.Now()
-	err := cmd.Run()
-	stopKill()
+	err := cmd.Start()
+	var setupErr error
+	if err == nil {
+		if setupErr = tree.started(x.c.Logger()); setupErr != nil {
+			// started killed the process; Wait releases it.
+			_ = cmd.Wait()
+			err = setupErr
+		} else {
+			err = cmd.Wait()
+		}
+	}
+	tree.stop()
 	stdout.Flush()
 	stderr.Flush()
 	res := &CommandResult{Command: line, ExitCode: -1, Stdout: stdout.String(), Stderr: stderr.String(), Duration: time.Since(start)}
@@ -129,6 +155,10 @@ func (x *Cmd) Run() (*CommandResult, error) {
 		return res, nil
 	}
 	cerr := &CommandError{Command: line, ExitCode: res.ExitCode, Tail: combined.Tail(commandTailLines), Err: err}
+	if setupErr != nil {
+		cerr.ExitCode = -1 // it never really ran
+		return nil, cerr
+	}
 	if ctxErr := context.Cause(x.c); ctxErr != nil {
 		cerr.ExitCode = -1
 		cerr.Err = fmt.Errorf("killed: %w", errors.Join(ctxErr, err))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, vet, and every test with the race detector.
+# The whole test suite: formatting, vet, the cross-OS builds (scripts/crossos.sh),
+# and every test with the race detector.
 # Usage: ./scripts/test.sh            (what CI runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +22,6 @@ if [ -n "$unformatted" ]; then
   echo "gofmt needed on:" >&2; echo "$unformatted" >&2; exit 1
 fi
 go vet ./...
+# Every package and test binary must build for Windows and macOS too.
+./scripts/crossos.sh
 go test -race -count=1 -timeout 20m ./...

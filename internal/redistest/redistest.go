@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -93,12 +92,14 @@ func (s *Server) start() {
 	}
 }
 
-// Stop shuts the server down (SIGTERM) and waits for it.
+// Stop shuts the server down (SIGTERM where the OS has it) and waits for it.
 func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := terminate(s.cmd.Process); err != nil {
+		_ = s.cmd.Process.Kill() // no graceful stop on this OS
+	}
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
 	select {
@@ -127,11 +128,22 @@ func (s *Server) Restart() {
 	s.start()
 }
 
-// Pause freezes the server (SIGSTOP) until Resume: clients see timeouts.
-func (s *Server) Pause() { _ = s.cmd.Process.Signal(syscall.SIGSTOP) }
+// Pause freezes the server until Resume: clients see timeouts. The test
+// fails if the server cannot be frozen (see pause for how, per OS).
+func (s *Server) Pause() {
+	s.t.Helper()
+	if err := pause(s.cmd.Process); err != nil {
+		s.t.Fatalf("pausing redis-server (pid %d): %v", s.cmd.Process.Pid, err)
+	}
+}
 
-// Resume continues a paused server.
-func (s *Server) Resume() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
+// Resume continues a paused server. The test fails if it cannot.
+func (s *Server) Resume() {
+	s.t.Helper()
+	if err := resume(s.cmd.Process); err != nil {
+		s.t.Fatalf("resuming redis-server (pid %d): %v", s.cmd.Process.Pid, err)
+	}
+}
 
 // Dir is the server's data directory.
 func (s *Server) Dir() string { return s.dir }
