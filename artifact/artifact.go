@@ -29,7 +29,10 @@ import (
 //
 //   - Keys: every method first checks its key with ValidKey and refuses an
 //     invalid one with an error wrapping ErrInvalidKey, touching nothing.
-//     Keys are independent names: "a" and "a/b" may both exist.
+//     Keys are independent names ("a", "a.b" and "ab" are unrelated),
+//     except that a store on a file system may refuse a key below an
+//     existing one ("a/b" when "a" exists, or the reverse); modpipe uses
+//     keys of one shape (DigestKey), which never collide that way.
 //   - Atomic writes: Put writes the blob under a temporary name and makes it
 //     visible with one atomic step only after every byte arrived. No reader
 //     ever sees a partial blob; a Put that fails or is interrupted (reader

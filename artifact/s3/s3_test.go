@@ -1,0 +1,160 @@
+package s3_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modpipe/modpipe/artifact"
+	"github.com/modpipe/modpipe/artifact/s3"
+	"github.com/modpipe/modpipe/artifact/storetest"
+	"github.com/modpipe/modpipe/internal/s3test"
+)
+
+func newStore(t *testing.T, srv *s3test.Server, prefix string) *s3.Store {
+	t.Helper()
+	st, err := s3.NewStore(s3.Options{
+		Endpoint: srv.Endpoint, Bucket: srv.Bucket, Prefix: prefix, Region: "us-east-1",
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, PathStyle: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestConformance(t *testing.T) {
+	srv := s3test.Start(t)
+	storetest.Run(t, func(t *testing.T) artifact.Store { return newStore(t, srv, "run-1") })
+}
+
+func TestCredentialsFromEnvironment(t *testing.T) {
+	srv := s3test.Start(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ENDPOINT_URL_S3", srv.Endpoint)
+	st, err := s3.NewStore(s3.Options{Bucket: srv.Bucket, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.Put(ctx, "env/k", strings.NewReader("hello"), 5); err != nil {
+		t.Fatalf("Put with credentials from the environment: %v", err)
+	}
+	if n, err := st.Stat(ctx, "env/k"); err != nil || n != 5 {
+		t.Fatalf("Stat = %d, %v; want 5", n, err)
+	}
+}
+
+func TestErrorsNeverShowCredentials(t *testing.T) {
+	srv := s3test.Start(t)
+	const wrong = "wrong-secret-d0e4f1a2b3c4"
+	st, err := s3.NewStore(s3.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKeyID: srv.AccessKey, SecretAccessKey: wrong, SessionToken: "session-token-5f6e7d8c", PathStyle: true, Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	err = st.Put(ctx, "k", strings.NewReader("x"), 1)
+	if err == nil {
+		t.Fatal("Put with a wrong secret succeeded")
+	}
+	if !strings.Contains(err.Error(), "refused the credentials") {
+		t.Errorf("error does not say the credentials were refused: %v", err)
+	}
+	_, serr := st.Stat(ctx, "k")
+	for _, e := range []error{err, serr} {
+		if e == nil {
+			t.Fatal("an operation with a wrong secret succeeded")
+		}
+		for _, secret := range []string{wrong, "session-token-5f6e7d8c", srv.SecretKey} {
+			if strings.Contains(e.Error(), secret) {
+				t.Errorf("error shows a credential: %v", e)
+			}
+		}
+	}
+
+	// An endpoint URL with a password is never shown with it.
+	st, err = s3.NewStore(s3.Options{Endpoint: "http://user:hunter2-pass@127.0.0.1:1", Bucket: "bucket", AccessKeyID: "a", SecretAccessKey: "s3cr3t-value"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Stat(ctx, "k")
+	if err == nil || strings.Contains(err.Error(), "hunter2-pass") || strings.Contains(err.Error(), "s3cr3t-value") {
+		t.Fatalf("Stat against an unreachable endpoint: %v; want an error without the URL password or the secret", err)
+	}
+	if !strings.Contains(err.Error(), "cannot reach") {
+		t.Errorf("error does not say the endpoint is unreachable: %v", err)
+	}
+	if _, err := s3.NewStore(s3.Options{Endpoint: "ftp://user:hunter2-pass@host", Bucket: "bucket"}); err == nil || strings.Contains(err.Error(), "hunter2-pass") {
+		t.Fatalf("NewStore with an ftp endpoint: %v; want an error without the password", err)
+	}
+}
+
+func TestInvalidBucketRefused(t *testing.T) {
+	if _, err := s3.NewStore(s3.Options{Bucket: "b"}); err == nil || !strings.Contains(err.Error(), "bucket") {
+		t.Fatalf("NewStore with bucket %q: %v; want an error about the bucket name", "b", err)
+	}
+	if _, err := s3.NewStore(s3.Options{}); err == nil || !strings.Contains(err.Error(), "no bucket") {
+		t.Fatalf("NewStore without a bucket: %v; want an error saying so", err)
+	}
+}
+
+func TestMissingBucketIsAClearError(t *testing.T) {
+	srv := s3test.Start(t)
+	st, err := s3.NewStore(s3.Options{Endpoint: srv.Endpoint, Bucket: "no-such-bucket", AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, PathStyle: true, Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Put(context.Background(), "k", strings.NewReader("x"), 1)
+	if err == nil || !strings.Contains(err.Error(), "bucket does not exist") {
+		t.Fatalf("Put into a missing bucket: %v; want an error saying the bucket does not exist", err)
+	}
+}
+
+func TestPrefixesAreSeparate(t *testing.T) {
+	srv := s3test.Start(t)
+	a, b := newStore(t, srv, "run-a"), newStore(t, srv, "run-b")
+	ctx := context.Background()
+	if err := a.Put(ctx, "k", strings.NewReader("from a"), 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Stat(ctx, "k"); !errors.Is(err, artifact.ErrNotFound) {
+		t.Fatalf("a store with another prefix sees the key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(srv.Dir, srv.Bucket, "run-a", "k")); err != nil {
+		t.Fatalf("the object is not at <bucket>/<prefix>/<key>: %v", err)
+	}
+	if _, err := s3.NewStore(s3.Options{Bucket: "bucket", Prefix: "../x"}); !errors.Is(err, artifact.ErrInvalidKey) {
+		t.Fatalf("NewStore with prefix ../x: %v; want artifact.ErrInvalidKey", err)
+	}
+}
+
+// The store does not verify content (the artifact layer checks digests):
+// Get returns exactly the bytes the server holds, even when they were
+// changed behind the store's back, so that check sees them.
+func TestGetReturnsExactlyTheServersBytes(t *testing.T) {
+	srv := s3test.Start(t)
+	st := newStore(t, srv, "p")
+	ctx := context.Background()
+	if err := st.Put(ctx, "k", strings.NewReader("original"), 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(srv.Dir, srv.Bucket, "p", "k"), []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := st.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil || string(got) != "tampered" {
+		t.Fatalf("Get = %q, %v; want the server's bytes %q", got, err, "tampered")
+	}
+}
