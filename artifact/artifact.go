@@ -51,6 +51,9 @@ import (
 //     soon as the store can notice) with an error wrapping ctx.Err().
 //   - Errors: absence is reported with an error wrapping ErrNotFound; no
 //     error includes a credential or a URL password.
+//
+// A store that holds connections also implements io.Closer; its owner
+// closes it when done.
 type Store interface {
 	// Put stores exactly size bytes read from r under key, replacing any
 	// earlier value once all bytes arrived. If r yields fewer or more than

@@ -85,12 +85,13 @@ type Options struct {
 // Store is an artifact.Store in an S3 bucket. Create it with NewStore; it
 // is safe for concurrent use.
 type Store struct {
-	client   *minio.Client
-	bucket   string
-	prefix   string
-	partSize uint64
-	where    string   // endpoint and bucket, for messages (no credentials)
-	secrets  []string // scrubbed from every error text
+	client    *minio.Client
+	transport http.RoundTripper
+	bucket    string
+	prefix    string
+	partSize  uint64
+	where     string   // endpoint and bucket, for messages (no credentials)
+	secrets   []string // scrubbed from every error text
 }
 
 var _ artifact.Store = (*Store)(nil)
@@ -136,6 +137,14 @@ func NewStore(o Options) (*Store, error) {
 		})
 		secrets = append(secrets, os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SECRET_KEY"), os.Getenv("AWS_SESSION_TOKEN"))
 	}
+	transport := o.Transport
+	if transport == nil {
+		tr, err := minio.DefaultTransport(u.Scheme == "https")
+		if err != nil {
+			return nil, fmt.Errorf("s3 artifact store: %w", err)
+		}
+		transport = tr
+	}
 	lookup := minio.BucketLookupAuto
 	if o.PathStyle {
 		lookup = minio.BucketLookupPath
@@ -145,7 +154,7 @@ func NewStore(o Options) (*Store, error) {
 		Secure:       u.Scheme == "https",
 		Region:       firstNonEmpty(o.Region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")),
 		BucketLookup: lookup,
-		Transport:    o.Transport,
+		Transport:    transport,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 artifact store: endpoint %s: %v", shown, scrubText(err.Error(), secrets))
@@ -162,7 +171,16 @@ func NewStore(o Options) (*Store, error) {
 			kept = append(kept, s)
 		}
 	}
-	return &Store{client: client, bucket: o.Bucket, prefix: o.Prefix, partSize: o.PartSize, where: shown + "/" + o.Bucket, secrets: kept}, nil
+	return &Store{client: client, transport: transport, bucket: o.Bucket, prefix: o.Prefix, partSize: o.PartSize, where: shown + "/" + o.Bucket, secrets: kept}, nil
+}
+
+// Close releases the store's idle connections. The store stays usable
+// (a later call connects again).
+func (s *Store) Close() error {
+	if c, ok := s.transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	return nil
 }
 
 func (s *Store) object(key string) (string, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/modpipe/modpipe/artifact/s3"
 	"github.com/modpipe/modpipe/artifact/storetest"
 	"github.com/modpipe/modpipe/internal/s3test"
+	"go.uber.org/goleak"
 )
 
 func newStore(t *testing.T, srv *s3test.Server, prefix string) *s3.Store {
@@ -24,8 +25,11 @@ func newStore(t *testing.T, srv *s3test.Server, prefix string) *s3.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() })
 	return st
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestConformance(t *testing.T) {
 	srv := s3test.Start(t)
@@ -43,6 +47,7 @@ func TestCredentialsFromEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() })
 	ctx := context.Background()
 	if err := st.Put(ctx, "env/k", strings.NewReader("hello"), 5); err != nil {
 		t.Fatalf("Put with credentials from the environment: %v", err)
@@ -59,6 +64,7 @@ func TestErrorsNeverShowCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() })
 	ctx := context.Background()
 	err = st.Put(ctx, "k", strings.NewReader("x"), 1)
 	if err == nil {
@@ -84,6 +90,7 @@ func TestErrorsNeverShowCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() })
 	_, err = st.Stat(ctx, "k")
 	if err == nil || strings.Contains(err.Error(), "hunter2-pass") || strings.Contains(err.Error(), "s3cr3t-value") {
 		t.Fatalf("Stat against an unreachable endpoint: %v; want an error without the URL password or the secret", err)
@@ -111,6 +118,7 @@ func TestMissingBucketIsAClearError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() })
 	err = st.Put(context.Background(), "k", strings.NewReader("x"), 1)
 	if err == nil || !strings.Contains(err.Error(), "bucket does not exist") {
 		t.Fatalf("Put into a missing bucket: %v; want an error saying the bucket does not exist", err)
