@@ -99,7 +99,9 @@ func Start(t *testing.T) *Server {
 }
 
 func (s *Server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		_ = s.cmd.Process.Kill() // Windows has no SIGTERM
+	}
 	select {
 	case <-s.done:
 	case <-time.After(10 * time.Second):
