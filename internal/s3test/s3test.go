@@ -59,46 +59,62 @@ func Binary() (string, error) {
 
 // Start starts versitygw with the posix backend and stops it when the test
 // ends. The test fails if versitygw is not installed.
-func Start(t *testing.T) *Server {
+func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := Binary()
+	s, err := Launch(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Bucket: "modpipe-test", AccessKey: "modpipetestkey", SecretKey: "modpipe-test-secret-0123456789", Dir: t.TempDir(), out: &syncBuffer{}, done: make(chan struct{})}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Launch starts versitygw with the posix backend on a free loopback port,
+// keeping its data under dir (which must exist), with one empty bucket,
+// and returns once it accepts connections (within 30s). Stop it with Stop.
+func Launch(dir string) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Bucket: "modpipe-test", AccessKey: "modpipetestkey", SecretKey: "modpipe-test-secret-0123456789", Dir: dir, out: &syncBuffer{}, done: make(chan struct{})}
 	// The posix backend treats every top-level directory as a bucket.
 	if err := os.Mkdir(filepath.Join(s.Dir, s.Bucket), 0o755); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	port := freePort(t)
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.Endpoint = "http://" + addr
 	s.cmd = exec.Command(bin, "--port", addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet", "posix", s.Dir)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(s.stop)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
 		case <-s.done:
-			t.Fatalf("versitygw exited before it listened on %s:\n%s", addr, s.out.String())
+			return nil, fmt.Errorf("versitygw exited before it listened on %s:\n%s", addr, s.out.String())
 		default:
 		}
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
-			return s
+			return s, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("versitygw did not listen on %s within 30s:\n%s", addr, s.out.String())
+			s.Stop()
+			return nil, fmt.Errorf("versitygw did not listen on %s within 30s:\n%s", addr, s.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func (s *Server) stop() {
+// Stop stops the server (SIGTERM, then SIGKILL after 10s) and waits for it.
+func (s *Server) Stop() {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		_ = s.cmd.Process.Kill() // Windows has no SIGTERM
 	}
@@ -110,14 +126,13 @@ func (s *Server) stop() {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 type syncBuffer struct {
