@@ -261,13 +261,13 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		}
 		return nil, s.describe("get", key, err)
 	}
-	return &objectReader{Object: obj, s: s, key: key, left: info.Size, ctx: ctx}, nil
+	return &objectReader{obj: obj, s: s, key: key, left: info.Size, ctx: ctx}, nil
 }
 
 // objectReader streams an object; it reports the context's error when it
 // is done, and a short body as an error.
 type objectReader struct {
-	*minio.Object
+	obj  *minio.Object
 	s    *Store
 	key  string
 	left int64
@@ -278,7 +278,7 @@ func (o *objectReader) Read(p []byte) (int, error) {
 	if err := o.ctx.Err(); err != nil {
 		return 0, fmt.Errorf("s3 artifact store %s: get %s: %w", o.s.where, o.key, err)
 	}
-	n, err := o.Object.Read(p)
+	n, err := o.obj.Read(p)
 	o.left -= int64(n)
 	switch {
 	case err == io.EOF && o.left != 0:
@@ -291,6 +291,8 @@ func (o *objectReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+func (o *objectReader) Close() error { return o.obj.Close() }
 
 // Stat implements artifact.Store.
 func (s *Store) Stat(ctx context.Context, key string) (int64, error) {
