@@ -59,7 +59,8 @@ type Store interface {
 	// earlier value once all bytes arrived. If r yields fewer or more than
 	// size bytes Put fails with an error wrapping ErrSizeMismatch and
 	// nothing becomes visible; a store that runs out of room fails with an
-	// error wrapping ErrStoreFull. Put does not close r.
+	// error wrapping ErrStoreFull. Put reads r until io.EOF (one read past
+	// the last byte, to see that nothing follows) and does not close it.
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
 	// Get opens the blob stored under key for streaming. The stream yields
 	// exactly the stored bytes, then io.EOF; if the blob vanishes or is

@@ -418,36 +418,67 @@ type chunkReader struct {
 }
 
 func (c *chunkReader) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	if err := c.ctx.Err(); err != nil {
-		return 0, fmt.Errorf("redis artifact store: get %s: %w", c.key, err)
-	}
 	if len(c.cur) == 0 {
-		if c.off == c.info.size {
-			c.err = io.EOF
-			return 0, io.EOF
+		if err := c.fill(); err != nil {
+			return 0, err
 		}
-		want := min(c.info.chunk, c.info.size-c.off)
-		b, err := c.client.Get(c.ctx, c.k.chunk(c.info.id, c.next)).Bytes()
-		switch {
-		case errors.Is(err, goredis.Nil):
-			c.err = fmt.Errorf("redis artifact store %s: get %s: chunk %d is gone (the blob was replaced, deleted or expired while read): %w", c.s.where, c.key, c.next, io.ErrUnexpectedEOF)
-			return 0, c.err
-		case err != nil:
-			return 0, c.s.describe(c.ctx, "get", c.key, err)
-		case int64(len(b)) != want:
-			c.err = fmt.Errorf("redis artifact store %s: get %s: chunk %d has %d bytes, want %d (damaged)", c.s.where, c.key, c.next, len(b), want)
-			return 0, c.err
-		}
-		c.cur = b
-		c.next++
 	}
 	n := copy(p, c.cur)
 	c.cur = c.cur[n:]
 	c.off += int64(n)
 	return n, nil
+}
+
+// WriteTo hands whole chunks to w (used by io.Copy), saving a copy.
+func (c *chunkReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(c.cur) == 0 {
+			if err := c.fill(); err == io.EOF {
+				return total, nil
+			} else if err != nil {
+				return total, err
+			}
+		}
+		n, err := w.Write(c.cur)
+		c.cur = c.cur[n:]
+		c.off += int64(n)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// fill fetches the next chunk into c.cur, or returns io.EOF after the
+// last one; a missing or wrong-sized chunk is an error, never a short
+// stream.
+func (c *chunkReader) fill() error {
+	if c.err != nil {
+		return c.err
+	}
+	if err := c.ctx.Err(); err != nil {
+		return fmt.Errorf("redis artifact store: get %s: %w", c.key, err)
+	}
+	if c.off == c.info.size {
+		c.err = io.EOF
+		return io.EOF
+	}
+	want := min(c.info.chunk, c.info.size-c.off)
+	b, err := c.client.Get(c.ctx, c.k.chunk(c.info.id, c.next)).Bytes()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		c.err = fmt.Errorf("redis artifact store %s: get %s: chunk %d is gone (the blob was replaced, deleted or expired while read): %w", c.s.where, c.key, c.next, io.ErrUnexpectedEOF)
+		return c.err
+	case err != nil:
+		return c.s.describe(c.ctx, "get", c.key, err)
+	case int64(len(b)) != want:
+		c.err = fmt.Errorf("redis artifact store %s: get %s: chunk %d has %d bytes, want %d (damaged)", c.s.where, c.key, c.next, len(b), want)
+		return c.err
+	}
+	c.cur = b
+	c.next++
+	return nil
 }
 
 func (c *chunkReader) Close() error {
