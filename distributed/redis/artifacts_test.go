@@ -1,11 +1,14 @@
 package redis_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -230,5 +233,118 @@ func TestArtifactStoreErrorsHidePassword(t *testing.T) {
 	t.Setenv("REDIS_URL", "")
 	if err := s2.Put(context.Background(), "k", strings.NewReader("x"), 1); err == nil || !strings.Contains(err.Error(), "no Redis URL") {
 		t.Fatalf("Put without a URL: %v; want an error saying how to give one", err)
+	}
+}
+
+// artChildEnv makes this test binary, re-run by
+// TestArtifactPutKilledMidUpload, start a Put that stalls after 3 MiB
+// (announcing it on stdout) so that the test can SIGKILL it.
+const artChildEnv = "MODPIPE_TEST_ARTIFACT_PUT_CHILD"
+
+func init() {
+	v := os.Getenv(artChildEnv)
+	if v == "" {
+		return
+	}
+	url, runID, _ := strings.Cut(v, "|")
+	s := redis.NewArtifactStore(redis.Options{URL: url, RunID: runID}, redis.WithArtifactChunkSize(256<<10))
+	r := &stallReader{r: bytes.NewReader(bytes.Repeat([]byte{'x'}, 8<<20)), left: 3 << 20}
+	err := s.Put(context.Background(), "killed", r, 8<<20)
+	fmt.Println("Put returned instead of stalling:", err)
+	os.Exit(1)
+}
+
+// stallReader yields left bytes, then says "ready" and sleeps until killed
+// (bounded, should the test die first).
+type stallReader struct {
+	r    io.Reader
+	left int
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if s.left == 0 {
+		fmt.Println("ready")
+		time.Sleep(5 * time.Minute)
+		return 0, errors.New("not killed")
+	}
+	n, err := s.r.Read(p[:min(len(p), s.left)])
+	s.left -= n
+	return n, err
+}
+
+// A process killed in the middle of a Put leaves nothing visible: its
+// chunks are orphans that expire with the run, and the key can be written
+// again.
+func TestArtifactPutKilledMidUpload(t *testing.T) {
+	srv := redistest.Start(t)
+	runID := fmt.Sprintf("art-killed-%d", artRunSeq.Add(1))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), artChildEnv+"="+srv.URL()+"|"+runID)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				ready <- ""
+				return
+			}
+			ready <- sc.Text()
+			return
+		}
+		ready <- "child exited without output"
+	}()
+	select {
+	case msg := <-ready:
+		if msg != "" {
+			t.Fatalf("child: %s", msg)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the child did not upload 3 MiB within 2 minutes")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	s := redis.NewArtifactStore(redis.Options{URL: srv.URL(), RunID: runID})
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	if n, err := s.Stat(ctx, "killed"); !errors.Is(err, artifact.ErrNotFound) {
+		t.Fatalf("after the uploader was killed, Stat = %d, %v; want artifact.ErrNotFound", n, err)
+	}
+	c := rawClient(t, srv)
+	chunks, err := c.Keys(ctx, "modpipe:{"+runID+"}:art:c:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chunks) < 12 {
+		t.Fatalf("%d chunk keys after 3 MiB in 256 KiB chunks; want at least 12 (is the test stalling where it thinks?)", len(chunks))
+	}
+	for _, k := range chunks {
+		if ttl, err := c.PTTL(ctx, k).Result(); err != nil || ttl <= 0 {
+			t.Fatalf("orphan chunk %s has TTL %v (%v); it must expire with the run", k, ttl, err)
+		}
+	}
+	data := bytes.Repeat([]byte("y"), 5<<20)
+	if err := s.Put(ctx, "killed", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatalf("Put again after the killed upload: %v", err)
+	}
+	rc, err := s.Get(ctx, "killed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get after the re-upload: %d bytes, %v; want the %d bytes written", len(got), err, len(data))
 	}
 }
