@@ -1,13 +1,18 @@
 package s3_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modpipe/modpipe/artifact"
 	"github.com/modpipe/modpipe/artifact/s3"
@@ -164,5 +169,97 @@ func TestGetReturnsExactlyTheServersBytes(t *testing.T) {
 	got, err := io.ReadAll(rc)
 	if err != nil || string(got) != "tampered" {
 		t.Fatalf("Get = %q, %v; want the server's bytes %q", got, err, "tampered")
+	}
+}
+
+// childEnv makes this test binary, re-run by TestPutKilledMidUpload, start
+// a multipart Put that stalls after two parts (announcing it on stdout)
+// so that the test can SIGKILL it.
+const childEnv = "MODPIPE_TEST_S3_PUT_CHILD"
+
+func init() {
+	v := os.Getenv(childEnv)
+	if v == "" {
+		return
+	}
+	f := strings.Split(v, "|")
+	st, err := s3.NewStore(s3.Options{Endpoint: f[0], Bucket: f[1], AccessKeyID: f[2], SecretAccessKey: f[3], Region: "us-east-1", PathStyle: true, PartSize: 5 << 20})
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	r := &stallReader{r: bytes.NewReader(bytes.Repeat([]byte{'x'}, 20<<20)), left: 12 << 20}
+	err = st.Put(context.Background(), "killed", r, 20<<20)
+	fmt.Println("Put returned instead of stalling:", err)
+	os.Exit(1)
+}
+
+// stallReader yields left bytes, then says "ready" and sleeps until killed
+// (bounded, should the test die first).
+type stallReader struct {
+	r    io.Reader
+	left int
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if s.left == 0 {
+		fmt.Println("ready")
+		time.Sleep(5 * time.Minute)
+		return 0, errors.New("not killed")
+	}
+	n, err := s.r.Read(p[:min(len(p), s.left)])
+	s.left -= n
+	return n, err
+}
+
+// A process killed in the middle of a multipart Put leaves no object.
+func TestPutKilledMidUpload(t *testing.T) {
+	srv := s3test.Start(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{srv.Endpoint, srv.Bucket, srv.AccessKey, srv.SecretKey}, "|"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			if sc.Text() == "ready" {
+				ready <- ""
+				return
+			}
+			ready <- sc.Text()
+			return
+		}
+		ready <- "child exited without output"
+	}()
+	select {
+	case msg := <-ready:
+		if msg != "" {
+			t.Fatalf("child: %s", msg)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the child did not upload 12 MiB within 2 minutes")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	st := newStore(t, srv, "")
+	ctx := context.Background()
+	if n, err := st.Stat(ctx, "killed"); !errors.Is(err, artifact.ErrNotFound) {
+		t.Fatalf("after the uploader was killed, Stat = %d, %v; want artifact.ErrNotFound", n, err)
+	}
+	if rc, err := st.Get(ctx, "killed"); !errors.Is(err, artifact.ErrNotFound) {
+		if err == nil {
+			rc.Close()
+		}
+		t.Fatalf("after the uploader was killed, Get: %v; want artifact.ErrNotFound", err)
 	}
 }
