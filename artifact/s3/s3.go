@@ -194,7 +194,9 @@ func (s *Store) object(key string) (string, error) {
 }
 
 // Put implements artifact.Store: one PutObject (multipart above PartSize),
-// which S3 makes visible only once complete.
+// which S3 makes visible only once complete. Other readers are streamed
+// through one part buffer; a seekable io.ReaderAt (an *os.File) larger
+// than PartSize is uploaded in parallel parts read straight from it.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	name, err := s.object(key)
 	if err != nil {
@@ -213,7 +215,15 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 			return fmt.Errorf("s3 artifact store %s: put %s: %w", s.where, key, err)
 		}
 	}
-	_, err = s.client.PutObject(ctx, s.bucket, name, sr, size, minio.PutObjectOptions{
+	var body io.Reader = sr
+	if size > int64(s.partSize) {
+		if sec, err := sectionOf(ctx, r, size); err != nil {
+			return fmt.Errorf("s3 artifact store %s: put %s: %w", s.where, key, err)
+		} else if sec != nil {
+			body = sec
+		}
+	}
+	_, err = s.client.PutObject(ctx, s.bucket, name, body, size, minio.PutObjectOptions{
 		PartSize:    s.partSize,
 		ContentType: "application/octet-stream",
 	})
@@ -226,6 +236,50 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 		return s.describe("put", key, err)
 	}
 	return nil
+}
+
+// sectionOf returns, for a seekable io.ReaderAt such as an *os.File, a
+// reader of the size bytes from its current position that the client
+// uploads in parallel parts straight from it (no part buffers); nil for
+// other readers. It checks first that exactly size bytes follow.
+func sectionOf(ctx context.Context, r io.Reader, size int64) (*section, error) {
+	ra, ok := r.(io.ReaderAt)
+	seeker, ok2 := r.(io.Seeker)
+	if !ok || !ok2 {
+		return nil, nil
+	}
+	off, err := seeker.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, nil // not seekable (a pipe): stream it
+	}
+	var b [1]byte
+	if n, _ := ra.ReadAt(b[:], off+size-1); n != 1 {
+		return nil, fmt.Errorf("%w: the reader has fewer than the announced %d bytes", artifact.ErrSizeMismatch, size)
+	}
+	if n, err := ra.ReadAt(b[:], off+size); n != 0 || err != io.EOF {
+		return nil, fmt.Errorf("%w: the reader has more than the announced %d bytes", artifact.ErrSizeMismatch, size)
+	}
+	return &section{ctx: ctx, sr: io.NewSectionReader(ra, off, size)}, nil
+}
+
+// section is an io.SectionReader that fails once ctx is done.
+type section struct {
+	ctx context.Context
+	sr  *io.SectionReader
+}
+
+func (s *section) Read(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return s.sr.Read(p)
+}
+
+func (s *section) ReadAt(p []byte, off int64) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return s.sr.ReadAt(p, off)
 }
 
 // readerErr returns the error a SizedReader ended with, if any (other

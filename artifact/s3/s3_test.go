@@ -263,3 +263,72 @@ func TestPutKilledMidUpload(t *testing.T) {
 		t.Fatalf("after the uploader was killed, Get: %v; want artifact.ErrNotFound", err)
 	}
 }
+
+// Put from an *os.File larger than a part uploads parts in parallel
+// straight from the file; it keeps the contract of the streamed path.
+func TestPutFromFile(t *testing.T) {
+	srv := s3test.Start(t)
+	st, err := s3.NewStore(s3.Options{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, Region: "us-east-1", PathStyle: true, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	data := make([]byte, 13<<20+17)
+	for i := range data {
+		data[i] = byte(i * 7 / 3)
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	put := func(ctx context.Context, key string, skip, size int64) error {
+		f, err := os.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Seek(skip, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		return st.Put(ctx, key, f, size)
+	}
+	get := func(key string) []byte {
+		rc, err := st.Get(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ctx := context.Background()
+	if err := put(ctx, "whole", 0, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(get("whole"), data) {
+		t.Fatal("the object differs from the file")
+	}
+	// From the file's current position, as any reader.
+	if err := put(ctx, "tail", 1<<20, int64(len(data))-1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(get("tail"), data[1<<20:]) {
+		t.Fatal("the object differs from the file's rest")
+	}
+	for _, size := range []int64{int64(len(data)) + 1, int64(len(data)) - 1} {
+		if err := put(ctx, "wrong", 0, size); !errors.Is(err, artifact.ErrSizeMismatch) {
+			t.Errorf("Put of a %d-byte file announced as %d: %v; want artifact.ErrSizeMismatch", len(data), size, err)
+		}
+		if _, err := st.Stat(ctx, "wrong"); !errors.Is(err, artifact.ErrNotFound) {
+			t.Errorf("a refused Put left an object: %v", err)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := put(cctx, "cancelled", 0, int64(len(data))); !errors.Is(err, context.Canceled) {
+		t.Errorf("Put from a file with a cancelled context: %v; want context.Canceled", err)
+	}
+}

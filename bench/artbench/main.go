@@ -13,8 +13,9 @@
 //
 // Each figure is the median of -reps runs, store and floor interleaved.
 // Then, for each store, a child process moves a -rss-size blob through the
-// store (Put from a generator, Get to io.Discard) and reports how much its
-// peak RSS (VmHWM) rose over the level after connecting.
+// store, once from a file into a file and once from a plain io.Reader to
+// io.Discard, and reports how much its peak RSS (VmHWM) rose over the
+// level after a 1 MiB warm-up.
 //
 // It starts its own redis-server and versitygw on free loopback ports
 // (both must be installed; scripts/test.sh installs them).
@@ -56,6 +57,7 @@ type env struct {
 	S3Access   string `json:"s3_access"`
 	S3Secret   string `json:"s3_secret"`
 	Dir        string `json:"dir"`
+	Src        string `json:"src"`
 }
 
 func main() {
@@ -159,16 +161,25 @@ func run(size, rssSize int64, reps int) error {
 	}
 
 	fmt.Printf("\npeak RSS rise while moving %d MiB through each store (child process, VmHWM):\n", rssSize>>20)
+	if err := os.Remove(src); err != nil {
+		return err
+	}
+	e.Src = filepath.Join(tmp, "rss-src.bin")
+	if err := writeSource(e.Src, rssSize); err != nil {
+		return err
+	}
 	raw, _ := json.Marshal(e)
 	for _, name := range []string{"dir", "redis", "s3"} {
-		cmd := exec.Command(os.Args[0], "-child", name, "-rss-size", strconv.FormatInt(rssSize>>20, 10))
-		cmd.Env = append(os.Environ(), "ARTBENCH_ENV="+string(raw))
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return fmt.Errorf("rss check of %s: %w", name, err)
+		for _, from := range []string{"file", "stream"} {
+			cmd := exec.Command(os.Args[0], "-child", name+"/"+from, "-rss-size", strconv.FormatInt(rssSize>>20, 10))
+			cmd.Env = append(os.Environ(), "ARTBENCH_ENV="+string(raw))
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
+			if err != nil {
+				return fmt.Errorf("rss check of %s from a %s: %w", name, from, err)
+			}
+			fmt.Printf("%-6s %-6s %s", name, from, out)
 		}
-		fmt.Printf("%-6s %s", name, out)
 	}
 	return nil
 }
@@ -416,9 +427,12 @@ func newCase(name string, e env, tmp string, size int64) (*benchCase, error) {
 	return c, nil
 }
 
-// rssChild moves size bytes through one store and prints the rise of the
-// process's peak RSS over its level after a warm-up transfer.
-func rssChild(name string, e env, size int64) error {
+// rssChild moves size bytes through one store, from a file into a file
+// ("<store>/file") or from a plain io.Reader to io.Discard
+// ("<store>/stream"), and prints the rise of the process's peak RSS
+// over its level after a warm-up transfer.
+func rssChild(what string, e env, size int64) error {
+	name, from, _ := strings.Cut(what, "/")
 	st, closeStore, err := openStore(name, e)
 	if err != nil {
 		return err
@@ -437,11 +451,22 @@ func rssChild(name string, e env, size int64) error {
 		return nil
 	}
 	start := time.Now()
-	if err := st.Put(ctx, "rss/big", &gen{size: size}, size); err != nil {
-		return err
-	}
-	if err := drain(ctx, st, "rss/big"); err != nil {
-		return err
+	if from == "file" {
+		if err := putFile(ctx, st, "rss/big", e.Src, size); err != nil {
+			return err
+		}
+		dst := filepath.Join(filepath.Dir(e.Src), "rss-dst.bin")
+		if err := getFile(ctx, st, "rss/big", dst); err != nil {
+			return err
+		}
+		_ = os.Remove(dst)
+	} else {
+		if err := st.Put(ctx, "rss/big", &gen{size: size}, size); err != nil {
+			return err
+		}
+		if err := drain(ctx, st, "rss/big"); err != nil {
+			return err
+		}
 	}
 	took := time.Since(start)
 	after, err := peakRSS()
