@@ -17,6 +17,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The S3 artifact store is tested against versitygw (Apache-2.0), a real
+# S3-compatible server; install it into $(go env GOPATH)/bin when missing.
+export PATH="$PATH:$(go env GOPATH)/bin"
+if ! command -v versitygw >/dev/null 2>&1; then
+  echo "installing versitygw v1.8.0 with go install" >&2
+  GOBIN="$(go env GOPATH)/bin" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
+
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt needed on:" >&2; echo "$unformatted" >&2; exit 1
