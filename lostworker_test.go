@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -13,10 +14,24 @@ import (
 
 // partitioned is one instance's view of a shared coordinator that can be
 // cut off, as when a runner is reclaimed or its network dies: after cut,
-// heartbeats and publications fail and claims get nothing.
+// heartbeats and publications fail and claims get nothing — including a
+// claim that was already waiting when the cut came, whose connection dies
+// with the network.
 type partitioned struct {
 	distributed.Coordinator
-	cut atomic.Bool
+	cut     atomic.Bool
+	cutOnce sync.Once
+	cutCh   chan struct{}
+}
+
+func newPartitioned() *partitioned { return &partitioned{cutCh: make(chan struct{})} }
+
+// partition cuts the instance off.
+func (p *partitioned) partition() {
+	p.cutOnce.Do(func() {
+		p.cut.Store(true)
+		close(p.cutCh)
+	})
 }
 
 var errUnreachable = errors.New("connection refused (simulated partition)")
@@ -45,11 +60,26 @@ func (p *partitioned) AwaitState(ctx context.Context, known distributed.RunState
 }
 
 func (p *partitioned) Claim(ctx context.Context, i int, caps []string) (distributed.Claim, error) {
+	// The claim's connection dies with the partition: a claim waiting in
+	// the coordinator when the cut comes ends with it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.cutCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if p.cut.Load() {
 		<-ctx.Done()
-		return distributed.Claim{}, ctx.Err()
+		return distributed.Claim{}, errUnreachable
 	}
-	return p.Coordinator.Claim(ctx, i, caps)
+	cl, err := p.Coordinator.Claim(ctx, i, caps)
+	if p.cut.Load() {
+		return distributed.Claim{}, errUnreachable
+	}
+	return cl, err
 }
 
 // lostWorkerRun runs a module that only instances with "big" can take: the
@@ -58,7 +88,7 @@ func (p *partitioned) Claim(ctx context.Context, i int, caps []string) (distribu
 func lostWorkerRun(t *testing.T, opts ...modpipe.Option) (master *instance, doomed *instance, runs map[int]int) {
 	var onDoomed, onRescuer atomic.Int32
 	doomedStarted := make(chan struct{})
-	part := &partitioned{}
+	part := newPartitioned()
 	long := modpipe.New("long", func(c *modpipe.Context) (string, error) {
 		switch c.Instance().Index {
 		case 1:
@@ -84,7 +114,7 @@ func lostWorkerRun(t *testing.T, opts ...modpipe.Option) (master *instance, doom
 	master = c.start(0)
 	doomed = c.startWith(part, c.mods, 1, "big")
 	<-doomedStarted
-	part.cut.Store(true)
+	part.partition()
 	c.start(2, "big")
 	master.wait(t)
 	doomed.wait(t)

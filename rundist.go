@@ -154,10 +154,11 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	})
 	defer watcher.Stop()
 	lost := make(chan error, 1)
-	hb := cluster.StartHeartbeat(cfg, nil, func(err error) {
+	cfg.Live = cluster.NewLiveness(func(err error) {
 		lost <- err
 		cancelRun(err)
 	})
+	hb := cluster.StartHeartbeat(cfg, nil, cfg.Live.Lose)
 	defer hb.Stop()
 	exec := cluster.StartExecutor(runCtx, cfg, r, r.dist.values)
 

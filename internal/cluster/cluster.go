@@ -41,6 +41,9 @@ type Config struct {
 	// Local, when set, tracks the modules this instance is executing, so
 	// that the master's reaper does not ask the coordinator about them.
 	Local *LocalWork
+	// Live, when set, is the instance's own liveness: the heartbeat loop
+	// reports to it and the executor takes no work while it is cut off.
+	Live *Liveness
 }
 
 // LocalWork is the set of modules an instance is executing.
