@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/modpipe/modpipe"
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/distributed/redis"
+	"github.com/modpipe/modpipe/internal/redistest"
+	"go.uber.org/goleak"
 )
 
 // cluster runs several instances of one pipeline in this process over one
@@ -416,4 +420,26 @@ func TestDistributedResultTypesMustBeJSON(t *testing.T) {
 	if !errors.Is(m.err, modpipe.ErrInvalidPipeline) || !strings.Contains(m.err.Error(), `"bad": result type chan int`) || !strings.Contains(m.err.Error(), "field Any") {
 		t.Errorf("err %v", m.err)
 	}
+}
+
+// A library user may call Run again and again in one process, each time
+// with a new coordinator (a coordinator serves one run): Run closes the
+// coordinator when the run ends, so nothing is left behind — no pub/sub
+// subscriber, no connection pool (issue 8, defect 8).
+func TestRepeatedRunsLeakNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	before := goleak.IgnoreCurrent()
+	for i := range 3 {
+		var ran atomic.Bool
+		p := modpipe.NewPipeline().Add(modpipe.Task("only", func(*modpipe.Context) error { ran.Store(true); return nil }))
+		p.Output = io.Discard
+		p.UseDistributed(modpipe.DistributedOptions{InstanceIndex: 0, TotalInstances: 2,
+			HeartbeatInterval: 20 * time.Millisecond, LeaseTimeout: time.Second, CapabilityTimeout: 5 * time.Second, MasterTimeout: 5 * time.Second})
+		p.UseCoordinator(redis.NewCoordinator(redis.Options{URL: srv.URL(), RunID: fmt.Sprintf("repeated-%d", i)}))
+		s, err := p.Run(context.Background())
+		if err != nil || s.Failed() || !ran.Load() {
+			t.Fatalf("run %d: %v (module ran: %v)", i, err, ran.Load())
+		}
+	}
+	goleak.VerifyNone(t, before)
 }

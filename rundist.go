@@ -89,6 +89,15 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 		cfg.Local = &cluster.LocalWork{}
 	}
 
+	// A coordinator serves one instance of one run: once the run is over,
+	// this Run closes it (connections, subscriptions), whatever the
+	// outcome, so that a process calling Run repeatedly leaks nothing.
+	// Deferred first, it runs after every loop below has stopped.
+	defer func() {
+		if err := p.coord.Close(); err != nil {
+			cfg.Log.Warn("closing the coordinator failed", "err", err)
+		}
+	}()
 	if b, ok := p.coord.(distributed.RunBinder); ok {
 		err := b.BindRun(distributed.RunBinding{RunID: opts.RunID, URL: p.redisURL})
 		if errors.Is(err, distributed.ErrNotConfigured) && !opts.NoFallback {
