@@ -443,3 +443,81 @@ func TestRepeatedRunsLeakNothing(t *testing.T) {
 	}
 	goleak.VerifyNone(t, before)
 }
+
+// reclaimSignal is the master's coordinator, closing withdrawn once it has
+// ended n leases (the master withdraws queued work by claiming it and
+// ending the leases).
+type reclaimSignal struct {
+	distributed.Coordinator
+	mu        sync.Mutex
+	n         int
+	withdrawn chan struct{}
+}
+
+func (r *reclaimSignal) Reclaim(ctx context.Context, l distributed.Lease, next *distributed.Assignment) error {
+	err := r.Coordinator.Reclaim(ctx, l, next)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n++; r.n == 2 {
+		close(r.withdrawn)
+	}
+	return err
+}
+
+// When the run stops after a failure, modules queued for a worker that
+// has not claimed them yet do not start: the master withdraws them, and
+// they end cancelled, "not started", as in one process (issue 8, #9).
+func TestStopOnFailureWithdrawsQueuedWork(t *testing.T) {
+	var started atomic.Int32
+	firstStarted := make(chan struct{})
+	sig := &reclaimSignal{withdrawn: make(chan struct{})}
+	queued := func(name string) *modpipe.Module[modpipe.None] {
+		return modpipe.Task(name, func(c *modpipe.Context) error {
+			if started.Add(1) == 1 {
+				close(firstStarted)
+				// Hold the worker's only slot until the master has
+				// withdrawn the other two (bounded: the old code never does).
+				select {
+				case <-sig.withdrawn:
+				case <-time.After(10 * time.Second):
+				}
+			}
+			return nil
+		}, modpipe.RequiresCapability("w"))
+	}
+	bad := modpipe.Task("bad", func(c *modpipe.Context) error {
+		<-firstStarted
+		return errors.New("boom")
+	}, modpipe.PinToMaster())
+	c := newCluster(t, 2, queued("q1"), queued("q2"), queued("q3"), bad)
+	c.tune = func(o *modpipe.DistributedOptions) { o.Parallelism = 1 }
+	sig.Coordinator = c.coord
+	master := c.startWith(sig, c.mods, 0)
+	worker := c.start(1, "w")
+	master.wait(t)
+	worker.wait(t)
+
+	if n := started.Load(); n != 1 {
+		t.Errorf("%d of the queued modules started after bad failed; want only the one already running", n)
+	}
+	var cancelled int
+	for _, name := range []string{"q1", "q2", "q3"} {
+		m := master.module(t, name)
+		switch m.Status {
+		case modpipe.Succeeded:
+		case modpipe.Cancelled:
+			cancelled++
+			if !strings.Contains(m.Reason, "not started: stopping after bad failed") {
+				t.Errorf("%s cancelled with reason %q", name, m.Reason)
+			}
+		default:
+			t.Errorf("%s: %s (%s)", name, m.Status, m.Reason)
+		}
+	}
+	if cancelled != 2 {
+		t.Errorf("%d queued modules cancelled, want 2:\n%s", cancelled, master.out)
+	}
+	if !master.summary.Failed() {
+		t.Error("the run did not fail")
+	}
+}

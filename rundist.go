@@ -189,14 +189,25 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	nodes := make([]cluster.NodeInfo, len(pl.nodes))
 	prio := pl.graph.CriticalPath(func(int) int64 { return 1 })
 	for i, n := range pl.nodes {
-		nodes[i] = cluster.NodeInfo{Name: n.name, Requires: pl.requirements(i), Priority: prio[i], NotIdempotent: n.def.notIdempotent}
+		nodes[i] = cluster.NodeInfo{Name: n.name, Requires: pl.requirements(i), Priority: prio[i], NotIdempotent: n.def.notIdempotent, AlwaysRun: n.def.alwaysRun}
 	}
 	dispatcher = cluster.NewDispatcher(cfg, r, nodes)
 	dispatcherReady.Done()
 	reaper := cluster.StartReaper(dispatcher)
+	onFinish := r.printModule
+	if !p.ContinueOnFailure {
+		// The run stops after the first failure: work queued for other
+		// instances must not start either, as in one process.
+		onFinish = func(i int, o *engine.Outcome) {
+			r.printModule(i, o)
+			if o.Status.Bad() && o.Status != engine.DependencyFailed && o.Status != engine.Cancelled {
+				dispatcher.StopAfterFailure(cluster.StopReason(pl.nodes[i].name, o.Status))
+			}
+		}
+	}
 	r.sched = &engine.Scheduler{
 		Graph: pl.graph, Nodes: r.dist.base, ContinueOnFailure: p.ContinueOnFailure, Grace: p.grace(),
-		Priority: prio, Dispatch: dispatcher.Dispatch, OnFinish: r.printModule, OnStart: r.started,
+		Priority: prio, Dispatch: dispatcher.Dispatch, OnFinish: onFinish, OnStart: r.started,
 	}
 	outs := r.sched.Run(runCtx)
 	reaper.Stop()

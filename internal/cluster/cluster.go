@@ -98,4 +98,7 @@ type NodeInfo struct {
 	Requires      []string
 	Priority      int64
 	NotIdempotent bool
+	// AlwaysRun modules run even when the run stops after a failure: they
+	// are not withdrawn from the queue.
+	AlwaysRun bool
 }

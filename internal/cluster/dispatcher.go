@@ -37,6 +37,9 @@ type Dispatcher struct {
 	pending   []int
 	kick      chan struct{}
 	flushed   chan struct{}
+	// stopping, once set, is why modules that are not AlwaysRun are no
+	// longer queued (the run stops after a failure).
+	stopping string
 }
 
 // flight is a dispatched node whose result has not been delivered.
@@ -75,7 +78,17 @@ func (d *Dispatcher) flusher() {
 		d.pendingMu.Lock()
 		batch := d.pending
 		d.pending = nil
+		stopping := d.stopping
 		d.pendingMu.Unlock()
+		if stopping != "" {
+			batch = slices.DeleteFunc(batch, func(i int) bool {
+				if d.nodes[i].AlwaysRun {
+					return false
+				}
+				d.cancelFlight(i, stopping)
+				return true
+			})
+		}
 		for len(batch) > 0 {
 			n := min(len(batch), 256)
 			chunk := batch[:n]
