@@ -521,3 +521,33 @@ func TestStopOnFailureWithdrawsQueuedWork(t *testing.T) {
 		t.Error("the run did not fail")
 	}
 }
+
+// A 20 MiB result (over the 16 MiB wire limit, but compressible) made on a
+// worker reaches its dependent on the master intact (issue 8, #7).
+func TestLargeResultCrossesInstances(t *testing.T) {
+	want := strings.Repeat("0123456789abcdef", 20<<20/16)
+	big := modpipe.New("big", func(*modpipe.Context) (string, error) { return want, nil }, modpipe.RequiresCapability("w"))
+	var got atomic.Value
+	use := modpipe.Task("use", func(c *modpipe.Context) error {
+		v, err := modpipe.Result(c, big)
+		got.Store(v)
+		return err
+	}, modpipe.DependsOn(big), modpipe.PinToMaster())
+	c := newCluster(t, 2, big, use)
+	// Building and compressing 20 MiB under the race detector takes a
+	// while: no lease should expire meanwhile.
+	c.tune = func(o *modpipe.DistributedOptions) { o.LeaseTimeout = 20 * time.Second }
+	master := c.start(0)
+	worker := c.start(1, "w")
+	master.wait(t)
+	worker.wait(t)
+	if master.err != nil || master.summary.Failed() {
+		t.Fatalf("run failed: %v\n%s", master.err, master.out)
+	}
+	if m := master.module(t, "big"); m.Instance != 1 {
+		t.Errorf("big ran on instance %d, want the worker", m.Instance)
+	}
+	if v, _ := got.Load().(string); v != want {
+		t.Errorf("the dependent got %d bytes, want %d", len(v), len(want))
+	}
+}

@@ -3,6 +3,7 @@ module github.com/modpipe/modpipe
 go 1.26.0
 
 require (
+	github.com/klauspost/compress v1.20.4
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/rhysd/actionlint v1.7.12
 	github.com/vbauerster/mpb/v8 v8.16.2

@@ -146,9 +146,9 @@ func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
 		o = e.run(ctx, id, buf)
 	}
 	log := buf.Bytes()
-	res := resultOf(cl, &o, log, e.cfg.Instance)
+	res, raw := resultOf(cl, &o, log, e.cfg.Instance)
 	if res.Status == distributed.StatusSucceeded {
-		e.values.Put(cl.Assignment.Module, o.Value, res.Value)
+		e.values.Put(cl.Assignment.Module, o.Value, raw)
 	}
 	if res.Error != nil && o.Err == nil { // the value could not travel
 		o.Status, o.Err, o.Kind, o.Value = engine.Failed, res.Error, engine.KindError, nil
