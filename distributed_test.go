@@ -551,3 +551,63 @@ func TestLargeResultCrossesInstances(t *testing.T) {
 		t.Errorf("the dependent got %d bytes, want %d", len(v), len(want))
 	}
 }
+
+// awaitFails is the master's coordinator, unable to deliver one module's
+// result (a permanent error such as WRONGTYPE on its key).
+type awaitFails struct {
+	distributed.Coordinator
+	module string
+}
+
+var errAwait = errors.New("WRONGTYPE Operation against a key holding the wrong kind of value (simulated)")
+
+func (a awaitFails) AwaitResult(ctx context.Context, module string) (distributed.Result, error) {
+	if module == a.module {
+		return distributed.Result{}, errAwait
+	}
+	return a.Coordinator.AwaitResult(ctx, module)
+}
+
+// An error while awaiting a module's result is retried for a bounded time
+// (the lease timeout), then fails the module with the reason — it is not
+// retried for as long as the master lives (issue 9).
+func TestAwaitingAResultFailsWithinABound(t *testing.T) {
+	x := modpipe.Task("x", func(*modpipe.Context) error { return nil }, modpipe.PinToMaster())
+	c := newCluster(t, 2, x)
+	master := c.startWith(awaitFails{Coordinator: c.coord, module: "x"}, c.mods, 0)
+	master.wait(t)
+	m := master.module(t, "x")
+	if m.Status != modpipe.Failed || !strings.Contains(m.Error, "could not obtain the result of x") || !strings.Contains(m.Error, "WRONGTYPE") {
+		t.Errorf("x: %s: %q", m.Status, m.Error)
+	}
+	if !master.summary.Failed() {
+		t.Error("the run did not fail")
+	}
+}
+
+// A worker cut off from the coordinator does not report a run that
+// succeeded: its summary fails, like its exit code (issue 9).
+func TestCutOffWorkerDoesNotReportSuccess(t *testing.T) {
+	var worker *instance
+	hold := modpipe.Task("hold", func(*modpipe.Context) error {
+		select { // keep the run going until the worker gave up
+		case <-worker.done:
+		case <-time.After(20 * time.Second):
+		}
+		return nil
+	}, modpipe.PinToMaster())
+	c := newCluster(t, 2, hold)
+	part := newPartitioned()
+	part.Coordinator = c.coord
+	part.partition() // registration passes, every heartbeat fails
+	worker = c.startWith(part, c.mods, 1)
+	master := c.start(0)
+	worker.wait(t)
+	master.wait(t)
+	if worker.err == nil || !strings.Contains(worker.err.Error(), "could not reach the coordinator") {
+		t.Errorf("worker error: %v", worker.err)
+	}
+	if worker.summary == nil || !worker.summary.Failed() || worker.summary.ExitCode() != 1 {
+		t.Errorf("the cut-off worker's summary says the run succeeded: %+v", worker.summary)
+	}
+}

@@ -182,7 +182,9 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 		cancelRun(errors.New("run ended"))
 		exec.Wait()
 		s := r.workerSummary(start)
-		s.workerFailed = state.Failed
+		// A worker cut off from the run (or whose master was lost) does
+		// not know the run's verdict, and cannot report it succeeded.
+		s.workerFailed = state.Failed || runErr != nil
 		return s, runErr
 	}
 

@@ -176,6 +176,7 @@ func (d *Dispatcher) enqueue(i, attempt int) error {
 // await delivers node i's result when it is published.
 func (d *Dispatcher) await(i int) {
 	defer d.wg.Done()
+	var failingSince time.Time
 	for {
 		res, err := d.cfg.Coord.AwaitResult(d.life, d.nodes[i].Name)
 		if d.life.Err() != nil {
@@ -183,6 +184,17 @@ func (d *Dispatcher) await(i int) {
 		}
 		if err != nil {
 			if errors.Is(err, distributed.ErrRunEnded) {
+				return
+			}
+			// Errors are retried as an outage for as long as an instance
+			// may be unreachable (the lease timeout); a malformed result
+			// will not get better.
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if errors.Is(err, distributed.ErrInvalid) || time.Since(failingSince) > d.cfg.LeaseTimeout {
+				d.fail(i, fmt.Errorf("the master could not obtain the result of %s from the coordinator (failing for %s; lease timeout %s): %w",
+					d.nodes[i].Name, time.Since(failingSince).Round(time.Millisecond), d.cfg.LeaseTimeout, err), -1)
 				return
 			}
 			d.cfg.Log.Warn("awaiting a result failed", "module", d.nodes[i].Name, "err", err)
@@ -193,6 +205,7 @@ func (d *Dispatcher) await(i int) {
 			}
 			continue
 		}
+		failingSince = time.Time{}
 		o := outcomeOf(res, time.Now())
 		d.mu.Lock()
 		f := d.flights[i]
