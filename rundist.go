@@ -166,6 +166,12 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	cfg.Live = cluster.NewLiveness(func(err error) {
 		lost <- err
 		cancelRun(err)
+		if master {
+			// No result reaches a master cut off from the coordinator:
+			// end what it awaits now, saying where each module stood.
+			dispatcherReady.Wait()
+			dispatcher.Abandon(err)
+		}
 	})
 	hb := cluster.StartHeartbeat(cfg, nil, cfg.Live.Lose)
 	defer hb.Stop()

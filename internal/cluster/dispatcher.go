@@ -51,6 +51,9 @@ type flight struct {
 	waitingFrom time.Time // since when no live instance could take it
 	dispatched  time.Time
 	enqueued    time.Time // of the first attempt
+	// holder is the instance last seen holding the node's lease (0: none
+	// seen; the master's own executions are known locally).
+	holder int
 }
 
 // NewDispatcher returns a dispatcher for nodes (indexed like the scheduler's).
@@ -361,5 +364,34 @@ func (d *Dispatcher) CancelQueued(reason string) {
 	d.mu.Unlock()
 	for _, f := range ended {
 		f.comp.Finish(engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Reason: reason})
+	}
+}
+
+// Abandon ends every node still awaited when the master itself lost the
+// coordinator (cause): no result can reach it any more. A node an instance
+// was seen holding ends Cancelled on that instance with an unknown outcome;
+// one no instance was seen running ends Cancelled, not started — neither
+// is reported as abandoned by the master.
+func (d *Dispatcher) Abandon(cause error) {
+	flights := map[int]*flight{}
+	d.mu.Lock()
+	for i, f := range d.flights {
+		if !d.cfg.Local.has(d.nodes[i].Name) { // running here: its own outcome arrives
+			flights[i] = f
+			delete(d.flights, i)
+		}
+	}
+	d.mu.Unlock()
+	now := time.Now()
+	for i, f := range flights {
+		o := engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Start: now, End: now, Attempts: f.attempt - 1, Dispatches: f.attempt - 1}
+		switch {
+		case f.holder > 0:
+			o.Instance, o.Attempts, o.Dispatches = f.holder, f.attempt, f.attempt
+			o.Err = fmt.Errorf("instance %d was running %s when the master lost the coordinator; its outcome is unknown: %w", f.holder, d.nodes[i].Name, cause)
+		default:
+			o.Reason = fmt.Sprintf("not started by any instance the master knew of when the master lost the coordinator: %v", cause)
+		}
+		f.comp.Finish(o)
 	}
 }
