@@ -27,6 +27,8 @@ type cluster struct {
 	total int
 	mods  []modpipe.AnyModule
 	tune  func(o *modpipe.DistributedOptions)
+	// continueOnFailure sets the pipelines' ContinueOnFailure.
+	continueOnFailure bool
 }
 
 type instance struct {
@@ -65,6 +67,7 @@ func (c *cluster) startWith(coord distributed.Coordinator, mods []modpipe.AnyMod
 	in := &instance{index: index, out: &bytes.Buffer{}, done: make(chan struct{})}
 	p.Output = &lockedWriter{w: in.out}
 	p.Grace = time.Second
+	p.ContinueOnFailure = c.continueOnFailure
 	p.UseDistributed(c.options(index, caps)).UseCoordinator(coord)
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
@@ -279,7 +282,9 @@ func TestDistributedSemanticsMatchOneProcess(t *testing.T) {
 	// not count against its timeout.
 	late := modpipe.Task("late", func(*modpipe.Context) error { return nil }, modpipe.RequiresCapability("late"), modpipe.Timeout(100*time.Millisecond))
 	c := newCluster(t, 3, flaky, ignored, afterIgnored, slow, skipped, late)
-	c.tune = func(o *modpipe.DistributedOptions) {}
+	// slow's timeout would otherwise stop the run and withdraw late, which
+	// still waits for its instance then (see TestStopOnFailureWithdrawsQueuedWork).
+	c.continueOnFailure = true
 	master := c.start(0)
 	c.start(1, "docker")
 	time.Sleep(300 * time.Millisecond) // late's instance joins after its timeout would have passed
