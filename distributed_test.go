@@ -403,7 +403,10 @@ func TestDistributedCancellationFromAWorker(t *testing.T) {
 	w2 := c.start(2)
 	<-started
 	<-started
-	w2.cancel() // Ctrl-C on an idle worker
+	// Ctrl-C on an idle worker that has joined: cancelled while still
+	// registering, it would leave without a word (and the run go on).
+	awaitRegistered(t, c.coord, 3)
+	w2.cancel()
 	master.wait(t)
 	for _, name := range []string{"on-master", "on-worker", "next"} {
 		if m := master.module(t, name); m.Status != modpipe.Cancelled {
@@ -614,5 +617,20 @@ func TestCutOffWorkerDoesNotReportSuccess(t *testing.T) {
 	}
 	if worker.summary == nil || !worker.summary.Failed() || worker.summary.ExitCode() != 1 {
 		t.Errorf("the cut-off worker's summary says the run succeeded: %+v", worker.summary)
+	}
+}
+
+// awaitRegistered waits until n instances have registered with coord.
+func awaitRegistered(t *testing.T, coord distributed.Coordinator, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var s distributed.RunState
+	for s.Registered < n {
+		next, err := coord.AwaitState(ctx, s)
+		if err != nil {
+			t.Fatalf("waiting for %d instances to register: %v (%d registered)", n, err, s.Registered)
+		}
+		s = next
 	}
 }
