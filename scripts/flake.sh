@@ -13,6 +13,7 @@ esac
 
 hogs=()
 logdir=$(mktemp -d)
+keep=""   # logs of failed runs, kept after the script
 cleanup() {
   for pid in "${hogs[@]}"; do
     kill "$pid" 2>/dev/null
@@ -39,7 +40,8 @@ for run in $(seq 1 "$n"); do
     echo "run $run/$n: FAILED"
     # Build failures and panics have no "--- FAIL" line: show their head.
     grep -q -- '--- FAIL: ' "$log" || sed -n 1,40p "$log"
-    cp "$log" "flake-run$run.log" 2>/dev/null && echo "  log kept in flake-run$run.log"
+    [ -n "$keep" ] || keep=$(mktemp -d "${TMPDIR:-/tmp}/modpipe-flake.XXXXXX")
+    cp "$log" "$keep/run$run.log" && echo "  log kept in $keep/run$run.log"
   fi
 done
 
