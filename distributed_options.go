@@ -90,6 +90,11 @@ func (p *Pipeline) UseDistributed(o DistributedOptions) *Pipeline {
 // UseCoordinator sets the coordinator the instances share, such as the
 // Redis one (package distributed/redis) or distributed.NewInMemory for
 // instances in one process. It is only used in distributed mode.
+//
+// A coordinator serves one instance of one run, and Run owns it: a
+// distributed Run closes it when it returns (whatever the outcome), so a
+// program that calls Run again must give it a new coordinator first.
+// Closing it again yourself is harmless.
 func (p *Pipeline) UseCoordinator(c distributed.Coordinator) *Pipeline {
 	p.coord = c
 	return p

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/modpipe/modpipe"
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/distributed/redis"
+	"github.com/modpipe/modpipe/internal/redistest"
+	"go.uber.org/goleak"
 )
 
 // cluster runs several instances of one pipeline in this process over one
@@ -23,6 +27,8 @@ type cluster struct {
 	total int
 	mods  []modpipe.AnyModule
 	tune  func(o *modpipe.DistributedOptions)
+	// continueOnFailure sets the pipelines' ContinueOnFailure.
+	continueOnFailure bool
 }
 
 type instance struct {
@@ -61,6 +67,7 @@ func (c *cluster) startWith(coord distributed.Coordinator, mods []modpipe.AnyMod
 	in := &instance{index: index, out: &bytes.Buffer{}, done: make(chan struct{})}
 	p.Output = &lockedWriter{w: in.out}
 	p.Grace = time.Second
+	p.ContinueOnFailure = c.continueOnFailure
 	p.UseDistributed(c.options(index, caps)).UseCoordinator(coord)
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
@@ -275,7 +282,9 @@ func TestDistributedSemanticsMatchOneProcess(t *testing.T) {
 	// not count against its timeout.
 	late := modpipe.Task("late", func(*modpipe.Context) error { return nil }, modpipe.RequiresCapability("late"), modpipe.Timeout(100*time.Millisecond))
 	c := newCluster(t, 3, flaky, ignored, afterIgnored, slow, skipped, late)
-	c.tune = func(o *modpipe.DistributedOptions) {}
+	// slow's timeout would otherwise stop the run and withdraw late, which
+	// still waits for its instance then (see TestStopOnFailureWithdrawsQueuedWork).
+	c.continueOnFailure = true
 	master := c.start(0)
 	c.start(1, "docker")
 	time.Sleep(300 * time.Millisecond) // late's instance joins after its timeout would have passed
@@ -397,7 +406,10 @@ func TestDistributedCancellationFromAWorker(t *testing.T) {
 	w2 := c.start(2)
 	<-started
 	<-started
-	w2.cancel() // Ctrl-C on an idle worker
+	// Ctrl-C on an idle worker that has joined: cancelled while still
+	// registering, it would leave without a word (and the run go on).
+	awaitRegistered(t, c.coord, 3)
+	w2.cancel()
 	master.wait(t)
 	for _, name := range []string{"on-master", "on-worker", "next"} {
 		if m := master.module(t, name); m.Status != modpipe.Cancelled {
@@ -418,5 +430,210 @@ func TestDistributedResultTypesMustBeJSON(t *testing.T) {
 	m := c.start(0).wait(t)
 	if !errors.Is(m.err, modpipe.ErrInvalidPipeline) || !strings.Contains(m.err.Error(), `"bad": result type chan int`) || !strings.Contains(m.err.Error(), "field Any") {
 		t.Errorf("err %v", m.err)
+	}
+}
+
+// A library user may call Run again and again in one process, each time
+// with a new coordinator (a coordinator serves one run): Run closes the
+// coordinator when the run ends, so nothing is left behind — no pub/sub
+// subscriber, no connection pool (issue 8, defect 8).
+func TestRepeatedRunsLeakNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	before := goleak.IgnoreCurrent()
+	for i := range 3 {
+		var ran atomic.Bool
+		p := modpipe.NewPipeline().Add(modpipe.Task("only", func(*modpipe.Context) error { ran.Store(true); return nil }))
+		p.Output = io.Discard
+		p.UseDistributed(modpipe.DistributedOptions{InstanceIndex: 0, TotalInstances: 2,
+			HeartbeatInterval: 20 * time.Millisecond, LeaseTimeout: time.Second, CapabilityTimeout: 5 * time.Second, MasterTimeout: 5 * time.Second})
+		p.UseCoordinator(redis.NewCoordinator(redis.Options{URL: srv.URL(), RunID: fmt.Sprintf("repeated-%d", i)}))
+		s, err := p.Run(context.Background())
+		if err != nil || s.Failed() || !ran.Load() {
+			t.Fatalf("run %d: %v (module ran: %v)", i, err, ran.Load())
+		}
+	}
+	goleak.VerifyNone(t, before)
+}
+
+// reclaimSignal is the master's coordinator, closing withdrawn once it has
+// ended n leases (the master withdraws queued work by claiming it and
+// ending the leases).
+type reclaimSignal struct {
+	distributed.Coordinator
+	mu        sync.Mutex
+	n         int
+	withdrawn chan struct{}
+}
+
+func (r *reclaimSignal) Reclaim(ctx context.Context, l distributed.Lease, next *distributed.Assignment) error {
+	err := r.Coordinator.Reclaim(ctx, l, next)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n++; r.n == 2 {
+		close(r.withdrawn)
+	}
+	return err
+}
+
+// When the run stops after a failure, modules queued for a worker that
+// has not claimed them yet do not start: the master withdraws them, and
+// they end cancelled, "not started", as in one process (issue 8, #9).
+func TestStopOnFailureWithdrawsQueuedWork(t *testing.T) {
+	var started atomic.Int32
+	firstStarted := make(chan struct{})
+	sig := &reclaimSignal{withdrawn: make(chan struct{})}
+	queued := func(name string) *modpipe.Module[modpipe.None] {
+		return modpipe.Task(name, func(c *modpipe.Context) error {
+			if started.Add(1) == 1 {
+				close(firstStarted)
+				// Hold the worker's only slot until the master has
+				// withdrawn the other two (bounded: the old code never does).
+				select {
+				case <-sig.withdrawn:
+				case <-time.After(10 * time.Second):
+				}
+			}
+			return nil
+		}, modpipe.RequiresCapability("w"))
+	}
+	bad := modpipe.Task("bad", func(c *modpipe.Context) error {
+		<-firstStarted
+		return errors.New("boom")
+	}, modpipe.PinToMaster())
+	c := newCluster(t, 2, queued("q1"), queued("q2"), queued("q3"), bad)
+	c.tune = func(o *modpipe.DistributedOptions) { o.Parallelism = 1 }
+	sig.Coordinator = c.coord
+	master := c.startWith(sig, c.mods, 0)
+	worker := c.start(1, "w")
+	master.wait(t)
+	worker.wait(t)
+
+	if n := started.Load(); n != 1 {
+		t.Errorf("%d of the queued modules started after bad failed; want only the one already running", n)
+	}
+	var cancelled int
+	for _, name := range []string{"q1", "q2", "q3"} {
+		m := master.module(t, name)
+		switch m.Status {
+		case modpipe.Succeeded:
+		case modpipe.Cancelled:
+			cancelled++
+			if !strings.Contains(m.Reason, "not started: stopping after bad failed") {
+				t.Errorf("%s cancelled with reason %q", name, m.Reason)
+			}
+		default:
+			t.Errorf("%s: %s (%s)", name, m.Status, m.Reason)
+		}
+	}
+	if cancelled != 2 {
+		t.Errorf("%d queued modules cancelled, want 2:\n%s", cancelled, master.out)
+	}
+	if !master.summary.Failed() {
+		t.Error("the run did not fail")
+	}
+}
+
+// A 20 MiB result (over the 16 MiB wire limit, but compressible) made on a
+// worker reaches its dependent on the master intact (issue 8, #7).
+func TestLargeResultCrossesInstances(t *testing.T) {
+	want := strings.Repeat("0123456789abcdef", 20<<20/16)
+	big := modpipe.New("big", func(*modpipe.Context) (string, error) { return want, nil }, modpipe.RequiresCapability("w"))
+	var got atomic.Value
+	use := modpipe.Task("use", func(c *modpipe.Context) error {
+		v, err := modpipe.Result(c, big)
+		got.Store(v)
+		return err
+	}, modpipe.DependsOn(big), modpipe.PinToMaster())
+	c := newCluster(t, 2, big, use)
+	// Building and compressing 20 MiB under the race detector takes a
+	// while: no lease should expire meanwhile.
+	c.tune = func(o *modpipe.DistributedOptions) { o.LeaseTimeout = 20 * time.Second }
+	master := c.start(0)
+	worker := c.start(1, "w")
+	master.wait(t)
+	worker.wait(t)
+	if master.err != nil || master.summary.Failed() {
+		t.Fatalf("run failed: %v\n%s", master.err, master.out)
+	}
+	if m := master.module(t, "big"); m.Instance != 1 {
+		t.Errorf("big ran on instance %d, want the worker", m.Instance)
+	}
+	if v, _ := got.Load().(string); v != want {
+		t.Errorf("the dependent got %d bytes, want %d", len(v), len(want))
+	}
+}
+
+// awaitFails is the master's coordinator, unable to deliver one module's
+// result (a permanent error such as WRONGTYPE on its key).
+type awaitFails struct {
+	distributed.Coordinator
+	module string
+}
+
+var errAwait = errors.New("WRONGTYPE Operation against a key holding the wrong kind of value (simulated)")
+
+func (a awaitFails) AwaitResult(ctx context.Context, module string) (distributed.Result, error) {
+	if module == a.module {
+		return distributed.Result{}, errAwait
+	}
+	return a.Coordinator.AwaitResult(ctx, module)
+}
+
+// An error while awaiting a module's result is retried for a bounded time
+// (the lease timeout), then fails the module with the reason — it is not
+// retried for as long as the master lives (issue 9).
+func TestAwaitingAResultFailsWithinABound(t *testing.T) {
+	x := modpipe.Task("x", func(*modpipe.Context) error { return nil }, modpipe.PinToMaster())
+	c := newCluster(t, 2, x)
+	master := c.startWith(awaitFails{Coordinator: c.coord, module: "x"}, c.mods, 0)
+	master.wait(t)
+	m := master.module(t, "x")
+	if m.Status != modpipe.Failed || !strings.Contains(m.Error, "could not obtain the result of x") || !strings.Contains(m.Error, "WRONGTYPE") {
+		t.Errorf("x: %s: %q", m.Status, m.Error)
+	}
+	if !master.summary.Failed() {
+		t.Error("the run did not fail")
+	}
+}
+
+// A worker cut off from the coordinator does not report a run that
+// succeeded: its summary fails, like its exit code (issue 9).
+func TestCutOffWorkerDoesNotReportSuccess(t *testing.T) {
+	var worker *instance
+	hold := modpipe.Task("hold", func(*modpipe.Context) error {
+		select { // keep the run going until the worker gave up
+		case <-worker.done:
+		case <-time.After(20 * time.Second):
+		}
+		return nil
+	}, modpipe.PinToMaster())
+	c := newCluster(t, 2, hold)
+	part := newPartitioned()
+	part.Coordinator = c.coord
+	part.partition() // registration passes, every heartbeat fails
+	worker = c.startWith(part, c.mods, 1)
+	master := c.start(0)
+	worker.wait(t)
+	master.wait(t)
+	if worker.err == nil || !strings.Contains(worker.err.Error(), "could not reach the coordinator") {
+		t.Errorf("worker error: %v", worker.err)
+	}
+	if worker.summary == nil || !worker.summary.Failed() || worker.summary.ExitCode() != 1 {
+		t.Errorf("the cut-off worker's summary says the run succeeded: %+v", worker.summary)
+	}
+}
+
+// awaitRegistered waits until n instances have registered with coord.
+func awaitRegistered(t *testing.T, coord distributed.Coordinator, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var s distributed.RunState
+	for s.Registered < n {
+		next, err := coord.AwaitState(ctx, s)
+		if err != nil {
+			t.Fatalf("waiting for %d instances to register: %v (%d registered)", n, err, s.Registered)
+		}
+		s = next
 	}
 }

@@ -19,6 +19,9 @@ func (unconfigured) BindRun(distributed.RunBinding) error {
 	return fmt.Errorf("no URL: %w", distributed.ErrNotConfigured)
 }
 
+// Close is what Run calls when the run ends; there is nothing to release.
+func (unconfigured) Close() error { return nil }
+
 func TestForkSafeFallback(t *testing.T) {
 	var ran int
 	a := modpipe.Task("a", func(*modpipe.Context) error { ran++; return nil }, modpipe.RequiresCapability("docker"))

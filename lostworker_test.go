@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modpipe/modpipe"
 	"github.com/modpipe/modpipe/distributed"
@@ -13,10 +15,24 @@ import (
 
 // partitioned is one instance's view of a shared coordinator that can be
 // cut off, as when a runner is reclaimed or its network dies: after cut,
-// heartbeats and publications fail and claims get nothing.
+// heartbeats and publications fail and claims get nothing — including a
+// claim that was already waiting when the cut came, whose connection dies
+// with the network.
 type partitioned struct {
 	distributed.Coordinator
-	cut atomic.Bool
+	cut     atomic.Bool
+	cutOnce sync.Once
+	cutCh   chan struct{}
+}
+
+func newPartitioned() *partitioned { return &partitioned{cutCh: make(chan struct{})} }
+
+// partition cuts the instance off.
+func (p *partitioned) partition() {
+	p.cutOnce.Do(func() {
+		p.cut.Store(true)
+		close(p.cutCh)
+	})
 }
 
 var errUnreachable = errors.New("connection refused (simulated partition)")
@@ -44,12 +60,50 @@ func (p *partitioned) AwaitState(ctx context.Context, known distributed.RunState
 	return s, err
 }
 
+func (p *partitioned) Leases(ctx context.Context) ([]distributed.Lease, error) {
+	if p.cut.Load() {
+		return nil, errUnreachable
+	}
+	return p.Coordinator.Leases(ctx)
+}
+
+func (p *partitioned) Instances(ctx context.Context) ([]distributed.InstanceInfo, error) {
+	if p.cut.Load() {
+		return nil, errUnreachable
+	}
+	return p.Coordinator.Instances(ctx)
+}
+
+func (p *partitioned) AwaitResult(ctx context.Context, module string) (distributed.Result, error) {
+	res, err := p.Coordinator.AwaitResult(ctx, module)
+	if p.cut.Load() {
+		<-ctx.Done() // results no longer arrive
+		return distributed.Result{}, ctx.Err()
+	}
+	return res, err
+}
+
 func (p *partitioned) Claim(ctx context.Context, i int, caps []string) (distributed.Claim, error) {
+	// The claim's connection dies with the partition: a claim waiting in
+	// the coordinator when the cut comes ends with it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.cutCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if p.cut.Load() {
 		<-ctx.Done()
-		return distributed.Claim{}, ctx.Err()
+		return distributed.Claim{}, errUnreachable
 	}
-	return p.Coordinator.Claim(ctx, i, caps)
+	cl, err := p.Coordinator.Claim(ctx, i, caps)
+	if p.cut.Load() {
+		return distributed.Claim{}, errUnreachable
+	}
+	return cl, err
 }
 
 // lostWorkerRun runs a module that only instances with "big" can take: the
@@ -58,7 +112,7 @@ func (p *partitioned) Claim(ctx context.Context, i int, caps []string) (distribu
 func lostWorkerRun(t *testing.T, opts ...modpipe.Option) (master *instance, doomed *instance, runs map[int]int) {
 	var onDoomed, onRescuer atomic.Int32
 	doomedStarted := make(chan struct{})
-	part := &partitioned{}
+	part := newPartitioned()
 	long := modpipe.New("long", func(c *modpipe.Context) (string, error) {
 		switch c.Instance().Index {
 		case 1:
@@ -84,7 +138,7 @@ func lostWorkerRun(t *testing.T, opts ...modpipe.Option) (master *instance, doom
 	master = c.start(0)
 	doomed = c.startWith(part, c.mods, 1, "big")
 	<-doomedStarted
-	part.cut.Store(true)
+	part.partition()
 	c.start(2, "big")
 	master.wait(t)
 	doomed.wait(t)
@@ -130,4 +184,43 @@ func TestLostWorkerNotIdempotentModuleFails(t *testing.T) {
 		t.Error("run not failed")
 	}
 
+}
+
+// A master cut off from the coordinator ends what it awaits at once, and
+// does not report a module no instance started as "abandoned" on itself
+// (issue 9).
+func TestCutOffMasterReportsWhereModulesStood(t *testing.T) {
+	running := make(chan struct{})
+	held := func(name string) *modpipe.Module[modpipe.None] {
+		return modpipe.Task(name, func(c *modpipe.Context) error {
+			close(running)
+			<-c.Done() // until the worker gives up on its lost master
+			return c.Err()
+		}, modpipe.RequiresCapability("w"))
+	}
+	c := newCluster(t, 2, held("w1"), held("w2"))
+	c.tune = func(o *modpipe.DistributedOptions) { o.Parallelism = 1; o.MasterTimeout = time.Second }
+	part := newPartitioned()
+	part.Coordinator = c.coord
+	master := c.startWith(part, c.mods, 0)
+	worker := c.start(1, "w")
+	<-running // one module runs on the worker, the other waits in the queue
+	part.partition()
+	master.wait(t)
+	worker.wait(t)
+	if master.err == nil || !strings.Contains(master.err.Error(), "could not reach the coordinator") {
+		t.Errorf("master: %v", master.err)
+	}
+	for _, name := range []string{"w1", "w2"} {
+		m := master.module(t, name)
+		if m.Status != modpipe.Cancelled || strings.Contains(m.Error, "abandoned") {
+			t.Errorf("%s: %s on %d: %q %q", name, m.Status, m.Instance, m.Error, m.Reason)
+		}
+		if !strings.Contains(m.Error+m.Reason, "master lost the coordinator") {
+			t.Errorf("%s does not say the master lost the coordinator: %q %q", name, m.Error, m.Reason)
+		}
+		if m.Instance == 0 && !strings.HasPrefix(m.Reason, "not started") {
+			t.Errorf("%s reported on instance 0: %q %q", name, m.Error, m.Reason)
+		}
+	}
 }

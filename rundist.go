@@ -90,6 +90,15 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 		cfg.Local = &cluster.LocalWork{}
 	}
 
+	// A coordinator serves one instance of one run: once the run is over,
+	// this Run closes it (connections, subscriptions), whatever the
+	// outcome, so that a process calling Run repeatedly leaks nothing.
+	// Deferred first, it runs after every loop below has stopped.
+	defer func() {
+		if err := p.coord.Close(); err != nil {
+			cfg.Log.Warn("closing the coordinator failed", "err", err)
+		}
+	}()
 	if b, ok := p.coord.(distributed.RunBinder); ok {
 		err := b.BindRun(distributed.RunBinding{RunID: opts.RunID, URL: p.redisURL})
 		if errors.Is(err, distributed.ErrNotConfigured) && !opts.NoFallback {
@@ -166,11 +175,18 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	})
 	defer watcher.Stop()
 	lost := make(chan error, 1)
-	hb := cluster.StartHeartbeat(cfg, nil, func(err error) {
+	cfg.Live = cluster.NewLiveness(func(err error) {
 		err = refused(cfg.Instance, err)
 		lost <- err
 		cancelRun(err)
+		if master {
+			// No result reaches a master cut off from the coordinator:
+			// end what it awaits now, saying where each module stood.
+			dispatcherReady.Wait()
+			dispatcher.Abandon(err)
+		}
 	})
+	hb := cluster.StartHeartbeat(cfg, nil, cfg.Live.Lose)
 	defer hb.Stop()
 	exec := cluster.StartExecutor(runCtx, cfg, r, r.dist.values)
 
@@ -186,21 +202,34 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 		exec.Wait()
 		s := r.workerSummary(start)
 		s.RunID = opts.RunID
-		s.workerFailed = state.Failed
+		// A worker cut off from the run (or whose master was lost) does
+		// not know the run's verdict, and cannot report it succeeded.
+		s.workerFailed = state.Failed || runErr != nil
 		return s, runErr
 	}
 
 	nodes := make([]cluster.NodeInfo, len(pl.nodes))
 	prio := pl.graph.CriticalPath(func(int) int64 { return 1 })
 	for i, n := range pl.nodes {
-		nodes[i] = cluster.NodeInfo{Name: n.name, Requires: pl.requirements(i), Priority: prio[i], NotIdempotent: n.def.notIdempotent}
+		nodes[i] = cluster.NodeInfo{Name: n.name, Requires: pl.requirements(i), Priority: prio[i], NotIdempotent: n.def.notIdempotent, AlwaysRun: n.def.alwaysRun}
 	}
 	dispatcher = cluster.NewDispatcher(cfg, r, nodes)
 	dispatcherReady.Done()
 	reaper := cluster.StartReaper(dispatcher)
+	onFinish := r.printModule
+	if !p.ContinueOnFailure {
+		// The run stops after the first failure: work queued for other
+		// instances must not start either, as in one process.
+		onFinish = func(i int, o *engine.Outcome) {
+			r.printModule(i, o)
+			if o.Status.Bad() && o.Status != engine.DependencyFailed && o.Status != engine.Cancelled {
+				dispatcher.StopAfterFailure(cluster.StopReason(pl.nodes[i].name, o.Status))
+			}
+		}
+	}
 	r.sched = &engine.Scheduler{
 		Graph: pl.graph, Nodes: r.dist.base, ContinueOnFailure: p.ContinueOnFailure, Grace: p.grace(),
-		Priority: prio, Dispatch: dispatcher.Dispatch, OnFinish: r.printModule, OnStart: r.started,
+		Priority: prio, Dispatch: dispatcher.Dispatch, OnFinish: onFinish, OnStart: r.started,
 	}
 	outs := r.sched.Run(runCtx)
 	reaper.Stop()

@@ -83,7 +83,7 @@ func TestDistributedWorkerSecretsMasked(t *testing.T) {
 	c := newCluster(t, 2, secretModules(secret, modpipe.RequiresCapability("worker-only"))...)
 	tweak := func(p *modpipe.Pipeline) { p.ContinueOnFailure, p.GitHubActions = true, true }
 	worker := c.startTuned(1, tweak, "worker-only")
-	awaitRegistered(t, c.coord, 1) // before the master's CapabilityTimeout starts
+	awaitInstance(t, c.coord, 1) // before the master's CapabilityTimeout starts
 	master := c.startTuned(0, tweak)
 	master.wait(t)
 	worker.wait(t)
@@ -153,7 +153,7 @@ func forgery(t *testing.T, sharedSecret string) (master *instance, read string, 
 	c := newCluster(t, 2, victim, reader)
 	c.tune = func(o *modpipe.DistributedOptions) { o.SharedSecret = sharedSecret }
 	worker := c.start(1, "worker-only")
-	awaitRegistered(t, c.coord, 1)
+	awaitInstance(t, c.coord, 1)
 	master = c.start(0)
 
 	// The forger has write access to the coordinator but not the secret.
@@ -246,7 +246,7 @@ func TestSignedRunSucceeds(t *testing.T) {
 	c := newCluster(t, 2, onWorker, consume, ran.task("anywhere"))
 	c.tune = func(o *modpipe.DistributedOptions) { o.SharedSecret = "a-shared-secret-of-some-length" }
 	worker := c.start(1, "worker-only")
-	awaitRegistered(t, c.coord, 1)
+	awaitInstance(t, c.coord, 1)
 	master := c.start(0)
 	master.wait(t)
 	worker.wait(t)
@@ -273,7 +273,7 @@ func TestWorkerWithoutSharedSecretIsRefused(t *testing.T) {
 	// The worker registers first, so the master sees (and refuses) it
 	// however slowly the instances start.
 	worker := c.start(1, "worker-only")
-	awaitRegistered(t, c.coord, 1)
+	awaitInstance(t, c.coord, 1)
 	master := c.start(0)
 	master.wait(t)
 	worker.cancel()
@@ -402,8 +402,8 @@ func TestWorkerWithoutSharedSecretDoesNotRun(t *testing.T) {
 	}
 }
 
-// awaitRegistered waits until instance is registered with coord.
-func awaitRegistered(t *testing.T, coord distributed.Coordinator, instance int) {
+// awaitInstance waits until instance is registered with coord.
+func awaitInstance(t *testing.T, coord distributed.Coordinator, instance int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -47,6 +47,9 @@ type Config struct {
 	// Mask hides this instance's secrets in the text of what it publishes
 	// (logs, error messages, skip reasons); nil leaves text unchanged.
 	Mask func(string) string
+	// Live, when set, is the instance's own liveness: the heartbeat loop
+	// reports to it and the executor takes no work while it is cut off.
+	Live *Liveness
 }
 
 // LocalWork is the set of modules an instance is executing.
@@ -101,4 +104,7 @@ type NodeInfo struct {
 	Requires      []string
 	Priority      int64
 	NotIdempotent bool
+	// AlwaysRun modules run even when the run stops after a failure: they
+	// are not withdrawn from the queue.
+	AlwaysRun bool
 }

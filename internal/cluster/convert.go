@@ -31,25 +31,30 @@ var fromWire = map[distributed.Status]engine.Status{
 
 var kinds = map[string]engine.Kind{"error": engine.KindError, "timeout": engine.KindTimeout, "cancel": engine.KindCancel, "panic": engine.KindPanic}
 
-// resultOf turns an execution's outcome into the message published for it.
-// A value that cannot be encoded as JSON fails the module.
-func resultOf(cl distributed.Claim, o *engine.Outcome, log []byte, instance int) distributed.Result {
-	r := distributed.Result{
+// resultOf turns an execution's outcome into the message published for it,
+// and returns the value's JSON (r.Value is its wire form, compressed when
+// large). A value that cannot be encoded as JSON, or is too large, fails
+// the module.
+func resultOf(cl distributed.Claim, o *engine.Outcome, log []byte, instance int) (r distributed.Result, raw []byte) {
+	r = distributed.Result{
 		Module: cl.Assignment.Module, Lease: cl.Lease, Status: toWire[o.Status],
 		Reason: o.Reason, Attempts: o.Attempts, Duration: o.End.Sub(o.Start), QueueWait: cl.QueueWait,
 		Log: tail(log, distributed.MaxLogSize),
 	}
 	if o.Status == engine.Succeeded {
-		raw, err := json.Marshal(o.Value)
-		switch {
-		case err != nil:
-			r.Status = distributed.StatusFailed
-			r.Error = &distributed.ErrorInfo{Message: fmt.Sprintf("result of %s cannot be encoded as JSON to reach other instances: %v", r.Module, err), Kind: "error", Instance: instance}
-		case len(raw) > distributed.MaxValueSize:
-			r.Status = distributed.StatusFailed
-			r.Error = &distributed.ErrorInfo{Message: fmt.Sprintf("result of %s is %d bytes as JSON; the limit is %d (pass large data as a file or artifact)", r.Module, len(raw), distributed.MaxValueSize), Kind: "error", Instance: instance}
-		default:
-			r.Value = raw
+		var err error
+		raw, err = json.Marshal(o.Value)
+		var wire []byte
+		if err == nil {
+			wire, err = encodeValue(r.Module, raw)
+		} else {
+			err = fmt.Errorf("result of %s cannot be encoded as JSON to reach other instances: %w", r.Module, err)
+		}
+		if err != nil {
+			r.Status, raw = distributed.StatusFailed, nil
+			r.Error = &distributed.ErrorInfo{Message: err.Error(), Kind: "error", Instance: instance}
+		} else {
+			r.Value = wire
 		}
 	}
 	if o.Err != nil && r.Error == nil {
@@ -63,7 +68,7 @@ func resultOf(cl distributed.Claim, o *engine.Outcome, log []byte, instance int)
 			r.Error.Kind = "error"
 		}
 	}
-	return r
+	return r, raw
 }
 
 // outcomeOf turns a published result into the master's outcome.
@@ -74,7 +79,12 @@ func outcomeOf(res distributed.Result, received time.Time) engine.Outcome {
 		Start: received.Add(-res.Duration), End: received, QueueWait: res.QueueWait,
 	}
 	if res.Status == distributed.StatusSucceeded {
-		o.Value = RawValue(res.Value)
+		raw, err := decodeValue(res.Module, res.Value)
+		if err != nil {
+			o.Status, o.Kind, o.Err = engine.Failed, engine.KindError, err
+			return o
+		}
+		o.Value = RawValue(raw)
 	}
 	if res.Error != nil {
 		e := *res.Error

@@ -38,6 +38,9 @@ type Dispatcher struct {
 	pending   []int
 	kick      chan struct{}
 	flushed   chan struct{}
+	// stopping, once set, is why modules that are not AlwaysRun are no
+	// longer queued (the run stops after a failure).
+	stopping string
 }
 
 // flight is a dispatched node whose result has not been delivered.
@@ -49,6 +52,9 @@ type flight struct {
 	waitingFrom time.Time // since when no live instance could take it
 	dispatched  time.Time
 	enqueued    time.Time // of the first attempt
+	// holder is the instance last seen holding the node's lease (0: none
+	// seen; the master's own executions are known locally).
+	holder int
 }
 
 // NewDispatcher returns a dispatcher for nodes (indexed like the scheduler's).
@@ -76,7 +82,17 @@ func (d *Dispatcher) flusher() {
 		d.pendingMu.Lock()
 		batch := d.pending
 		d.pending = nil
+		stopping := d.stopping
 		d.pendingMu.Unlock()
+		if stopping != "" {
+			batch = slices.DeleteFunc(batch, func(i int) bool {
+				if d.nodes[i].AlwaysRun {
+					return false
+				}
+				d.cancelFlight(i, stopping)
+				return true
+			})
+		}
 		for len(batch) > 0 {
 			n := min(len(batch), 256)
 			chunk := batch[:n]
@@ -162,6 +178,7 @@ func (d *Dispatcher) enqueue(i, attempt int) error {
 // await delivers node i's result when it is published.
 func (d *Dispatcher) await(i int) {
 	defer d.wg.Done()
+	var failingSince time.Time
 	for {
 		res, err := d.cfg.Coord.AwaitResult(d.life, d.nodes[i].Name)
 		if d.life.Err() != nil {
@@ -169,6 +186,17 @@ func (d *Dispatcher) await(i int) {
 		}
 		if err != nil {
 			if errors.Is(err, distributed.ErrRunEnded) {
+				return
+			}
+			// Errors are retried as an outage for as long as an instance
+			// may be unreachable (the lease timeout); a malformed result
+			// will not get better.
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if errors.Is(err, distributed.ErrInvalid) || time.Since(failingSince) > d.cfg.LeaseTimeout {
+				d.fail(i, fmt.Errorf("the master could not obtain the result of %s from the coordinator (failing for %s; lease timeout %s): %w",
+					d.nodes[i].Name, time.Since(failingSince).Round(time.Millisecond), d.cfg.LeaseTimeout, err), -1)
 				return
 			}
 			d.cfg.Log.Warn("awaiting a result failed", "module", d.nodes[i].Name, "err", err)
@@ -179,6 +207,7 @@ func (d *Dispatcher) await(i int) {
 			}
 			continue
 		}
+		failingSince = time.Time{}
 		if err := d.cfg.Signer.VerifyResult(res, d.nodes[i].Name); err != nil {
 			// A forged or misdirected result is never the module's result.
 			d.cfg.Log.Error("refused a result", "module", d.nodes[i].Name, "err", err)
@@ -342,5 +371,34 @@ func (d *Dispatcher) CancelQueued(reason string) {
 	d.mu.Unlock()
 	for _, f := range ended {
 		f.comp.Finish(engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Reason: reason})
+	}
+}
+
+// Abandon ends every node still awaited when the master itself lost the
+// coordinator (cause): no result can reach it any more. A node an instance
+// was seen holding ends Cancelled on that instance with an unknown outcome;
+// one no instance was seen running ends Cancelled, not started — neither
+// is reported as abandoned by the master.
+func (d *Dispatcher) Abandon(cause error) {
+	flights := map[int]*flight{}
+	d.mu.Lock()
+	for i, f := range d.flights {
+		if !d.cfg.Local.has(d.nodes[i].Name) { // running here: its own outcome arrives
+			flights[i] = f
+			delete(d.flights, i)
+		}
+	}
+	d.mu.Unlock()
+	now := time.Now()
+	for i, f := range flights {
+		o := engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Start: now, End: now, Attempts: f.attempt - 1, Dispatches: f.attempt - 1}
+		switch {
+		case f.holder > 0:
+			o.Instance, o.Attempts, o.Dispatches = f.holder, f.attempt, f.attempt
+			o.Err = fmt.Errorf("instance %d was running %s when the master lost the coordinator; its outcome is unknown: %w", f.holder, d.nodes[i].Name, cause)
+		default:
+			o.Reason = fmt.Sprintf("not started by any instance the master knew of when the master lost the coordinator: %v", cause)
+		}
+		f.comp.Finish(o)
 	}
 }

@@ -57,6 +57,12 @@ func (e *Executor) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		// No claim while cut off from the coordinator: the master may be
+		// re-queueing this instance's work for others.
+		if err := e.cfg.Live.AwaitConnected(ctx); err != nil {
+			<-slots
+			return
+		}
 		// Take every free slot, to claim as many assignments in one trip.
 		free := 1
 		for batcher != nil && free < cap(slots) {
@@ -84,6 +90,10 @@ func (e *Executor) loop(ctx context.Context) {
 			if ctx.Err() != nil || errors.Is(err, distributed.ErrRunEnded) {
 				return
 			}
+			if final := cutOff(e.cfg.Instance, err); final != nil {
+				e.cfg.Live.Lose(final)
+				return
+			}
 			// A transport error: back off and try again; the heartbeat loop
 			// decides when the coordinator is lost for good.
 			failures++
@@ -98,6 +108,17 @@ func (e *Executor) loop(ctx context.Context) {
 		failures = 0
 		for range free - len(claims) {
 			<-slots // slots the coordinator had no work for
+		}
+		// A claim that was waiting when this instance was cut off may hand
+		// it work the master re-queued away from it: check after every
+		// claim, and run nothing once the instance is lost.
+		if e.cfg.Live.AwaitConnected(ctx) != nil && e.cfg.Live.Lost() != nil {
+			for _, cl := range claims {
+				e.cfg.Log.Warn("not running a module claimed while this instance was cut off from the coordinator; the master hands it to another instance",
+					"module", cl.Assignment.Module, "attempt", cl.Lease.Attempt, "err", e.cfg.Live.Lost())
+				<-slots
+			}
+			return
 		}
 		for _, cl := range claims {
 			e.ran.Add(1)
@@ -130,10 +151,10 @@ func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
 		o = e.run(ctx, id, buf)
 	}
 	log := buf.Bytes()
-	res := resultOf(cl, &o, e.mask(log), e.cfg.Instance)
+	res, raw := resultOf(cl, &o, e.mask(log), e.cfg.Instance)
 	e.maskResult(&res)
 	if res.Status == distributed.StatusSucceeded {
-		e.values.Put(cl.Assignment.Module, o.Value, res.Value)
+		e.values.Put(cl.Assignment.Module, o.Value, raw)
 	}
 	if res.Error != nil && o.Err == nil { // the value could not travel
 		o.Status, o.Err, o.Kind, o.Value = engine.Failed, res.Error, engine.KindError, nil

@@ -68,6 +68,11 @@ func (h *Heartbeater) loop(ctx context.Context) {
 			return
 		}
 		if err != nil {
+			h.cfg.Live.Beat(false)
+			if final := cutOff(h.cfg.Instance, err); final != nil {
+				lose(final)
+				continue
+			}
 			silent := time.Since(lastOK)
 			h.cfg.Log.Warn("heartbeat failed", "instance", h.cfg.Instance, "err", err, "silent_for", silent.Round(time.Millisecond))
 			if silent > h.cfg.LeaseTimeout {
@@ -77,6 +82,7 @@ func (h *Heartbeater) loop(ctx context.Context) {
 			continue
 		}
 		lastOK = time.Now()
+		h.cfg.Live.Beat(true)
 		if h.onPulse != nil {
 			h.onPulse(pulse)
 		}
@@ -90,4 +96,17 @@ func (h *Heartbeater) loop(ctx context.Context) {
 			lose(fmt.Errorf("%w: no heartbeat from instance 0 for %s (MasterTimeout %s)", ErrMasterLost, pulse.MasterAge.Round(time.Second), h.cfg.MasterTimeout))
 		}
 	}
+}
+
+// cutOff returns the final error for an instance the coordinator refuses
+// (no longer registered, or refused for a different pipeline), or nil for
+// any other error, which may be a passing outage.
+func cutOff(instance int, err error) error {
+	switch {
+	case errors.Is(err, distributed.ErrNotRegistered):
+		return fmt.Errorf("instance %d was cut off from the run: the coordinator no longer counts it as a live instance (its heartbeats stopped for longer than the lease timeout, or another process took its index), so its work has been handed to others; re-run this job to rejoin: %w", instance, err)
+	case errors.Is(err, distributed.ErrFingerprintMismatch):
+		return fmt.Errorf("instance %d was refused by the run; every instance must run the same program and commit: %w", instance, err)
+	}
+	return nil
 }

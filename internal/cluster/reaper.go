@@ -79,6 +79,11 @@ func (d *Dispatcher) reap(ctx context.Context) {
 		if ok {
 			held[i] = true
 			d.host.Claimed(i, l.Holder)
+			d.mu.Lock()
+			if f := d.flights[i]; f != nil && f.attempt == l.Attempt {
+				f.holder = l.Holder
+			}
+			d.mu.Unlock()
 		}
 		holder, registered := byIndex[l.Holder]
 		var why string

@@ -68,12 +68,16 @@ func (vs *Values) Get(ctx context.Context, module string) (*Value, error) {
 	if res.Status != distributed.StatusSucceeded {
 		return nil, fmt.Errorf("%s did not succeed (%s)", module, res.Status)
 	}
+	raw, err := decodeValue(module, res.Value)
+	if err != nil {
+		return nil, err
+	}
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	if v, ok := vs.m[module]; ok {
 		return v, nil
 	}
-	v = &Value{Raw: res.Value}
+	v = &Value{Raw: raw}
 	vs.m[module] = v
 	return v, nil
 }
