@@ -108,6 +108,9 @@ func (c *Coordinator) notLive(instance int, arr []any) error {
 		return fmt.Errorf("%w: %w: %s", distributed.ErrNotRegistered, distributed.ErrFingerprintMismatch, str(1))
 	}
 	switch str(1) {
+	case "gone":
+		return fmt.Errorf("%w: the keys of run %q are gone (Redis restarted without persistence, was flushed, or the TTL passed); the run cannot continue",
+			distributed.ErrNotRegistered, c.RunID())
 	case "replaced":
 		return fmt.Errorf("%w: instance %d of run %q was replaced by another registration (session %s) after this one was declared lost; this process must stop",
 			distributed.ErrNotRegistered, instance, c.RunID(), str(2))

@@ -59,6 +59,7 @@ end
 -- older than its lease timeout); else {'refused', reason} or
 -- {'notreg', why, detail}.
 local function not_live(id, session, now)
+  if redis.call('EXISTS', KEYS[1]) == 0 then return {'notreg', 'gone', ''} end
   local raw = redis.call('HGET', KEYS[2], id)
   if not raw then
     local ref = redis.call('HGET', KEYS[10], id)
