@@ -45,11 +45,16 @@ func URL(raw string) string {
 	if u.RawQuery != "" {
 		u.RawQuery = redactQuery(u.RawQuery)
 	}
+	if frag := u.EscapedFragment(); strings.Contains(frag, "=") {
+		if r := redactQuery(frag); r != frag {
+			u.Fragment, u.RawFragment = r, r
+		}
+	}
 	if u.Opaque != "" && strings.Contains(u.Opaque, "@") {
 		// "redis:user:pw@host" parses as opaque: no telling what is secret.
 		return u.Scheme + ":(redacted)"
 	}
-	if len(secretsOf(raw)) == 0 && !strings.Contains(u.RawQuery, Mask) {
+	if len(secretsOf(raw)) == 0 && !strings.Contains(u.RawQuery+u.Fragment, Mask) {
 		return raw // nothing to hide: print it exactly as given
 	}
 	return u.String()
@@ -61,7 +66,7 @@ func redactQuery(q string) string {
 	var b strings.Builder
 	for _, part := range splitQuery(q) {
 		p, sep := part, ""
-		if n := len(p); n > 0 && (p[n-1] == '&' || p[n-1] == ';' || p[n-1] == '?') {
+		if n := len(p); n > 0 && (p[n-1] == '&' || p[n-1] == '?' || p[n-1] == '#') {
 			p, sep = p[:n-1], p[n-1:]
 		}
 		name, _, hasValue := strings.Cut(p, "=")
@@ -82,7 +87,7 @@ func splitQuery(q string) []string {
 	var parts []string
 	start := 0
 	for i := 0; i < len(q); i++ {
-		if q[i] == '&' || q[i] == ';' || q[i] == '?' {
+		if q[i] == '&' || q[i] == '?' || q[i] == '#' {
 			parts = append(parts, q[start:i+1])
 			start = i + 1
 		}
@@ -148,7 +153,7 @@ func secretsOf(raw string) []string {
 		}
 	}
 	if _, q, ok := strings.Cut(raw, "?"); ok {
-		for _, p := range strings.FieldsFunc(q, func(r rune) bool { return r == '&' || r == ';' || r == '?' }) {
+		for _, p := range strings.FieldsFunc(q, func(r rune) bool { return r == '&' || r == '?' || r == '#' }) {
 			name, val, ok := strings.Cut(p, "=")
 			if dn, err := url.QueryUnescape(name); err == nil {
 				name = dn
