@@ -22,6 +22,8 @@ type subscriber struct {
 	mu        sync.Mutex
 	epoch     uint64 // incremented on every confirmed (re)subscription
 	ready     chan struct{}
+	broken    chan struct{} // closed when the server refused the subscription
+	refused   error         // the server's refusal, set before broken closes
 	announced map[string]bool
 	payloads  map[string]string        // result JSON that came with an announcement
 	stateSeq  uint64                   // incremented on every state announcement
@@ -29,11 +31,11 @@ type subscriber struct {
 	modules   map[string]chan struct{} // closed when that module's result is announced
 }
 
-func startSubscriber(client *goredis.Client, channel string) *subscriber {
-	ctx, cancel := context.WithCancel(context.Background())
+func startSubscriber(parent context.Context, client *goredis.Client, channel string) *subscriber {
+	ctx, cancel := context.WithCancel(parent)
 	s := &subscriber{
 		ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
-		ready: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
+		ready: make(chan struct{}), broken: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
 	}
 	go s.loop(ctx)
 	return s
@@ -54,6 +56,16 @@ func (s *subscriber) loop(ctx context.Context) {
 			return
 		}
 		if err != nil {
+			if msg := serverError(err); msg != "" && !transientReply(msg) {
+				// An answer, not an outage (NOPERM on the channel,
+				// NOAUTH...): waiters learn it instead of waiting.
+				s.mu.Lock()
+				if s.refused == nil {
+					s.refused = err
+					close(s.broken)
+				}
+				s.mu.Unlock()
+			}
 			// The next Receive reconnects and subscribes again.
 			select {
 			case <-ctx.Done():
@@ -108,11 +120,16 @@ func (s *subscriber) wakeAllLocked() {
 	}
 }
 
-// waitReady blocks until the first subscription is confirmed.
+// waitReady blocks until the first subscription is confirmed, or the
+// server refused it.
 func (s *subscriber) waitReady(ctx context.Context) error {
 	select {
 	case <-s.ready:
 		return nil
+	case <-s.broken:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.refused
 	case <-ctx.Done():
 		return ctx.Err()
 	}
