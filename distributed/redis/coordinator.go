@@ -117,6 +117,11 @@ func (c *Coordinator) Instances(ctx context.Context) ([]distributed.InstanceInfo
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return nil, c.fail(err)
 	}
+	for id, b := range beats {
+		if _, err := decodeBeat("key "+c.keys.beat()+" field "+id, b); err != nil {
+			return nil, c.fail(err)
+		}
+	}
 	out := make([]distributed.InstanceInfo, 0, len(inst))
 	for id, raw := range inst {
 		n, reg, err := decodeRegistration("key "+c.keys.inst()+" field "+id, id, raw)
@@ -452,6 +457,8 @@ func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distribut
 		select {
 		case <-moduleNext:
 		case <-globalNext:
+		case <-c.dead:
+			return distributed.Result{}, c.failed()
 		case <-ctx.Done():
 			return distributed.Result{}, ctx.Err()
 		}
@@ -536,6 +543,8 @@ func (c *Coordinator) AwaitState(ctx context.Context, known distributed.RunState
 		}
 		select {
 		case <-next:
+		case <-c.dead:
+			return distributed.RunState{}, c.failed()
 		case <-ctx.Done():
 			return distributed.RunState{}, ctx.Err()
 		}

@@ -96,6 +96,7 @@ func (c *Coordinator) latch(err error) {
 	defer c.mu.Unlock()
 	if c.fatal == nil {
 		c.fatal = err
+		close(c.dead) // waiters learn it at once
 	}
 }
 

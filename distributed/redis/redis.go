@@ -72,7 +72,8 @@ type Coordinator struct {
 	rawURL   string // only to redact it from messages
 	tls      bool
 	closed   bool
-	fatal    error // the first fatal error (see errors.go)
+	fatal    error         // the first fatal error (see errors.go)
+	dead     chan struct{} // closed when fatal is set
 	log      *clientLog
 
 	enqueued sync.Map // module -> subscription epoch at enqueue
@@ -106,7 +107,7 @@ func NewCoordinator(o Options) *Coordinator {
 		o.Logger = slog.Default()
 	}
 	routeClientLogs()
-	return &Coordinator{opts: o}
+	return &Coordinator{opts: o, dead: make(chan struct{})}
 }
 
 // BindRun implements distributed.RunBinder: modpipe passes the run id and

@@ -172,6 +172,10 @@ func (d *Dispatcher) await(i int) {
 			if errors.Is(err, distributed.ErrRunEnded) {
 				return
 			}
+			if Fatal(err) {
+				d.fail(i, err, -1) // no result can come any more
+				return
+			}
 			d.cfg.Log.Warn("awaiting a result failed", "module", d.nodes[i].Name, "err", err)
 			select {
 			case <-d.life.Done():
@@ -221,7 +225,9 @@ func (d *Dispatcher) refreshInstances(ctx context.Context) []distributed.Instanc
 	defer cancel()
 	ins, err := d.cfg.Coord.Instances(ctx)
 	if err != nil {
-		d.cfg.Log.Warn("listing instances failed", "err", err)
+		if !Fatal(err) { // a fatal error ends the run through the heartbeat loop
+			d.cfg.Log.Warn("listing instances failed", "err", err)
+		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.instances

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,7 +14,9 @@ import (
 // each pulse, and calls lost once when the instance can no longer trust the
 // run: its own heartbeats failing for longer than the lease timeout (the
 // master has re-queued its work by then), or — for a worker — a master that
-// never appeared or stopped beating for MasterTimeout.
+// never appeared or stopped beating for MasterTimeout. A fatal coordinator
+// error (distributed.ErrCorrupt, distributed.ErrRefused) is reported at
+// once: the run is cancelled with it for every instance.
 type Heartbeater struct {
 	cfg     Config
 	onPulse func(distributed.Pulse)
@@ -37,6 +40,13 @@ func (h *Heartbeater) Stop() {
 	<-h.done
 }
 
+// Fatal reports a coordinator error that retrying cannot fix (corrupt run
+// data, a lasting refusal by the server): loops stop retrying it, and the
+// heartbeat loop ends the run with it.
+func Fatal(err error) bool {
+	return errors.Is(err, distributed.ErrCorrupt) || errors.Is(err, distributed.ErrRefused)
+}
+
 func (h *Heartbeater) loop(ctx context.Context) {
 	defer close(h.done)
 	start := time.Now()
@@ -55,6 +65,16 @@ func (h *Heartbeater) loop(ctx context.Context) {
 		pulse, err := h.cfg.Coord.Heartbeat(callCtx, h.cfg.Instance)
 		cancel()
 		if ctx.Err() != nil {
+			return
+		}
+		if Fatal(err) {
+			// Retrying cannot help: tell the other instances why (best
+			// effort) and end this instance's run now.
+			h.cfg.Log.Error("the coordinator cannot continue the run", "instance", h.cfg.Instance, "err", err)
+			cctx, cancel := context.WithTimeout(ctx, h.cfg.Heartbeat)
+			_ = h.cfg.Coord.Cancel(cctx, h.cfg.Instance, fmt.Sprintf("instance %d stopped: %v", h.cfg.Instance, err))
+			cancel()
+			lose(fmt.Errorf("instance %d cannot continue the run: %w", h.cfg.Instance, err))
 			return
 		}
 		if err != nil {
