@@ -47,7 +47,9 @@ func (c *Coordinator) refusal(msg string) string {
 		return "the server is a read-only replica: point the Redis URL at the primary"
 	case code == "NOPERM" || strings.Contains(msg, "no permissions to"):
 		return fmt.Sprintf("the Redis user lacks a permission modpipe needs: grant it EVAL, EVALSHA, the commands the scripts call and the run's keys and channel, e.g. ACL SETUSER <user> +@read +@write +@scripting +@pubsub +@blocking +@connection ~%[1]s:* &%[1]s:*", c.opts.KeyPrefix)
-	case code == "NOAUTH" || code == "WRONGPASS" || strings.Contains(msg, "invalid password") || strings.Contains(msg, "invalid username-password"):
+	case code == "NOAUTH" || strings.Contains(msg, "Protocol error: unauthenticated"):
+		return "Redis refused the credentials: the server requires a password; give the user and password in the Redis URL (redis://user:password@host:port)"
+	case code == "WRONGPASS" || strings.Contains(msg, "invalid password") || strings.Contains(msg, "invalid username-password"):
 		return "Redis refused the credentials: check the user and password in the Redis URL (redis://user:password@host:port)"
 	case code == "MISCONF":
 		return "the server refuses writes because it cannot persist its data: fix its disk or persistence settings (see the server's log)"
