@@ -205,9 +205,17 @@ func TestCompletedRunKeysCleanedUpAndExpire(t *testing.T) {
 	}
 	must(c.Complete(ctx(t), false))
 	left, _ := raw.Keys(ctx(t), "modpipe:{"+runID+"}:*").Result()
+	if len(left) == 0 {
+		t.Fatal("no key left after completion: the finished run id would be reusable at once")
+	}
 	for _, k := range left {
 		if !strings.HasSuffix(k, ":meta") && !strings.HasSuffix(k, ":inst") && !strings.HasSuffix(k, ":beat") && !strings.HasSuffix(k, ":claimers") {
 			t.Errorf("key %s left after completion", k)
+		}
+		// What stays must still expire: no key of a finished run lives
+		// for ever.
+		if ttl, err := raw.PTTL(ctx(t), k).Result(); err != nil || ttl <= 0 || ttl > time.Hour {
+			t.Errorf("key %s has TTL %s after completion (%v), want up to 1h", k, ttl, err)
 		}
 	}
 }
