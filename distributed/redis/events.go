@@ -88,12 +88,11 @@ func (s *subscriber) loop(ctx context.Context) {
 			// Announcements may have been missed: everyone looks again.
 			s.wakeAllLocked()
 		case *goredis.Message:
-			if mod, ok := strings.CutPrefix(m.Payload, "r:"); ok {
+			if mod, payload, hasPayload, ok := parseAnnouncement(m.Payload); ok {
 				// Only the waiters of this module wake: with thousands of
 				// modules in flight, waking all on every result would cost
 				// quadratic work.
-				if name, payload, ok := strings.Cut(mod, "\n"); ok {
-					mod = name
+				if hasPayload {
 					s.payloads[mod] = payload
 				}
 				s.announced[mod] = true
@@ -109,6 +108,20 @@ func (s *subscriber) loop(ctx context.Context) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// parseAnnouncement reads a message of the run's channel: "r:<module>"
+// or "r:<module>\n<result JSON>" announces a result (ok); anything else is
+// a state change. The result JSON is validated when it is used.
+func parseAnnouncement(msg string) (module, payload string, hasPayload, ok bool) {
+	mod, ok := strings.CutPrefix(msg, "r:")
+	if !ok {
+		return "", "", false, false
+	}
+	if name, p, cut := strings.Cut(mod, "\n"); cut {
+		return name, p, true, true
+	}
+	return mod, "", false, true
 }
 
 func (s *subscriber) wakeAllLocked() {
