@@ -98,7 +98,9 @@ func (c *Coordinator) latch(err error) {
 	defer c.mu.Unlock()
 	if c.fatal == nil {
 		c.fatal = err
-		close(c.dead) // waiters learn it at once
+		if c.dead != nil {
+			close(c.dead) // waiters learn it at once
+		}
 	}
 }
 
