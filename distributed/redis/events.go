@@ -15,9 +15,12 @@ import (
 // announcements may have been missed while disconnected: waiters re-read
 // from Redis then (check-subscribe-recheck).
 type subscriber struct {
-	ps     *goredis.PubSub
-	cancel context.CancelFunc
-	done   chan struct{}
+	client  *goredis.Client
+	channel string
+	psMu    sync.Mutex // guards ps, replaced after a refused subscription
+	ps      *goredis.PubSub
+	cancel  context.CancelFunc
+	done    chan struct{}
 
 	mu        sync.Mutex
 	epoch     uint64 // incremented on every confirmed (re)subscription
@@ -34,7 +37,7 @@ type subscriber struct {
 func startSubscriber(parent context.Context, client *goredis.Client, channel string) *subscriber {
 	ctx, cancel := context.WithCancel(parent)
 	s := &subscriber{
-		ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
+		client: client, channel: channel, ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
 		ready: make(chan struct{}), broken: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
 	}
 	go s.loop(ctx)
@@ -43,7 +46,9 @@ func startSubscriber(parent context.Context, client *goredis.Client, channel str
 
 func (s *subscriber) stop() {
 	s.cancel()
+	s.psMu.Lock()
 	_ = s.ps.Close()
+	s.psMu.Unlock()
 	<-s.done
 }
 
@@ -51,9 +56,23 @@ func (s *subscriber) loop(ctx context.Context) {
 	defer close(s.done)
 	wait := 50 * time.Millisecond
 	for {
-		msg, err := s.ps.Receive(ctx)
+		s.psMu.Lock()
+		ps := s.ps
+		s.psMu.Unlock()
+		msg, err := ps.Receive(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if err != nil && serverError(err) != "" {
+			// The server answered SUBSCRIBE with an error (BUSY,
+			// LOADING, NOPERM...): the subscription does not exist, and
+			// Receive would wait on it for ever. Start a new one.
+			s.psMu.Lock()
+			if ctx.Err() == nil {
+				_ = s.ps.Close()
+				s.ps = s.client.Subscribe(ctx, s.channel)
+			}
+			s.psMu.Unlock()
 		}
 		if err != nil {
 			if msg := serverError(err); msg != "" && !transientReply(msg) {

@@ -103,3 +103,52 @@ func TestPermanentErrorsFailAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestBusyServerIsRiddenOut: BUSY (a script running too long on the
+// server) is transient: the call keeps retrying and succeeds once the
+// server is free again, as for an outage.
+func TestBusyServerIsRiddenOut(t *testing.T) {
+	bg := context.Background()
+	srv := redistest.Start(t, redistest.Option{"--busy-reply-threshold", "50"})
+	hog := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ReadTimeout: -1, MaxRetries: -1})
+	defer hog.Close()
+	probe := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), MaxRetries: -1})
+	defer probe.Close()
+	hogDone := make(chan error, 1)
+	go func() { hogDone <- hog.Eval(bg, "while true do end", nil).Err() }()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := probe.Ping(bg).Err(); err != nil && strings.HasPrefix(err.Error(), "BUSY") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server never became busy")
+		}
+	}
+	c := redis.NewCoordinator(redis.Options{URL: srv.URL(), RunID: newRunID(), OutageTolerance: time.Minute})
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.Register(ctx(t), reg(0)) }()
+	// Let the registration meet BUSY a few times, then free the server.
+	for deadline := time.Now().Add(20 * time.Second); c.Commands() < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the registration did not retry: %d commands", c.Commands())
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("registration ended while the server was busy: %v", err)
+	default:
+	}
+	if err := probe.Do(bg, "SCRIPT", "KILL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	<-hogDone
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("registration after the server was free again: %v", err)
+		}
+	case <-time.After(50 * time.Second):
+		t.Fatal("registration still retrying after the server was free again")
+	}
+}
