@@ -166,6 +166,23 @@ var (
 	ErrNotRegistered = errors.New("instance not registered")
 )
 
+// Errors that end a run at once: retrying cannot fix them, so the engine's
+// loops treat them as fatal instead of riding them out as outages. A
+// coordinator that met one keeps returning it from every later call except
+// Cancel and Complete (which still try to tell the other instances).
+var (
+	// ErrCorrupt: data read back from the coordinator's store is malformed
+	// (written by something other than modpipe, another version, or
+	// damaged). The error names the key; the run cannot continue: start a
+	// new run id.
+	ErrCorrupt = errors.New("the run's data in the coordinator is corrupt")
+	// ErrRefused: the coordinator's server refused an operation for a
+	// reason that lasts (out of memory, read-only replica, missing ACL
+	// permission, wrong or missing password, scripting disabled). The
+	// error quotes the server and says what to change.
+	ErrRefused = errors.New("the coordinator's server refused the operation")
+)
+
 // Registration is what an instance presents when it joins a run.
 type Registration struct {
 	Instance int

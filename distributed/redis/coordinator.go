@@ -28,6 +28,11 @@ func (c *Coordinator) runRetry(ctx context.Context, name string, s *goredis.Scri
 	if err := c.connect(); err != nil {
 		return nil, err
 	}
+	if err := c.failed(); err != nil && s != scriptCancel && s != scriptComplete {
+		// A fatal error ends the run; Cancel and Complete still try to
+		// tell the other instances.
+		return nil, err
+	}
 	var out any
 	err := c.withRetry(ctx, name, func(ctx context.Context) error {
 		var err error
@@ -68,7 +73,7 @@ func (c *Coordinator) Register(ctx context.Context, r distributed.Registration) 
 	case "ok":
 		c.sessions.Store(r.Instance, r.Session)
 		// Announcements must reach this instance from now on.
-		return c.events.waitReady(ctx)
+		return c.waitEvents(ctx)
 	case "ended":
 		return fmt.Errorf("%w: run %q has already completed; a run id is never reused: start a new run (re-run the workflow, or pass a new --run-id)", distributed.ErrRunEnded, c.RunID())
 	case "taken":
@@ -155,9 +160,9 @@ func (c *Coordinator) Heartbeat(ctx context.Context, instance int) (distributed.
 	}
 	reg, err1 := asInt64("heartbeat master flag", arr[1])
 	age, err2 := asInt64("heartbeat master age", arr[2])
-	st, err3 := parseState(arr[3], arr[4], arr[5], arr[6], arr[7])
+	st, err3 := parseState(c.keys.meta(), arr[3], arr[4], arr[5], arr[6], arr[7])
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return distributed.Pulse{}, err
+		return distributed.Pulse{}, c.fail(err)
 	}
 	return distributed.Pulse{MasterRegistered: reg == 1, MasterAge: time.Duration(age) * time.Millisecond, State: st}, nil
 }
@@ -173,26 +178,27 @@ func (c *Coordinator) Instances(ctx context.Context) ([]distributed.InstanceInfo
 		return nil, errors.Join(err, malformed("instances reply", errors.New("want 3 parts")))
 	}
 	now, err1 := asInt64("server time", arr[0])
-	inst, err2 := pairs(c.keys.inst(), arr[1])
-	beats, err3 := pairs(c.keys.beat(), arr[2])
+	inst, err2 := pairs("key "+c.keys.inst(), arr[1])
+	beats, err3 := pairs("key "+c.keys.beat(), arr[2])
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return nil, err
+		return nil, c.fail(err)
+	}
+	for id, b := range beats {
+		if _, err := decodeBeat("key "+c.keys.beat()+" field "+id, b); err != nil {
+			return nil, c.fail(err)
+		}
 	}
 	out := make([]distributed.InstanceInfo, 0, len(inst))
 	for id, raw := range inst {
-		n, err := strconv.Atoi(id)
+		n, reg, err := decodeRegistration("key "+c.keys.inst()+" field "+id, id, raw)
 		if err != nil {
-			return nil, malformed(c.keys.inst()+" field "+id, err)
-		}
-		var reg wireRegistration
-		if err := decodeJSON(c.keys.inst()+" field "+id, raw, &reg); err != nil {
-			return nil, err
+			return nil, c.fail(err)
 		}
 		info := distributed.InstanceInfo{Instance: n, Capabilities: reg.Caps, Session: reg.Session, Fingerprint: reg.Fingerprint, Total: reg.Total, MAC: reg.MAC}
 		if b, ok := beats[id]; ok {
-			ms, err := strconv.ParseInt(b, 10, 64)
+			ms, err := decodeBeat("key "+c.keys.beat()+" field "+id, b)
 			if err != nil {
-				return nil, malformed(c.keys.beat()+" field "+id, err)
+				return nil, c.fail(err)
 			}
 			info.Age = time.Duration(max(0, now-ms)) * time.Millisecond
 		}
@@ -321,7 +327,7 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		popped, err := c.client.BLPop(ctx, c.opts.BlockTimeout, wake...).Result()
+		popped, err := c.client.BLPop(c.logCtx(ctx), c.opts.BlockTimeout, wake...).Result()
 		consumed = ""
 		if err == nil && len(popped) == 2 && strings.HasPrefix(popped[0], c.keys.base+"w:") {
 			consumed = popped[0]
@@ -359,17 +365,16 @@ func (c *Coordinator) parseClaims(arr []any) ([]distributed.Claim, error) {
 		if err := errors.Join(err1, err2, err3); err != nil {
 			return nil, err
 		}
-		var a wireAssignment
-		var l wireLease
-		if err := decodeJSON(c.keys.asg(), payload, &a); err != nil {
-			return nil, err
+		as, err := decodeAssignment("key "+c.keys.asg()+" (claimed assignment)", "", payload)
+		if err != nil {
+			return nil, c.fail(err)
 		}
-		if err := decodeJSON(c.keys.lease(), leaseRaw, &l); err != nil {
-			return nil, err
+		l, err := decodeLease("key "+c.keys.lease()+" field "+as.Module, as.Module, leaseRaw)
+		if err != nil {
+			return nil, c.fail(err)
 		}
-		as := distributed.Assignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority, MAC: a.MAC}
-		if err := distributed.ValidateAssignment(as); err != nil {
-			return nil, malformed(c.keys.asg(), err)
+		if l.Attempt != as.Attempt {
+			return nil, c.fail(malformed("key "+c.keys.lease()+" field "+as.Module, fmt.Errorf("lease of attempt %d for assignment attempt %d", l.Attempt, as.Attempt)))
 		}
 		out = append(out, distributed.Claim{Assignment: as, Lease: l.lease(l.ClaimedMS), QueueWait: time.Duration(max(0, wait)) * time.Millisecond})
 	}
@@ -387,15 +392,15 @@ func (c *Coordinator) Leases(ctx context.Context) ([]distributed.Lease, error) {
 		return nil, errors.Join(err, malformed("leases reply", errors.New("want 2 parts")))
 	}
 	now, err1 := asInt64("server time", arr[0])
-	m, err2 := pairs(c.keys.lease(), arr[1])
+	m, err2 := pairs("key "+c.keys.lease(), arr[1])
 	if err := errors.Join(err1, err2); err != nil {
-		return nil, err
+		return nil, c.fail(err)
 	}
 	out := make([]distributed.Lease, 0, len(m))
 	for mod, raw := range m {
-		var l wireLease
-		if err := decodeJSON(c.keys.lease()+" field "+mod, raw, &l); err != nil {
-			return nil, err
+		l, err := decodeLease("key "+c.keys.lease()+" field "+mod, mod, raw)
+		if err != nil {
+			return nil, c.fail(err)
 		}
 		out = append(out, l.lease(now))
 	}
@@ -487,7 +492,7 @@ func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distribut
 	if err := c.connect(); err != nil {
 		return distributed.Result{}, err
 	}
-	if err := c.events.waitReady(ctx); err != nil {
+	if err := c.waitEvents(ctx); err != nil {
 		return distributed.Result{}, err
 	}
 	var checkedEpoch, checkedState uint64
@@ -502,7 +507,8 @@ func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distribut
 		epoch, announced, stateSeq, moduleNext, globalNext := c.events.snapshot(module)
 		if announced {
 			if raw, ok := c.events.payload(module); ok {
-				return c.decodeResult(module, raw)
+				r, err := decodeWireResult("announcement on channel "+c.keys.events()+" for "+module, module, raw)
+				return r, c.fail(err)
 			}
 		}
 		if announced || !checked || epoch != checkedEpoch || stateSeq != checkedState {
@@ -521,6 +527,8 @@ func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distribut
 		select {
 		case <-moduleNext:
 		case <-globalNext:
+		case <-c.dead:
+			return distributed.Result{}, c.failed()
 		case <-ctx.Done():
 			return distributed.Result{}, ctx.Err()
 		}
@@ -545,17 +553,10 @@ func (c *Coordinator) readResult(ctx context.Context, module string) (distribute
 	return r, err == nil, st, err
 }
 
-// decodeResult decodes and validates a stored (or announced) result.
+// decodeResult decodes and validates a stored result.
 func (c *Coordinator) decodeResult(module, raw string) (distributed.Result, error) {
-	var w wireResult
-	if err := decodeJSON(c.keys.res()+" field "+module, raw, &w); err != nil {
-		return distributed.Result{}, err
-	}
-	r, err := w.result()
-	if err != nil {
-		return distributed.Result{}, malformed(c.keys.res()+" field "+module, err)
-	}
-	return r, nil
+	r, err := decodeWireResult("key "+c.keys.res()+" field "+module, module, raw)
+	return r, c.fail(err)
 }
 
 // Cancel implements distributed.Coordinator.
@@ -584,7 +585,8 @@ func (c *Coordinator) State(ctx context.Context) (distributed.RunState, error) {
 	if err != nil || len(arr) != 5 {
 		return distributed.RunState{}, errors.Join(err, malformed("state reply", errors.New("want 5 parts")))
 	}
-	return parseState(arr[0], arr[1], arr[2], arr[3], arr[4])
+	st, err := parseState(c.keys.meta(), arr[0], arr[1], arr[2], arr[3], arr[4])
+	return st, c.fail(err)
 }
 
 // AwaitState implements distributed.Coordinator.
@@ -592,7 +594,7 @@ func (c *Coordinator) AwaitState(ctx context.Context, known distributed.RunState
 	if err := c.connect(); err != nil {
 		return distributed.RunState{}, err
 	}
-	if err := c.events.waitReady(ctx); err != nil {
+	if err := c.waitEvents(ctx); err != nil {
 		return distributed.RunState{}, err
 	}
 	checked := false
@@ -611,6 +613,8 @@ func (c *Coordinator) AwaitState(ctx context.Context, known distributed.RunState
 		}
 		select {
 		case <-next:
+		case <-c.dead:
+			return distributed.RunState{}, c.failed()
 		case <-ctx.Done():
 			return distributed.RunState{}, ctx.Err()
 		}
@@ -625,12 +629,14 @@ func (c *Coordinator) endedErr(ctx context.Context) error {
 	return fmt.Errorf("%w: the run has completed", distributed.ErrRunEnded)
 }
 
-func parseState(state, by, reason, failed, registered any) (distributed.RunState, error) {
+// parseState reads the run's state from the fields of meta (its key).
+func parseState(meta string, state, by, reason, failed, registered any) (distributed.RunState, error) {
 	str := func(v any) string { s, _ := v.(string); return s }
 	var s distributed.RunState
 	if n, ok := registered.(int64); ok {
 		s.Registered = int(n)
 	}
+	where := "key " + meta + " field "
 	switch str(state) {
 	case "", "running":
 	case "cancelled":
@@ -638,16 +644,23 @@ func parseState(state, by, reason, failed, registered any) (distributed.RunState
 	case "completed":
 		s.Completed = true
 	default:
-		return s, malformed("run state", fmt.Errorf("unknown state %q", str(state)))
+		return s, malformed(where+"state", fmt.Errorf("unknown state %q", str(state)))
 	}
 	if b := str(by); b != "" {
 		n, err := strconv.Atoi(b)
-		if err != nil {
-			return s, malformed("run state (cancelled by)", err)
+		if err != nil || n < 0 {
+			return s, malformed(where+"by", fmt.Errorf("%q is not an instance index", b))
 		}
 		s.Cancelled, s.CancelledBy, s.CancelReason = true, n, str(reason)
 	}
-	s.Failed = str(failed) == "1"
+	switch str(failed) {
+	case "":
+	case "0":
+	case "1":
+		s.Failed = true
+	default:
+		return s, malformed(where+"failed", fmt.Errorf("%q is not 0 or 1", str(failed)))
+	}
 	return s, nil
 }
 

@@ -15,13 +15,18 @@ import (
 // announcements may have been missed while disconnected: waiters re-read
 // from Redis then (check-subscribe-recheck).
 type subscriber struct {
-	ps     *goredis.PubSub
-	cancel context.CancelFunc
-	done   chan struct{}
+	client  *goredis.Client
+	channel string
+	psMu    sync.Mutex // guards ps, replaced after a refused subscription
+	ps      *goredis.PubSub
+	cancel  context.CancelFunc
+	done    chan struct{}
 
 	mu        sync.Mutex
 	epoch     uint64 // incremented on every confirmed (re)subscription
 	ready     chan struct{}
+	broken    chan struct{} // closed when the server refused the subscription
+	refused   error         // the server's refusal, set before broken closes
 	announced map[string]bool
 	payloads  map[string]string        // result JSON that came with an announcement
 	stateSeq  uint64                   // incremented on every state announcement
@@ -29,11 +34,11 @@ type subscriber struct {
 	modules   map[string]chan struct{} // closed when that module's result is announced
 }
 
-func startSubscriber(client *goredis.Client, channel string) *subscriber {
-	ctx, cancel := context.WithCancel(context.Background())
+func startSubscriber(parent context.Context, client *goredis.Client, channel string) *subscriber {
+	ctx, cancel := context.WithCancel(parent)
 	s := &subscriber{
-		ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
-		ready: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
+		client: client, channel: channel, ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
+		ready: make(chan struct{}), broken: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
 	}
 	go s.loop(ctx)
 	return s
@@ -41,7 +46,9 @@ func startSubscriber(client *goredis.Client, channel string) *subscriber {
 
 func (s *subscriber) stop() {
 	s.cancel()
+	s.psMu.Lock()
 	_ = s.ps.Close()
+	s.psMu.Unlock()
 	<-s.done
 }
 
@@ -49,11 +56,35 @@ func (s *subscriber) loop(ctx context.Context) {
 	defer close(s.done)
 	wait := 50 * time.Millisecond
 	for {
-		msg, err := s.ps.Receive(ctx)
+		s.psMu.Lock()
+		ps := s.ps
+		s.psMu.Unlock()
+		msg, err := ps.Receive(ctx)
 		if ctx.Err() != nil {
 			return
 		}
+		if err != nil && serverError(err) != "" {
+			// The server answered SUBSCRIBE with an error (BUSY,
+			// LOADING, NOPERM...): the subscription does not exist, and
+			// Receive would wait on it for ever. Start a new one.
+			s.psMu.Lock()
+			if ctx.Err() == nil {
+				_ = s.ps.Close()
+				s.ps = s.client.Subscribe(ctx, s.channel)
+			}
+			s.psMu.Unlock()
+		}
 		if err != nil {
+			if msg := serverError(err); msg != "" && !transientReply(msg) {
+				// An answer, not an outage (NOPERM on the channel,
+				// NOAUTH...): waiters learn it instead of waiting.
+				s.mu.Lock()
+				if s.refused == nil {
+					s.refused = err
+					close(s.broken)
+				}
+				s.mu.Unlock()
+			}
 			// The next Receive reconnects and subscribes again.
 			select {
 			case <-ctx.Done():
@@ -76,12 +107,11 @@ func (s *subscriber) loop(ctx context.Context) {
 			// Announcements may have been missed: everyone looks again.
 			s.wakeAllLocked()
 		case *goredis.Message:
-			if mod, ok := strings.CutPrefix(m.Payload, "r:"); ok {
+			if mod, payload, hasPayload, ok := parseAnnouncement(m.Payload); ok {
 				// Only the waiters of this module wake: with thousands of
 				// modules in flight, waking all on every result would cost
 				// quadratic work.
-				if name, payload, ok := strings.Cut(mod, "\n"); ok {
-					mod = name
+				if hasPayload {
 					s.payloads[mod] = payload
 				}
 				s.announced[mod] = true
@@ -99,6 +129,20 @@ func (s *subscriber) loop(ctx context.Context) {
 	}
 }
 
+// parseAnnouncement reads a message of the run's channel: "r:<module>"
+// or "r:<module>\n<result JSON>" announces a result (ok); anything else is
+// a state change. The result JSON is validated when it is used.
+func parseAnnouncement(msg string) (module, payload string, hasPayload, ok bool) {
+	mod, ok := strings.CutPrefix(msg, "r:")
+	if !ok {
+		return "", "", false, false
+	}
+	if name, p, cut := strings.Cut(mod, "\n"); cut {
+		return name, p, true, true
+	}
+	return mod, "", false, true
+}
+
 func (s *subscriber) wakeAllLocked() {
 	close(s.global)
 	s.global = make(chan struct{})
@@ -108,11 +152,16 @@ func (s *subscriber) wakeAllLocked() {
 	}
 }
 
-// waitReady blocks until the first subscription is confirmed.
+// waitReady blocks until the first subscription is confirmed, or the
+// server refused it.
 func (s *subscriber) waitReady(ctx context.Context) error {
 	select {
 	case <-s.ready:
 		return nil
+	case <-s.broken:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.refused
 	case <-ctx.Done():
 		return ctx.Err()
 	}

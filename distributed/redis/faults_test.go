@@ -52,7 +52,7 @@ func TestUnreachableHost(t *testing.T) {
 	srv.Stop()
 	start := time.Now()
 	err := connectErr(t, "redis://user:hunter2-secret@"+addr)
-	if err == nil || !strings.Contains(err.Error(), "cannot reach Redis at redis://"+addr) {
+	if err == nil || !strings.Contains(err.Error(), "cannot reach Redis at redis://user:xxxxx@"+addr) {
 		t.Fatalf("unreachable: %v", err)
 	}
 	if strings.Contains(err.Error(), "hunter2-secret") {
@@ -122,22 +122,33 @@ func TestMalformedEntries(t *testing.T) {
 	must(raw.HSet(ctx(t), base+"inst", "7", `{"caps":"not-a-list"}`).Err())
 	must(raw.HSet(ctx(t), base+"res", "forged", `{"module":"forged","status":"exploded","lease":{"module":"forged","token":"t"}}`).Err())
 
-	check := func(what string, err error) {
+	check := func(what, key string, err error) {
 		t.Helper()
-		if err == nil || !strings.Contains(err.Error(), "malformed data in Redis") || !strings.Contains(err.Error(), "start a new run id") {
-			t.Errorf("%s with a malformed entry: %v", what, err)
+		if !errors.Is(err, distributed.ErrCorrupt) || !strings.Contains(err.Error(), "malformed data in Redis") || !strings.Contains(err.Error(), "start a new run id") ||
+			!strings.Contains(err.Error(), key) {
+			t.Errorf("%s with a malformed entry: %v; want ErrCorrupt naming %s", what, err, key)
 		}
 	}
+	// Each read on a fresh coordinator (a coordinator that met corrupt
+	// data keeps failing with that first error).
+	fresh := func() *redis.Coordinator {
+		c := redis.NewCoordinator(redis.Options{URL: srv.URL(), RunID: runID})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
 	_, err = c.Leases(ctx(t))
-	check("Leases", err)
-	_, err = c.Instances(ctx(t))
-	check("Instances", err)
-	_, err = c.AwaitResult(ctx(t), "forged")
-	check("AwaitResult", err)
+	check("Leases", base+"lease field evil", err)
+	_, err = fresh().Instances(ctx(t))
+	check("Instances", base+"inst field 7", err)
+	_, err = fresh().AwaitResult(ctx(t), "forged")
+	check("AwaitResult", base+"res field forged", err)
+	err = c.Publish(ctx(t), distributed.Result{Module: "good", Lease: cl.Lease, Status: distributed.StatusSucceeded, Value: []byte(`1`)})
+	check("Publish after a corrupt read (latched)", base+"lease field evil", err)
 
 	// Repair the hand-written keys: the run's own data was not lost.
 	must(raw.HDel(ctx(t), base+"lease", "evil").Err())
 	must(raw.HDel(ctx(t), base+"inst", "7").Err())
+	c = fresh()
 	must(c.Publish(ctx(t), distributed.Result{Module: "good", Lease: cl.Lease, Status: distributed.StatusSucceeded, Value: []byte(`1`)}))
 	r, err := c.AwaitResult(ctx(t), "good")
 	if err != nil || string(r.Value) != "1" {
@@ -194,9 +205,17 @@ func TestCompletedRunKeysCleanedUpAndExpire(t *testing.T) {
 	}
 	must(c.Complete(ctx(t), false))
 	left, _ := raw.Keys(ctx(t), "modpipe:{"+runID+"}:*").Result()
+	if len(left) == 0 {
+		t.Fatal("no key left after completion: the finished run id would be reusable at once")
+	}
 	for _, k := range left {
 		if !strings.HasSuffix(k, ":meta") && !strings.HasSuffix(k, ":inst") && !strings.HasSuffix(k, ":beat") && !strings.HasSuffix(k, ":claimers") {
 			t.Errorf("key %s left after completion", k)
+		}
+		// What stays must still expire: no key of a finished run lives
+		// for ever.
+		if ttl, err := raw.PTTL(ctx(t), k).Result(); err != nil || ttl <= 0 || ttl > time.Hour {
+			t.Errorf("key %s has TTL %s after completion (%v), want up to 1h", k, ttl, err)
 		}
 	}
 }

@@ -128,6 +128,11 @@ func (p *proc) wait(t *testing.T, limit time.Duration) int {
 	case <-p.done:
 		return p.code
 	case <-time.After(limit):
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+		}
 		t.Fatalf("instance %d still running after %s:\n%s", p.index, limit, p.out.String())
 		return -1
 	}

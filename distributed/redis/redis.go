@@ -13,7 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -22,6 +22,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/redact"
 )
 
 // Options configure a Coordinator. Zero values take the defaults shown.
@@ -50,6 +51,9 @@ type Options struct {
 	// BlockTimeout is how long one blocking wait lasts before it is renewed
 	// (default 30s). It bounds how stale a dead connection can go unnoticed.
 	BlockTimeout time.Duration
+	// Logger receives the Redis client library's own diagnostics, redacted,
+	// at debug level (default slog.Default()). They never go to stderr raw.
+	Logger *slog.Logger
 }
 
 // Coordinator is a distributed.Coordinator on Redis. Create it with
@@ -65,8 +69,12 @@ type Coordinator struct {
 	bindErr  error
 	bound    bool
 	redacted string
+	rawURL   string // only to redact it from messages
 	tls      bool
 	closed   bool
+	fatal    error         // the first fatal error (see errors.go)
+	dead     chan struct{} // closed when fatal is set
+	log      *clientLog
 
 	enqueued sync.Map // module -> subscription epoch at enqueue
 	sessions sync.Map // instance index -> session this value registered it with
@@ -96,7 +104,11 @@ func NewCoordinator(o Options) *Coordinator {
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = "modpipe"
 	}
-	return &Coordinator{opts: o}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	routeClientLogs()
+	return &Coordinator{opts: o, dead: make(chan struct{})}
 }
 
 // BindRun implements distributed.RunBinder: modpipe passes the run id and
@@ -138,12 +150,14 @@ func (c *Coordinator) connectLocked(b distributed.RunBinding) error {
 	if strings.ContainsAny(runID, "{}") {
 		return fmt.Errorf("redis coordinator: run id %q may not contain braces", runID)
 	}
-	c.redacted = redact(raw)
+	c.rawURL = raw
+	c.log = &clientLog{logger: c.opts.Logger, url: raw}
+	c.redacted = redact.URL(raw)
 	c.tls = strings.HasPrefix(raw, "rediss://")
 	opts, err := goredis.ParseURL(raw)
 	if err != nil {
 		// ParseURL errors can quote the URL; never show the password.
-		return fmt.Errorf("redis coordinator: the Redis URL %s is not valid; use redis://[user:password@]host:port[/db] or rediss:// for TLS", c.redacted)
+		return fmt.Errorf("redis coordinator: the Redis URL %s is not valid (%s); use redis://[user:password@]host:port[/db] or rediss:// for TLS", c.redacted, redact.String(err.Error(), raw))
 	}
 	opts.DialTimeout = c.opts.ConnectTimeout
 	opts.ReadTimeout = c.opts.OperationTimeout
@@ -154,7 +168,7 @@ func (c *Coordinator) connectLocked(b distributed.RunBinding) error {
 	client.AddHook(&c.counter)
 	c.client = client
 	c.keys = newKeys(c.opts.KeyPrefix, runID)
-	c.events = startSubscriber(client, c.keys.events())
+	c.events = startSubscriber(c.logCtx(context.Background()), client, c.keys.events())
 	return nil
 }
 
@@ -193,27 +207,18 @@ func firstNonEmpty(v ...string) string {
 	return ""
 }
 
-// redact returns the URL without its password, for messages.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "(unparseable URL)"
-	}
-	u.User = nil
-	return u.Redacted()
-}
-
 // describe turns a client error into one that says what to do, without
 // the URL's secrets.
 func (c *Coordinator) describe(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, distributed.ErrCorrupt) || errors.Is(err, distributed.ErrRefused) {
+		return err // classified already, with what to do
+	}
 	msg := err.Error()
 	hint := ""
 	switch {
-	case strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH") || strings.Contains(msg, "invalid password"):
-		hint = "Redis refused the credentials: check the user and password in the Redis URL"
 	case c.tls && (strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "EOF")):
 		hint = "no TLS session with " + c.redacted + " (rediss://): if the server does not speak TLS, use redis://"
 	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") || strings.Contains(msg, "i/o timeout"):
@@ -223,11 +228,22 @@ func (c *Coordinator) describe(op string, err error) error {
 	case strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset"):
 		hint = "the connection to " + c.redacted + " dropped (a TLS server reached with redis://, or the server went away)"
 	}
+	// Dial errors may quote the address, and the URL's secrets with it.
+	clean := redactedError{err: err, msg: c.redactText(msg)}
 	if hint != "" {
-		return fmt.Errorf("redis coordinator: %s: %s: %w", op, hint, err)
+		return fmt.Errorf("redis coordinator: %s: %s: %w", op, hint, clean)
 	}
-	return fmt.Errorf("redis coordinator: %s: %w", op, err)
+	return fmt.Errorf("redis coordinator: %s: %w", op, clean)
 }
+
+// redactedError shows a redacted text but keeps the original for errors.Is.
+type redactedError struct {
+	err error
+	msg string
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }
 
 // withRetry runs op, retrying network errors with backoff for up to
 // OutageTolerance. Only operations that are safe to repeat (reads, and
@@ -236,9 +252,16 @@ func (c *Coordinator) withRetry(ctx context.Context, name string, op func(ctx co
 	deadline := time.Now().Add(c.opts.OutageTolerance)
 	wait := 50 * time.Millisecond
 	for {
-		octx, cancel := context.WithTimeout(ctx, c.opts.OperationTimeout)
+		octx, cancel := context.WithTimeout(c.logCtx(ctx), c.opts.OperationTimeout)
 		err := op(octx)
 		cancel()
+		if err != nil {
+			if fatal, ok := c.classify(name, err); ok {
+				// Retrying cannot help: fail at once, and make every
+				// later call fail the same way.
+				return c.fail(fatal)
+			}
+		}
 		if err == nil || !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			if ctx.Err() != nil && err != nil {
 				return ctx.Err()
@@ -255,16 +278,13 @@ func (c *Coordinator) withRetry(ctx context.Context, name string, op func(ctx co
 }
 
 // retryable reports errors worth repeating: the network and a server that
-// is loading or read-only after a restart, not script or auth errors.
+// is loading, busy or failing over (see errors.go for the fatal ones).
 func retryable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, errMalformed) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, distributed.ErrCorrupt) || errors.Is(err, distributed.ErrRefused) {
 		return false
 	}
-	msg := err.Error()
-	for _, s := range []string{"WRONGPASS", "NOAUTH", "ERR ", "NOSCRIPT", "WRONGTYPE"} {
-		if strings.Contains(msg, s) {
-			return false
-		}
+	if msg := serverError(err); msg != "" {
+		return transientReply(msg) // any other reply is an answer, not an outage
 	}
 	return true
 }

@@ -333,8 +333,8 @@ return out
 var scriptCancel = goredis.NewScript(luaCommon + `
 if state() ~= 'running' then return 'noop' end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'by', ARGV[3], 'reason', ARGV[4])
+redis.call('PUBLISH', base .. 'events', 's') -- first: see complete
 wake_all()
-redis.call('PUBLISH', base .. 'events', 's')
 return 'ok'
 `)
 
@@ -344,14 +344,16 @@ return 'ok'
 var scriptComplete = goredis.NewScript(luaCommon + `
 if state() == 'completed' then return 'noop' end
 redis.call('HSET', KEYS[1], 'state', 'completed', 'failed', ARGV[3], 'completed_ms', now_ms())
+touch(KEYS[1], KEYS[2], KEYS[3], KEYS[10])
+-- Announce first: a script that fails later (on a corrupt key) keeps what
+-- it wrote, and the others must learn the run is over all the same.
+redis.call('PUBLISH', base .. 'events', 's')
 wake_all()
 for _, rk in ipairs(redis.call('SMEMBERS', KEYS[5])) do
   redis.call('DEL', base .. 'q:' .. rk, base .. 'w:' .. rk)
 end
 touch(base .. 'claimers')
 redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
-touch(KEYS[1], KEYS[2], KEYS[3], KEYS[10])
-redis.call('PUBLISH', base .. 'events', 's')
 return 'ok'
 `)
 

@@ -15,8 +15,10 @@ import (
 // write (edited by hand, another version, corruption).
 var errMalformed = errors.New("malformed data in Redis")
 
+// malformed reports a corrupt record; where names the key (and field) or
+// the reply it was read from.
 func malformed(where string, err error) error {
-	return fmt.Errorf("%w: %s: %v; the run's keys were changed by something other than modpipe; start a new run id", errMalformed, where, err)
+	return fmt.Errorf("%w: %w: %s: %v; the run's keys were changed by something other than modpipe; start a new run id", distributed.ErrCorrupt, errMalformed, where, err)
 }
 
 // The JSON forms stored in Redis. Field names are short and stable.

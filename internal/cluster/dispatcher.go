@@ -188,6 +188,10 @@ func (d *Dispatcher) await(i int) {
 			if errors.Is(err, distributed.ErrRunEnded) {
 				return
 			}
+			if Fatal(err) {
+				d.fail(i, err, -1) // no result can come any more
+				return
+			}
 			// Errors are retried as an outage for as long as an instance
 			// may be unreachable (the lease timeout); a malformed result
 			// will not get better.
@@ -255,7 +259,9 @@ func (d *Dispatcher) refreshInstances(ctx context.Context) []distributed.Instanc
 	defer cancel()
 	ins, err := d.cfg.Coord.Instances(ctx)
 	if err != nil {
-		d.cfg.Log.Warn("listing instances failed", "err", err)
+		if !Fatal(err) { // a fatal error ends the run through the heartbeat loop
+			d.cfg.Log.Warn("listing instances failed", "err", err)
+		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.instances

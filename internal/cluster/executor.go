@@ -87,8 +87,8 @@ func (e *Executor) loop(ctx context.Context) {
 			for range free {
 				<-slots
 			}
-			if ctx.Err() != nil || errors.Is(err, distributed.ErrRunEnded) {
-				return
+			if ctx.Err() != nil || errors.Is(err, distributed.ErrRunEnded) || Fatal(err) {
+				return // a fatal error ends the run through the heartbeat loop
 			}
 			if final := cutOff(e.cfg.Instance, err); final != nil {
 				e.cfg.Live.Lose(final)
@@ -243,7 +243,7 @@ func (e *Executor) settled(res distributed.Result, err error, late bool) bool {
 	case errors.Is(err, distributed.ErrStaleLease):
 		e.cfg.Log.Warn("result discarded: this instance no longer holds the lease (the module was re-queued after missed heartbeats)",
 			"module", res.Module, "attempt", res.Lease.Attempt)
-	case errors.Is(err, distributed.ErrInvalid):
+	case errors.Is(err, distributed.ErrInvalid) || Fatal(err):
 		e.cfg.Log.Error("result rejected by the coordinator", "module", res.Module, "err", err)
 	case late:
 		e.cfg.Log.Error("could not publish a result; the master will re-queue the module", "module", res.Module, "err", err)

@@ -17,7 +17,9 @@ import (
 // heartbeat error wrapping distributed.ErrFingerprintMismatch or
 // distributed.ErrNotRegistered: refused by the master, or replaced), or —
 // for a worker — a master that never appeared or stopped beating for
-// MasterTimeout.
+// MasterTimeout. A fatal coordinator error (distributed.ErrCorrupt,
+// distributed.ErrRefused) is reported at once: the run is cancelled with it
+// for every instance.
 type Heartbeater struct {
 	cfg     Config
 	onPulse func(distributed.Pulse)
@@ -39,6 +41,13 @@ func StartHeartbeat(cfg Config, onPulse func(distributed.Pulse), lost func(error
 func (h *Heartbeater) Stop() {
 	h.cancel()
 	<-h.done
+}
+
+// Fatal reports a coordinator error that retrying cannot fix (corrupt run
+// data, a lasting refusal by the server): loops stop retrying it, and the
+// heartbeat loop ends the run with it.
+func Fatal(err error) bool {
+	return errors.Is(err, distributed.ErrCorrupt) || errors.Is(err, distributed.ErrRefused)
 }
 
 func (h *Heartbeater) loop(ctx context.Context) {
@@ -65,6 +74,16 @@ func (h *Heartbeater) loop(ctx context.Context) {
 			// Refused by the master, or replaced by another instance with
 			// this index: no outage to ride out, this instance must stop.
 			lose(err)
+			return
+		}
+		if Fatal(err) {
+			// Retrying cannot help: tell the other instances why (best
+			// effort) and end this instance's run now.
+			h.cfg.Log.Error("the coordinator cannot continue the run", "instance", h.cfg.Instance, "err", err)
+			cctx, cancel := context.WithTimeout(ctx, h.cfg.Heartbeat)
+			_ = h.cfg.Coord.Cancel(cctx, h.cfg.Instance, fmt.Sprintf("instance %d stopped: %v", h.cfg.Instance, err))
+			cancel()
+			lose(fmt.Errorf("instance %d cannot continue the run: %w", h.cfg.Instance, err))
 			return
 		}
 		if err != nil {

@@ -66,7 +66,9 @@ func (d *Dispatcher) reap(ctx context.Context) {
 	leases, err := d.cfg.Coord.Leases(lctx)
 	cancel()
 	if err != nil {
-		d.cfg.Log.Warn("listing leases failed", "err", err)
+		if !Fatal(err) { // a fatal error ends the run through the heartbeat loop
+			d.cfg.Log.Warn("listing leases failed", "err", err)
+		}
 		return
 	}
 	byIndex := map[int]distributed.InstanceInfo{}

@@ -31,6 +31,9 @@ func StartWatcher(cfg Config, onChange func(distributed.RunState)) *Watcher {
 			if ctx.Err() != nil {
 				return
 			}
+			if Fatal(err) {
+				return // the heartbeat loop ends the run with it
+			}
 			if err != nil {
 				// The heartbeat loop judges outages; here, wait a beat and
 				// ask again rather than spin.

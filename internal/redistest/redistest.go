@@ -32,6 +32,13 @@ func Persistent() Option { return Option{"--appendonly", "yes", "--appendfsync",
 // Password requires a password.
 func Password(pw string) Option { return Option{"--requirepass", pw} }
 
+// ReplicaOf makes the server a read-only replica of the server at addr
+// (host:port).
+func ReplicaOf(addr string) Option {
+	host, port, _ := net.SplitHostPort(addr)
+	return Option{"--replicaof", host, port}
+}
+
 // Start starts a server and stops it when the test ends. The test fails if
 // redis-server is not installed (scripts/test.sh installs it).
 func Start(t *testing.T, opts ...Option) *Server {
