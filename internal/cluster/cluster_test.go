@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,23 +221,77 @@ func TestExecutorRunsClaimAfterHeartbeatsRecover(t *testing.T) {
 	waitExecutor(t, e)
 }
 
-// A coordinator that no longer counts the instance as registered ends its
-// executor with an error that says so, instead of retrying as an outage.
-func TestExecutorEndsWhenNotRegistered(t *testing.T) {
-	coord := &claimSignal{InMemory: distributed.NewInMemory(), entered: make(chan struct{}, 1), refuse: wrapNotRegistered{}}
+// A claim the coordinator refuses because it does not count the instance
+// as live (a late heartbeat on a loaded machine looks like a lost one)
+// pauses the executor until the heartbeat loop decides: a beat that
+// succeeds resumes claiming, a final refusal ends the executor.
+func TestExecutorPausesWhenAClaimIsRefused(t *testing.T) {
+	mem := distributed.NewInMemory()
+	coord := &refusingClaims{InMemory: mem, claims: make(chan struct{}, 16)}
+	coord.refuse.Store(true)
+	register(t, coord, 1, "linux")
+	ran := make(chan struct{})
+	host := newHost(map[string]func(context.Context) (any, error){"m": func(context.Context) (any, error) { close(ran); return 1, nil }})
 	lost := make(chan error, 1)
 	cfg := testConfig(coord, 1)
-	cfg.Live = NewLiveness(func(err error) { lost <- err })
-	e := StartExecutor(context.Background(), cfg, newHost(nil), NewValues(coord))
+	// As in a run: losing the instance cancels its executions.
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	cfg.Live = NewLiveness(func(err error) { lost <- err; cancelRun() })
+	e := StartExecutor(runCtx, cfg, host, NewValues(coord))
+	select {
+	case <-coord.claims:
+	case <-time.After(waitFor):
+		t.Fatal("the executor never claimed")
+	}
+	// Refused: the instance counts as cut off (not lost), so it waits.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	err := cfg.Live.AwaitConnected(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("after a refused claim the instance is not cut off (AwaitConnected: %v)", err)
+	}
 	select {
 	case err := <-lost:
-		if !errors.Is(err, distributed.ErrNotRegistered) || !containsAll(err.Error(), "instance 1 was cut off", "re-run this job") {
-			t.Errorf("lost with %v", err)
-		}
+		t.Fatalf("a refused claim made the instance lost: %v", err)
+	default:
+	}
+	// A successful heartbeat: claiming resumes and the work runs.
+	coord.refuse.Store(false)
+	if err := coord.Enqueue(context.Background(), distributed.Assignment{Module: "m", Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Live.Beat(true)
+	select {
+	case <-ran:
 	case <-time.After(waitFor):
-		t.Fatal("the executor kept claiming after the coordinator refused the instance")
+		t.Fatal("the executor did not claim again once a heartbeat succeeded")
+	}
+	// A final verdict from the heartbeat loop ends the executor.
+	cfg.Live.Lose(cutOff(1, wrapNotRegistered{}))
+	if err := <-lost; !errors.Is(err, distributed.ErrNotRegistered) || !containsAll(err.Error(), "instance 1 was cut off", "re-run this job") {
+		t.Errorf("lost with %v", err)
 	}
 	waitExecutor(t, e)
+}
+
+// refusingClaims refuses claims as a coordinator refuses an instance it
+// does not count as live, while refuse is set.
+type refusingClaims struct {
+	*distributed.InMemory
+	refuse atomic.Bool
+	claims chan struct{}
+}
+
+func (c *refusingClaims) ClaimBatch(ctx context.Context, instance int, caps []string, limit int) ([]distributed.Claim, error) {
+	select {
+	case c.claims <- struct{}{}:
+	default:
+	}
+	if c.refuse.Load() {
+		return nil, wrapNotRegistered{}
+	}
+	return c.InMemory.ClaimBatch(ctx, instance, caps, limit)
 }
 
 func containsAll(s string, parts ...string) bool {

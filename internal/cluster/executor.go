@@ -90,9 +90,15 @@ func (e *Executor) loop(ctx context.Context) {
 			if ctx.Err() != nil || errors.Is(err, distributed.ErrRunEnded) || Fatal(err) {
 				return // a fatal error ends the run through the heartbeat loop
 			}
-			if final := cutOff(e.cfg.Instance, err); final != nil {
-				e.cfg.Live.Lose(final)
-				return
+			if cutOff(e.cfg.Instance, err) != nil {
+				// The coordinator does not count this instance as live right
+				// now (a late heartbeat on a loaded machine looks the same as
+				// a lost one). Claim nothing until the heartbeat loop, the one
+				// judge, says whether it is back (a beat revives it) or gone
+				// for good (replaced or refused: the run ends).
+				e.cfg.Log.Warn("the coordinator refused a claim; waiting for the next heartbeat", "instance", e.cfg.Instance, "err", err)
+				e.cfg.Live.Beat(false)
+				continue
 			}
 			// A transport error: back off and try again; the heartbeat loop
 			// decides when the coordinator is lost for good.
