@@ -2,18 +2,21 @@
 # The flake gate: runs the distributed tests N times with two CPU hogs
 # running (busy loops, one per core of a 2-core CI runner), and prints the
 # failures per test name and a total. The target is 0.
-# Usage: ./scripts/flake.sh N     (N defaults to 20)
+# Usage: ./scripts/flake.sh N [LANES]
+#   N      runs in all (default 20)
+#   LANES  runs going at once (default 1); the hogs stay two either way, so
+#          more lanes load the machine more, never less
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 n=${1:-20}
-case $n in
-  '' | *[!0-9]*) echo "usage: $0 N (a number of runs)" >&2; exit 2 ;;
+lanes=${2:-1}
+case "$n$lanes" in
+  '' | *[!0-9]*) echo "usage: $0 N [LANES] (numbers of runs and of runs at once)" >&2; exit 2 ;;
 esac
 
 hogs=()
 logdir=$(mktemp -d)
-keep=""   # logs of failed runs, kept after the script
 cleanup() {
   for pid in "${hogs[@]}"; do
     kill "$pid" 2>/dev/null
@@ -30,20 +33,34 @@ for _ in 1 2; do
 done
 
 pkgs=(. ./distributed/... ./internal/cluster/)
-failed_runs=0
-for run in $(seq 1 "$n"); do
-  log="$logdir/run$run.txt"
+one_run() { # run number
+  local run=$1 log="$logdir/run$1.txt"
   if go test -race -count=1 -timeout 20m "${pkgs[@]}" >"$log" 2>&1; then
     echo "run $run/$n: ok"
   else
-    failed_runs=$((failed_runs + 1))
     echo "run $run/$n: FAILED"
+    touch "$logdir/failed$run"
     # Build failures and panics have no "--- FAIL" line: show their head.
     grep -q -- '--- FAIL: ' "$log" || sed -n 1,40p "$log"
-    [ -n "$keep" ] || keep=$(mktemp -d "${TMPDIR:-/tmp}/modpipe-flake.XXXXXX")
-    cp "$log" "$keep/run$run.log" && echo "  log kept in $keep/run$run.log"
   fi
+}
+lane_pids=()
+for lane in $(seq 1 "$lanes"); do
+  (
+    for run in $(seq "$lane" "$lanes" "$n"); do one_run "$run"; done
+  ) &
+  lane_pids+=($!)
 done
+wait "${lane_pids[@]}"
+failed_runs=$(find "$logdir" -name 'failed*' | wc -l)
+if [ "$failed_runs" -gt 0 ]; then
+  keep=$(mktemp -d "${TMPDIR:-/tmp}/modpipe-flake.XXXXXX")
+  for f in "$logdir"/failed*; do
+    r=${f##*failed}
+    cp "$logdir/run$r.txt" "$keep/run$r.log"
+  done
+  echo "logs of failed runs kept in $keep"
+fi
 
 echo
 echo "failures per test ($n runs with two CPU hogs):"
