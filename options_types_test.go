@@ -1,7 +1,10 @@
 package modpipe_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modpipe/modpipe"
 )
 
 // compile builds a one-file program that imports modpipe, with every type
@@ -59,6 +64,52 @@ func TestOptionAndRetryOptionDoNotMix(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s compiles; want a type error at %s. Compiler output:\n%s", m, at, out)
+		}
+	}
+}
+
+// Each kind of error a module can end with has its ErrorKind constant, in
+// the summary and, by the same name, in the JSON report.
+func TestErrorKinds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fails := modpipe.Task("fails", func(*modpipe.Context) error { return errors.New("nope") })
+	panics := modpipe.Task("panics", func(*modpipe.Context) error { panic("boom") })
+	slow := modpipe.Task("slow", func(c *modpipe.Context) error { <-c.Done(); return c.Err() }, modpipe.Timeout(time.Millisecond))
+	// Runs after the others ended, then cancels the run and waits for it.
+	cancelled := modpipe.Task("cancelled", func(c *modpipe.Context) error { cancel(); <-c.Done(); return c.Err() },
+		modpipe.DependsOn(fails, panics, slow), modpipe.AlwaysRun())
+	ok := modpipe.Task("ok", func(*modpipe.Context) error { return nil })
+	p := modpipe.NewPipeline().Add(fails, panics, slow, cancelled, ok)
+	p.Output = &bytes.Buffer{}
+	p.ContinueOnFailure = true
+	s, err := p.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]modpipe.ErrorKind{"fails": modpipe.KindError, "panics": modpipe.KindPanic,
+		"slow": modpipe.KindTimeout, "cancelled": modpipe.KindCancel, "ok": ""}
+	for name, kind := range want {
+		if m, _ := s.Module(name); m.ErrorKind != kind {
+			t.Errorf("%s: ErrorKind %q (status %s, error %v), want %q", name, m.ErrorKind, m.Status, m.Err, kind)
+		}
+	}
+	var buf bytes.Buffer
+	if err := s.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Modules []struct {
+			Name      string `json:"name"`
+			ErrorKind string `json:"error_kind"`
+		} `json:"modules"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, buf.String())
+	}
+	for _, m := range rep.Modules {
+		if m.ErrorKind != string(want[m.Name]) {
+			t.Errorf("report: %s has error_kind %q, want %q", m.Name, m.ErrorKind, want[m.Name])
 		}
 	}
 }

@@ -56,8 +56,9 @@ type ModuleResult struct {
 	// itself (unmasked; use it with errors.Is and errors.As).
 	Error string
 	Err   error
-	// ErrorKind is "error", "timeout", "cancel" or "panic" ("" without error).
-	ErrorKind string
+	// ErrorKind classifies Err: KindError, KindTimeout, KindCancel or
+	// KindPanic, and "" when the module has no error.
+	ErrorKind ErrorKind
 	Attempts  int
 	// Instance is the index of the instance that ran the module; it is
 	// meaningful only for a module that started (Start is set) and 0
@@ -135,10 +136,7 @@ func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration
 		}
 		if o.Err != nil {
 			m.Error = r.secrets.String(o.Err.Error())
-			m.ErrorKind = o.Kind.String()
-			if m.ErrorKind == "" {
-				m.ErrorKind = engine.KindError.String()
-			}
+			m.ErrorKind = errorKind(o.Kind)
 		}
 		if !o.Start.IsZero() {
 			m.Start = o.Start
@@ -279,7 +277,7 @@ type reportModule struct {
 	Status       Status     `json:"status"`
 	Reason       string     `json:"reason,omitempty"`
 	Error        string     `json:"error,omitempty"`
-	ErrorKind    string     `json:"error_kind,omitempty"`
+	ErrorKind    ErrorKind  `json:"error_kind,omitempty"`
 	Attempts     int        `json:"attempts"`
 	Instance     *int       `json:"instance,omitempty"`
 	Dispatches   int        `json:"dispatches,omitempty"`
