@@ -43,12 +43,17 @@ type Summary struct {
 
 // ModuleResult is what became of one module.
 type ModuleResult struct {
+	// Name is the module's name in this run: "name[target]" for a matrix
+	// variant, the declared name otherwise.
 	Name string
 	// Module is the declared name; it differs from Name for matrix variants.
-	Module       string
+	Module string
+	// MatrixTarget is the variant's target ("" outside MatrixTarget).
 	MatrixTarget string
-	Category     string
-	Status       Status
+	// Category is the module's Category ("" without one).
+	Category string
+	// Status is what became of the module.
+	Status Status
 	// Reason explains a skip, a dependency failure or a module that was not
 	// started.
 	Reason string
@@ -59,7 +64,9 @@ type ModuleResult struct {
 	// ErrorKind classifies Err: KindError, KindTimeout, KindCancel or
 	// KindPanic, and "" when the module has no error.
 	ErrorKind ErrorKind
-	Attempts  int
+	// Attempts counts the executions of the module's function, retries
+	// included (0 for a module that never started).
+	Attempts int
 	// Instance is the index of the instance that ran the module; it is
 	// meaningful only for a module that started (Start is set) and 0
 	// otherwise. The JSON report leaves it out for modules that never ran.
