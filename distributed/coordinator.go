@@ -214,7 +214,8 @@ type Pulse struct {
 	MasterRegistered bool
 	// MasterAge is the time since the master's last heartbeat.
 	MasterAge time.Duration
-	State     RunState
+	// State is the run's state at the beat.
+	State RunState
 }
 
 // MasterCapability is advertised by instance 0 only; PinToMaster modules
