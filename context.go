@@ -130,13 +130,16 @@ const (
 type Instance struct {
 	// Index is 0 for the master and for single-instance runs.
 	Index int
-	Role  Role
+	// Role is the instance's part in the run.
+	Role Role
 	// Capabilities are the lower-case capabilities the instance offers,
 	// its OS included.
 	Capabilities []string
 }
 
-// HasCapability reports whether the instance offers capability.
+// HasCapability reports whether the instance offers capability, given in
+// lower case like Capabilities (an OS name such as "linux", or a name
+// passed to DistributedOptions.Capabilities or --capability).
 func (i Instance) HasCapability(capability string) bool {
 	return slices.Contains(i.Capabilities, capability)
 }

@@ -75,9 +75,12 @@ type DistributedOptions struct {
 	// against and what it does not.
 	SharedSecret string
 
-	// LocalCapabilities gives simulated instances their capabilities when
-	// Main runs several instances in one process (--local-instances); an
-	// OS name among them makes the instance pose as that OS.
+	// LocalCapabilities is for --local-instances demos only and is ignored
+	// otherwise: when Main runs several instances in one process (flag
+	// --local-instances), instance i takes LocalCapabilities[i], when set,
+	// instead of Capabilities; an OS name among them makes the instance
+	// pose as that OS. A real instance — one process per CI job — takes
+	// its capabilities from Capabilities or --capability.
 	LocalCapabilities map[int][]string
 }
 

@@ -120,6 +120,7 @@ func TestValidationRejectsBadGraphs(t *testing.T) {
 	dupA := modpipe.Task("a", noop)
 	badOS := modpipe.Task("bad-os", noop, modpipe.OnOS("plan9"))
 	nilFn := modpipe.Task("nil-fn", nil)
+	badBackoff := modpipe.Task("bad-backoff", noop, modpipe.Retry(1, modpipe.Backoff(-time.Second, 0)))
 	// Cycles cannot be built through the public API (a module's
 	// dependencies exist before it does); internal/graph tests the check.
 
@@ -131,7 +132,7 @@ func TestValidationRejectsBadGraphs(t *testing.T) {
 		{"duplicate", []modpipe.AnyModule{a, dupA}, []string{`"a" is added twice`}},
 		{"same module twice", []modpipe.AnyModule{a, a}, []string{`"a" is added twice`}},
 		{"unregistered dependency", []modpipe.AnyModule{needsOrphan}, []string{`"needs-orphan" depends on "orphan", which is not added`}},
-		{"option errors", []modpipe.AnyModule{badOS, nilFn}, []string{`unknown OS "plan9"`, `"nil-fn": its function is nil`}},
+		{"option errors", []modpipe.AnyModule{badOS, nilFn, badBackoff}, []string{`unknown OS "plan9"`, `"nil-fn": its function is nil`, `"bad-backoff": Backoff(-1s, 0s) is negative`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

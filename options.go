@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/modpipe/modpipe/internal/engine"
 )
 
 // Option configures a module; pass options to New or Task.
@@ -55,8 +57,17 @@ func Timeout(d time.Duration) Option {
 	}
 }
 
-// RetryOption refines Retry.
-type RetryOption func(*moduleDef)
+// RetryOption refines Retry. It is a type of its own, distinct from
+// Option: a module option cannot be passed (or converted) to Retry, nor a
+// RetryOption to New.
+type RetryOption func(*retrySettings)
+
+// retrySettings is what RetryOptions change: the module's retry policy and
+// the mistakes found while applying them.
+type retrySettings struct {
+	retry *engine.Retry
+	errs  []error
+}
 
 // Retry runs the module up to times more after a failed attempt (timeouts
 // and panics included, run cancellation excluded). Waits between attempts
@@ -70,27 +81,29 @@ func Retry(times int, opts ...RetryOption) Option {
 		}
 		d.retry.Count = times
 		d.retry.Initial, d.retry.Max = time.Second, 30*time.Second
+		rs := retrySettings{retry: &d.retry}
 		for _, o := range opts {
-			o(d)
+			o(&rs)
 		}
+		d.errs = append(d.errs, rs.errs...)
 	}
 }
 
 // Backoff sets the wait before the first retry and the most it may grow
 // to; each wait is drawn at random from [w/2, w]. Backoff(0, 0) retries at once.
 func Backoff(initial, maximum time.Duration) RetryOption {
-	return func(d *moduleDef) {
+	return func(rs *retrySettings) {
 		if initial < 0 || maximum < 0 {
-			d.errs = append(d.errs, fmt.Errorf("Backoff(%s, %s) is negative", initial, maximum))
+			rs.errs = append(rs.errs, fmt.Errorf("Backoff(%s, %s) is negative", initial, maximum))
 			return
 		}
-		d.retry.Initial, d.retry.Max = initial, maximum
+		rs.retry.Initial, rs.retry.Max = initial, maximum
 	}
 }
 
 // RetryIf retries only errors for which retryable returns true.
 func RetryIf(retryable func(err error) bool) RetryOption {
-	return func(d *moduleDef) { d.retry.If = retryable }
+	return func(rs *retrySettings) { rs.retry.If = retryable }
 }
 
 // SkipIf skips the module, with reason shown in the summary, when cond

@@ -43,12 +43,17 @@ type Summary struct {
 
 // ModuleResult is what became of one module.
 type ModuleResult struct {
+	// Name is the module's name in this run: "name[target]" for a matrix
+	// variant, the declared name otherwise.
 	Name string
 	// Module is the declared name; it differs from Name for matrix variants.
-	Module       string
+	Module string
+	// MatrixTarget is the variant's target ("" outside MatrixTarget).
 	MatrixTarget string
-	Category     string
-	Status       Status
+	// Category is the module's Category ("" without one).
+	Category string
+	// Status is what became of the module.
+	Status Status
 	// Reason explains a skip, a dependency failure or a module that was not
 	// started.
 	Reason string
@@ -56,9 +61,12 @@ type ModuleResult struct {
 	// itself (unmasked; use it with errors.Is and errors.As).
 	Error string
 	Err   error
-	// ErrorKind is "error", "timeout", "cancel" or "panic" ("" without error).
-	ErrorKind string
-	Attempts  int
+	// ErrorKind classifies Err: KindError, KindTimeout, KindCancel or
+	// KindPanic, and "" when the module has no error.
+	ErrorKind ErrorKind
+	// Attempts counts the executions of the module's function, retries
+	// included (0 for a module that never started).
+	Attempts int
 	// Instance is the index of the instance that ran the module; it is
 	// meaningful only for a module that started (Start is set) and 0
 	// otherwise. The JSON report leaves it out for modules that never ran.
@@ -135,10 +143,7 @@ func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration
 		}
 		if o.Err != nil {
 			m.Error = r.secrets.String(o.Err.Error())
-			m.ErrorKind = o.Kind.String()
-			if m.ErrorKind == "" {
-				m.ErrorKind = engine.KindError.String()
-			}
+			m.ErrorKind = errorKind(o.Kind)
 		}
 		if !o.Start.IsZero() {
 			m.Start = o.Start
@@ -279,7 +284,7 @@ type reportModule struct {
 	Status       Status     `json:"status"`
 	Reason       string     `json:"reason,omitempty"`
 	Error        string     `json:"error,omitempty"`
-	ErrorKind    string     `json:"error_kind,omitempty"`
+	ErrorKind    ErrorKind  `json:"error_kind,omitempty"`
 	Attempts     int        `json:"attempts"`
 	Instance     *int       `json:"instance,omitempty"`
 	Dispatches   int        `json:"dispatches,omitempty"`

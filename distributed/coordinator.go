@@ -19,7 +19,25 @@ import (
 	"time"
 )
 
-// Coordinator is the transport between the instances of one run.
+// Coordinator is the transport between the instances of one run. Its
+// methods are exactly the ones modpipe calls; the batch interfaces below
+// (BatchClaimer, BatchEnqueuer, BatchPublisher) are optional shortcuts.
+//
+// What an implementation must guarantee (coordinatortest.Run checks each):
+//
+//   - Atomic claims: an assignment goes to one claimer, with a fresh lease,
+//     and only to a live registered instance, checked in the same step.
+//   - Fencing: Publish and Reclaim act only on the module's current lease
+//     (same attempt and token); anything else fails with ErrStaleLease and
+//     changes nothing.
+//   - Blocking waits (Claim, AwaitResult, AwaitState) block without busy
+//     loops, lose no wake-up, and return when ctx is done.
+//   - Validation: malformed or oversized input is refused with ErrInvalid,
+//     and data read back from the backend is validated again
+//     (ValidateAssignment, ValidateResult), never trusted.
+//   - Registration: the master's fingerprint and total are the run's; a
+//     live index is not taken over; a completed run takes no one.
+//   - Errors wrap the sentinels below (errors.Is), with details.
 //
 // Times the coordinator reports (heartbeat ages, queue waits) are measured
 // on one clock — the coordinator's or its server's — so that clock skew
@@ -132,15 +150,15 @@ type Coordinator interface {
 	// returns nil: the first outcome stays.
 	Complete(ctx context.Context, failed bool) error
 
-	// State returns the run's state.
-	State(ctx context.Context) (RunState, error)
-
 	// AwaitState blocks until the run's state differs from known (or ctx is
 	// done) and returns the new state. A change that happened before the
-	// call is returned at once.
+	// call is returned at once, so AwaitState(ctx, RunState{}) reads the
+	// current state of a run that has a registration.
 	AwaitState(ctx context.Context, known RunState) (RunState, error)
 
 	// Close releases the coordinator's resources. It does not end the run.
+	// modpipe calls it when a distributed Run returns; calling it again
+	// must be harmless.
 	Close() error
 }
 
@@ -213,7 +231,8 @@ type Pulse struct {
 	MasterRegistered bool
 	// MasterAge is the time since the master's last heartbeat.
 	MasterAge time.Duration
-	State     RunState
+	// State is the run's state at the beat.
+	State RunState
 }
 
 // MasterCapability is advertised by instance 0 only; PinToMaster modules
@@ -368,11 +387,11 @@ type CommandCounter interface {
 // BatchClaimer is implemented by coordinators that can claim several
 // assignments in one round trip. ClaimBatch behaves like Claim — blocking
 // until at least one assignment is available, atomic, best first — but
-// returns up to max (at most MaxBatch) claims, each with its own lease. An
+// returns up to limit (at most MaxBatch) claims, each with its own lease. An
 // instance asks for as many as it has free execution slots.
 // Its rules for unregistered, refused and lost instances are Claim's.
 type BatchClaimer interface {
-	ClaimBatch(ctx context.Context, instance int, caps []string, max int) ([]Claim, error)
+	ClaimBatch(ctx context.Context, instance int, caps []string, limit int) ([]Claim, error)
 }
 
 // BatchEnqueuer is implemented by coordinators that queue several

@@ -223,7 +223,6 @@ func (m *InMemory) enqueueLocked(a Assignment) {
 		return
 	}
 	m.enqueued[key] = true
-	a.Requires = lower(a.Requires)
 	m.seq++
 	q := queued{a: a, seq: m.seq, at: time.Now()}
 	i, _ := slices.BinarySearchFunc(m.queue, q, func(x, y queued) int {
@@ -252,8 +251,8 @@ func (m *InMemory) Claim(ctx context.Context, instance int, caps []string) (Clai
 }
 
 // ClaimBatch implements BatchClaimer.
-func (m *InMemory) ClaimBatch(ctx context.Context, instance int, caps []string, max int) ([]Claim, error) {
-	max = min(MaxBatch, maxInt(1, max))
+func (m *InMemory) ClaimBatch(ctx context.Context, instance int, caps []string, limit int) ([]Claim, error) {
+	limit = min(MaxBatch, max(1, limit))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for {
@@ -267,7 +266,7 @@ func (m *InMemory) ClaimBatch(ctx context.Context, instance int, caps []string, 
 			return nil, err
 		}
 		var out []Claim
-		for i := 0; i < len(m.queue) && len(out) < max; {
+		for i := 0; i < len(m.queue) && len(out) < limit; {
 			q := m.queue[i]
 			if !Satisfies(caps, q.a.Requires) {
 				i++
@@ -289,13 +288,6 @@ func (m *InMemory) ClaimBatch(ctx context.Context, instance int, caps []string, 
 			return nil, err
 		}
 	}
-}
-
-func maxInt(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 func (m *InMemory) endedErr() error {
@@ -420,7 +412,8 @@ func (m *InMemory) Complete(ctx context.Context, failed bool) error {
 	return nil
 }
 
-// State implements Coordinator.
+// State returns the run's state. It is not part of Coordinator (modpipe
+// reads the state through Heartbeat and AwaitState); tests use it.
 func (m *InMemory) State(ctx context.Context) (RunState, error) {
 	if err := ctx.Err(); err != nil {
 		return RunState{}, err

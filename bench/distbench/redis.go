@@ -415,11 +415,11 @@ func (m *monitor) intern(list *[]string, ids map[string]int, s string) int {
 	return ids[s]
 }
 
-// monitorTokens returns up to max leading quoted tokens of a MONITOR line
+// monitorTokens returns up to limit leading quoted tokens of a MONITOR line
 // ("cmd" "arg" ...; quotes and backslashes inside are escaped).
-func monitorTokens(s string, max int) []string {
+func monitorTokens(s string, limit int) []string {
 	var out []string
-	for len(out) < max {
+	for len(out) < limit {
 		i := strings.IndexByte(s, '"')
 		if i < 0 {
 			break

@@ -112,6 +112,13 @@ func registration(instance int, caps ...string) distributed.Registration {
 		Session: fmt.Sprintf("s%d-%d", instance, time.Now().UnixNano()), LeaseTimeout: liveLease}
 }
 
+// state reads the run's state the way modpipe does, with AwaitState from
+// the zero state: every run the suite reads it from has a registration, so
+// its state differs from the zero value and the call returns at once.
+func state(t *testing.T, c distributed.Coordinator) (distributed.RunState, error) {
+	return c.AwaitState(ctxFor(t), distributed.RunState{})
+}
+
 // register registers instance and returns its session.
 func register(t *testing.T, c distributed.Coordinator, instance int, caps ...string) string {
 	t.Helper()
@@ -197,8 +204,8 @@ func testRegistration(t *testing.T, c distributed.Coordinator) {
 
 func testRegistrationWakesStateWatchers(t *testing.T, c distributed.Coordinator) {
 	register(t, c, 0)
-	known, err := c.State(ctxFor(t))
-	must(t, err, "State")
+	known, err := state(t, c)
+	must(t, err, "reading the state")
 	if known.Registered != 1 {
 		t.Fatalf("State after one registration: %+v, want Registered 1", known)
 	}
@@ -261,8 +268,8 @@ func testMasterFingerprint(t *testing.T, c distributed.Coordinator) {
 		}
 		waiting <- err
 	}()
-	known, err := c.State(ctxFor(t))
-	must(t, err, "State")
+	known, err := state(t, c)
+	must(t, err, "reading the state")
 	if known.Registered != 3 {
 		t.Fatalf("State before the master: %+v, want 3 registered", known)
 	}
@@ -273,7 +280,7 @@ func testMasterFingerprint(t *testing.T, c distributed.Coordinator) {
 	if len(ins) != 2 || ins[0].Instance != 0 || ins[1].Instance != 1 || ins[1].Session != good {
 		t.Errorf("Instances after the master registered: %+v, want the master and the matching worker 1 only", ins)
 	}
-	if s, _ := c.State(ctxFor(t)); s.Registered != 2 {
+	if s, _ := state(t, c); s.Registered != 2 {
 		t.Errorf("State after the master registered: %+v, want Registered 2 (refused workers do not count)", s)
 	}
 	_, err = c.Heartbeat(ctxFor(t), 2)
@@ -443,8 +450,8 @@ func testHeartbeats(t *testing.T, c distributed.Coordinator) {
 	time.Sleep(60 * time.Millisecond) // let the heartbeat age grow
 	ins, _ := c.Instances(ctxFor(t))
 	before := ins[0].Age
-	if min, max := time.Since(registered)-clockGrain, time.Since(start)+clockGrain; before < 60*time.Millisecond-clockGrain || before > max {
-		t.Fatalf("age %s after a silence that lasted between %s and %s", before, min, max)
+	if lo, hi := time.Since(registered)-clockGrain, time.Since(start)+clockGrain; before < 60*time.Millisecond-clockGrain || before > hi {
+		t.Fatalf("age %s after a silence that lasted between %s and %s", before, lo, hi)
 	}
 	beat := time.Now() // the heartbeat happens after this
 	pulse, err := c.Heartbeat(ctxFor(t), 1)
@@ -453,8 +460,8 @@ func testHeartbeats(t *testing.T, c distributed.Coordinator) {
 		t.Errorf("pulse %+v reports a master before instance 0 registered", pulse)
 	}
 	ins, _ = c.Instances(ctxFor(t))
-	if max := time.Since(beat) + clockGrain; ins[0].Age > max {
-		t.Errorf("age %s just after a heartbeat, want at most %s", ins[0].Age, max)
+	if hi := time.Since(beat) + clockGrain; ins[0].Age > hi {
+		t.Errorf("age %s just after a heartbeat, want at most %s", ins[0].Age, hi)
 	}
 	if _, err := c.Heartbeat(ctxFor(t), 7); !errors.Is(err, distributed.ErrNotRegistered) {
 		t.Errorf("heartbeat of an unregistered instance: %v, want ErrNotRegistered", err)
@@ -464,8 +471,8 @@ func testHeartbeats(t *testing.T, c distributed.Coordinator) {
 	must(t, c.Cancel(ctxFor(t), 1, "stop"), "Cancel")
 	pulse, err = c.Heartbeat(ctxFor(t), 1)
 	must(t, err, "Heartbeat")
-	if max := time.Since(masterStart) + clockGrain; !pulse.MasterRegistered || pulse.MasterAge < 0 || pulse.MasterAge > max || !pulse.State.Cancelled {
-		t.Errorf("pulse %+v, want a registered master younger than %s and a cancelled run", pulse, max)
+	if hi := time.Since(masterStart) + clockGrain; !pulse.MasterRegistered || pulse.MasterAge < 0 || pulse.MasterAge > hi || !pulse.State.Cancelled {
+		t.Errorf("pulse %+v, want a registered master younger than %s and a cancelled run", pulse, hi)
 	}
 }
 
@@ -579,8 +586,8 @@ func testReclaim(t *testing.T, c distributed.Coordinator) {
 	if len(leases) != 1 || leases[0].Holder != 1 || leases[0].Token != first.Lease.Token || leases[0].Attempt != 1 {
 		t.Fatalf("Leases = %+v, want build held by 1", leases)
 	}
-	if min, max := time.Since(claimed)-clockGrain, time.Since(start)+clockGrain; leases[0].Age < 50*time.Millisecond-clockGrain || leases[0].Age > max {
-		t.Errorf("lease age %s, want between %s and %s (the time since the claim)", leases[0].Age, min, max)
+	if lo, hi := time.Since(claimed)-clockGrain, time.Since(start)+clockGrain; leases[0].Age < 50*time.Millisecond-clockGrain || leases[0].Age > hi {
+		t.Errorf("lease age %s, want between %s and %s (the time since the claim)", leases[0].Age, lo, hi)
 	}
 	next := distributed.Assignment{Module: "build", Attempt: 2, Priority: 1}
 	must(t, c.Reclaim(ctxFor(t), first.Lease, &next), "Reclaim")
@@ -705,8 +712,8 @@ func testNoLostWakeUps(t *testing.T, c distributed.Coordinator) {
 func testCancellation(t *testing.T, c distributed.Coordinator) {
 	const watchers, claimers = 5, 3
 	join(t, c, 0, 1, 2)
-	known, err := c.State(ctxFor(t))
-	must(t, err, "State")
+	known, err := state(t, c)
+	must(t, err, "reading the state")
 	var wg sync.WaitGroup
 	states := make(chan distributed.RunState, watchers)
 	claimErrs := make(chan error, claimers)
@@ -749,8 +756,8 @@ func testCancellation(t *testing.T, c distributed.Coordinator) {
 	if _, err := c.Claim(ctxFor(t), 1, nil); !errors.Is(err, distributed.ErrRunEnded) {
 		t.Errorf("claim on a cancelled run: %v", err)
 	}
-	s, err := c.State(ctxFor(t))
-	must(t, err, "State")
+	s, err := state(t, c)
+	must(t, err, "reading the state")
 	if !s.Cancelled || s.CancelReason != "interrupted on instance 2" || s.Completed {
 		t.Errorf("State = %+v", s)
 	}
@@ -763,7 +770,7 @@ func testCompletion(t *testing.T, c distributed.Coordinator) {
 	wg.Add(2)
 	go func() { defer wg.Done(); _, err := c.Claim(ctxFor(t), 1, nil); errs <- err }()
 	go func() { defer wg.Done(); _, err := c.AwaitResult(ctxFor(t), "never"); errs <- err }()
-	known, _ := c.State(ctxFor(t))
+	known, _ := state(t, c)
 	must(t, c.Complete(ctxFor(t), true), "Complete")
 	wg.Wait()
 	close(errs)
@@ -820,8 +827,8 @@ func testInvalid(t *testing.T, c distributed.Coordinator) {
 
 func testContexts(t *testing.T, c distributed.Coordinator) {
 	join(t, c, 1)
-	known, err := c.State(ctxFor(t))
-	must(t, err, "State")
+	known, err := state(t, c)
+	must(t, err, "reading the state")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	start := time.Now()
@@ -1056,12 +1063,7 @@ func testCompleteIdempotent(t *testing.T, c distributed.Coordinator) {
 	join(t, c, 0)
 	must(t, c.Complete(ctxFor(t), true), "Complete(failed)")
 	must(t, c.Complete(ctxFor(t), false), "second Complete(succeeded)")
-	s, err := c.State(ctxFor(t))
-	must(t, err, "State")
-	if !s.Completed || !s.Failed {
-		t.Errorf("State after Complete(failed) then Complete(succeeded): %+v, want completed and failed", s)
-	}
-	s, err = c.AwaitState(ctxFor(t), distributed.RunState{})
+	s, err := c.AwaitState(ctxFor(t), distributed.RunState{})
 	must(t, err, "AwaitState")
 	if !s.Completed || !s.Failed {
 		t.Errorf("AwaitState after two completions: %+v, want completed and failed", s)

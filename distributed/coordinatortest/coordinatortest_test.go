@@ -111,9 +111,9 @@ func (l lostClaimer) Claim(ctx context.Context, i int, caps []string) (distribut
 	return l.InMemory.Claim(ctx, i, caps)
 }
 
-func (l lostClaimer) ClaimBatch(ctx context.Context, i int, caps []string, max int) ([]distributed.Claim, error) {
+func (l lostClaimer) ClaimBatch(ctx context.Context, i int, caps []string, limit int) ([]distributed.Claim, error) {
 	_, _ = l.InMemory.Heartbeat(ctx, i)
-	return l.InMemory.ClaimBatch(ctx, i, caps, max)
+	return l.InMemory.ClaimBatch(ctx, i, caps, limit)
 }
 
 // anyoneClaims lets instances that never registered claim, registering them
@@ -175,8 +175,8 @@ func (l lastVerdict) Complete(ctx context.Context, failed bool) error {
 	return l.InMemory.Complete(ctx, failed)
 }
 
-func (l lastVerdict) State(ctx context.Context) (distributed.RunState, error) {
-	s, err := l.InMemory.State(ctx)
+func (l lastVerdict) AwaitState(ctx context.Context, known distributed.RunState) (distributed.RunState, error) {
+	s, err := l.InMemory.AwaitState(ctx, known)
 	if s.Completed {
 		l.mu.Lock()
 		s.Failed = *l.failed

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -96,17 +97,7 @@ func WithArtifactChunkSize(bytes int) ArtifactOption {
 // KeyTTL and the timeouts; empty fields take the same defaults and
 // environment variables). Nothing is contacted until the first call.
 func NewArtifactStore(o Options, opts ...ArtifactOption) *ArtifactStore {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&o.KeyTTL, 24*time.Hour)
-	def(&o.ConnectTimeout, 5*time.Second)
-	def(&o.OperationTimeout, 5*time.Second)
-	if o.KeyPrefix == "" {
-		o.KeyPrefix = "modpipe"
-	}
+	o = o.withDefaults()
 	cfg := artifactConfig{budget: DefaultArtifactBudget, retention: o.KeyTTL, chunk: 1 << 20}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -144,13 +135,13 @@ func (s *ArtifactStore) connect() (*goredis.Client, artifactKeys, error) {
 }
 
 func (s *ArtifactStore) connectLocked(b distributed.RunBinding) error {
-	raw := artFirst(s.opts.URL, b.URL, os.Getenv("MODPIPE_REDIS_URL"), os.Getenv("REDIS_URL"))
+	raw := cmp.Or(s.opts.URL, b.URL, os.Getenv("MODPIPE_REDIS_URL"), os.Getenv("REDIS_URL"))
 	if raw == "" {
 		return fmt.Errorf("redis artifact store: %w: no Redis URL; pass --redis-url, or set MODPIPE_REDIS_URL or REDIS_URL (redis://user:password@host:6379/0, rediss:// for TLS)", distributed.ErrNotConfigured)
 	}
-	runID := artFirst(s.opts.RunID, b.RunID, os.Getenv("MODPIPE_RUN_ID"))
+	runID := cmp.Or(s.opts.RunID, b.RunID, os.Getenv("MODPIPE_RUN_ID"))
 	if runID == "" && os.Getenv("GITHUB_RUN_ID") != "" {
-		runID = os.Getenv("GITHUB_RUN_ID") + "-" + artFirst(os.Getenv("GITHUB_RUN_ATTEMPT"), "1")
+		runID = os.Getenv("GITHUB_RUN_ID") + "-" + cmp.Or(os.Getenv("GITHUB_RUN_ATTEMPT"), "1")
 	}
 	if runID == "" {
 		return errors.New("redis artifact store: no run id; every instance of a run must use the same one: pass --run-id or set MODPIPE_RUN_ID (under GitHub Actions it defaults to GITHUB_RUN_ID-GITHUB_RUN_ATTEMPT)")
@@ -550,15 +541,6 @@ func (s *ArtifactStore) describe(ctx context.Context, op, key string, err error)
 		hint = ": cannot reach Redis at " + s.where + ": check the URL and that the server is up"
 	}
 	return fmt.Errorf("redis artifact store %s: %s %s%s: %w", s.where, op, key, hint, err)
-}
-
-func artFirst(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // artRedactURL returns the URL without user information, for messages.

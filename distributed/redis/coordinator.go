@@ -264,15 +264,12 @@ func (c *Coordinator) Claim(ctx context.Context, instance int, caps []string) (d
 }
 
 // ClaimBatch implements distributed.BatchClaimer: one script takes up to
-// max assignments, best first.
-func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []string, max int) ([]distributed.Claim, error) {
+// limit assignments, best first.
+func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []string, limit int) ([]distributed.Claim, error) {
 	if err := c.connect(); err != nil {
 		return nil, err
 	}
-	if max < 1 {
-		max = 1
-	}
-	max = min(max, distributed.MaxBatch)
+	limit = min(max(1, limit), distributed.MaxBatch)
 	capList := strings.Join(lowerAll(caps), ",")
 	reqID := newToken()
 	// go-redis cannot interrupt a blocking command when its context ends;
@@ -296,7 +293,7 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 	}()
 	consumed, registered, session := "", "0", c.session(instance)
 	for {
-		v, err := c.runRetry(ctx, "claiming work", scriptClaim, instance, capList, reqID, consumed, registered, max, session)
+		v, err := c.runRetry(ctx, "claiming work", scriptClaim, instance, capList, reqID, consumed, registered, limit, session)
 		if err != nil {
 			return nil, err
 		}
@@ -575,7 +572,8 @@ func (c *Coordinator) Complete(ctx context.Context, failed bool) error {
 	return err
 }
 
-// State implements distributed.Coordinator.
+// State returns the run's state. It is not part of distributed.Coordinator;
+// AwaitState uses it.
 func (c *Coordinator) State(ctx context.Context) (distributed.RunState, error) {
 	v, err := c.runRetry(ctx, "reading the run state", scriptState)
 	if err != nil {

@@ -10,6 +10,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,6 +92,18 @@ var (
 // NewCoordinator returns a coordinator; nothing is contacted until the run
 // starts.
 func NewCoordinator(o Options) *Coordinator {
+	o = o.withDefaults()
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	routeClientLogs()
+	return &Coordinator{opts: o, dead: make(chan struct{})}
+}
+
+// withDefaults fills the unset fields of o (durations that are not
+// positive, an empty KeyPrefix) with the defaults its doc names; the
+// coordinator and the artifact store share them.
+func (o Options) withDefaults() Options {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -101,14 +114,8 @@ func NewCoordinator(o Options) *Coordinator {
 	def(&o.OperationTimeout, 5*time.Second)
 	def(&o.OutageTolerance, 20*time.Second)
 	def(&o.BlockTimeout, 30*time.Second)
-	if o.KeyPrefix == "" {
-		o.KeyPrefix = "modpipe"
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	routeClientLogs()
-	return &Coordinator{opts: o, dead: make(chan struct{})}
+	o.KeyPrefix = cmp.Or(o.KeyPrefix, "modpipe")
+	return o
 }
 
 // BindRun implements distributed.RunBinder: modpipe passes the run id and
@@ -136,13 +143,13 @@ func (c *Coordinator) connect() error {
 }
 
 func (c *Coordinator) connectLocked(b distributed.RunBinding) error {
-	raw := firstNonEmpty(c.opts.URL, b.URL, os.Getenv("MODPIPE_REDIS_URL"), os.Getenv("REDIS_URL"))
+	raw := cmp.Or(c.opts.URL, b.URL, os.Getenv("MODPIPE_REDIS_URL"), os.Getenv("REDIS_URL"))
 	if raw == "" {
 		return fmt.Errorf("redis coordinator: %w: no Redis URL; pass --redis-url, or set MODPIPE_REDIS_URL or REDIS_URL (redis://user:password@host:6379/0, rediss:// for TLS)", distributed.ErrNotConfigured)
 	}
-	runID := firstNonEmpty(c.opts.RunID, b.RunID, os.Getenv("MODPIPE_RUN_ID"))
+	runID := cmp.Or(c.opts.RunID, b.RunID, os.Getenv("MODPIPE_RUN_ID"))
 	if runID == "" && os.Getenv("GITHUB_RUN_ID") != "" {
-		runID = os.Getenv("GITHUB_RUN_ID") + "-" + firstNonEmpty(os.Getenv("GITHUB_RUN_ATTEMPT"), "1")
+		runID = os.Getenv("GITHUB_RUN_ID") + "-" + cmp.Or(os.Getenv("GITHUB_RUN_ATTEMPT"), "1")
 	}
 	if runID == "" {
 		return errors.New("redis coordinator: no run id; every instance of a run must use the same one: pass --run-id or set MODPIPE_RUN_ID (under GitHub Actions it defaults to GITHUB_RUN_ID-GITHUB_RUN_ATTEMPT)")
@@ -197,15 +204,6 @@ func (c *Coordinator) RunID() string {
 // Commands reports how many Redis commands this coordinator has sent
 // (scripts count as one, blocking waits as one each).
 func (c *Coordinator) Commands() uint64 { return c.counter.n.Load() }
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
 
 // describe turns a client error into one that says what to do, without
 // the URL's secrets.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,22 +110,14 @@ func reqKey(reqs []string) (string, error) {
 			return "", fmt.Errorf("%w: capability %q contains a comma", distributed.ErrInvalid, r)
 		}
 	}
-	sorted := append([]string(nil), reqs...)
+	sorted := slices.Clone(reqs)
 	for i := range sorted {
 		alts := strings.Split(sorted[i], "|")
-		sortStrings(alts)
+		slices.Sort(alts)
 		sorted[i] = strings.Join(alts, "|")
 	}
-	sortStrings(sorted)
+	slices.Sort(sorted)
 	return strings.Join(sorted, ","), nil
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 // asInt64 reads a number from a script reply.
