@@ -47,8 +47,9 @@ type ModuleResult struct {
 	// Module is the declared name; it differs from Name for matrix variants.
 	Module       string
 	MatrixTarget string
-	Category     string
-	Status       Status
+	// Category lists the module's categories, comma-separated.
+	Category string
+	Status   Status
 	// Reason explains a skip, a dependency failure or a module that was not
 	// started.
 	Reason string
@@ -129,7 +130,7 @@ func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration
 		o := &outs[i]
 		n := &r.nodes[i]
 		m := ModuleResult{
-			Name: n.name, Module: n.def.name, MatrixTarget: n.target, Category: n.def.category,
+			Name: n.name, Module: n.def.name, MatrixTarget: n.target, Category: strings.Join(n.def.categories, ","),
 			Status: Status(r.finalStatus(i, o.Status)), Reason: r.secrets.String(o.Reason), Err: o.Err,
 			Attempts: o.Attempts, Instance: o.Instance, Dispatches: o.Dispatches,
 		}
