@@ -83,3 +83,26 @@ func ExampleMatrixTarget_parameters() {
 	// tests[sqlite] succeeded
 	// tests[postgres] succeeded
 }
+
+// GoTest runs go test -json and returns a typed report; its error names the
+// failing tests with file:line (and annotates them under GitHub Actions).
+func ExampleGoTest() {
+	unit := modpipe.New("unit-tests", func(c *modpipe.Context) (int, error) {
+		report, err := modpipe.GoTest(c, "-race", "-count=1", "./...")
+		if err != nil {
+			// err reads like:
+			//   go test: 1 failed:
+			//     TestParse (example.com/app/parser, parse_test.go:42): got 3, want 4
+			return 0, err
+		}
+		var slowest modpipe.GoTestCase
+		for _, t := range report.Tests {
+			if t.Elapsed > slowest.Elapsed {
+				slowest = t
+			}
+		}
+		c.Logger().Info("slowest test", "name", slowest.Name, "elapsed", slowest.Elapsed)
+		return len(report.Tests), nil
+	}, modpipe.Category("test"))
+	modpipe.Main(modpipe.NewPipeline().Add(unit))
+}
