@@ -251,3 +251,29 @@ func TestCategoryRejectsEmptyNames(t *testing.T) {
 		t.Fatalf("Run = %v, want the empty category refused", err)
 	}
 }
+
+// Distributed: a parameter variant needs no instance advertising its value
+// (before, "go1.26" was required as a capability no instance offers, and
+// the run failed as unroutable); OS variants still route.
+func TestDistributedParameterMatrixRunsAnywhere(t *testing.T) {
+	var ran ranOn
+	mixed := ran.task("mixed", modpipe.MatrixTarget("windows", "go1.25", "go1.26"))
+	docker := ran.task("docker", modpipe.MatrixTarget("a", "b"), modpipe.RequiresCapability("docker"))
+	c := newCluster(t, 2, mixed, docker)
+	master := c.start(0, "linux")
+	w := c.start(1, "windows", "docker")
+	master.wait(t)
+	w.wait(t)
+	if master.err != nil || master.summary.Failed() {
+		t.Fatalf("run failed: %v\n%s", master.err, master.out)
+	}
+	for name, where := range map[string][]int{
+		"mixed[windows]": {1}, "mixed[go1.25]": {0, 1}, "mixed[go1.26]": {0, 1},
+		"docker[a]": {1}, "docker[b]": {1},
+	} {
+		got := ran.get(name)
+		if len(got) != 1 || !slices.Contains(where, got[0]) {
+			t.Errorf("%s ran on %v, want once on one of %v", name, got, where)
+		}
+	}
+}
