@@ -150,8 +150,13 @@ type pkgState struct {
 	// failedBuild is the import path whose build failure failed the package.
 	failedBuild string
 	output      strings.Builder // package-level output (outside tests)
-	tests       map[string]*Test
+	tests       map[string]*testState
 	order       []string
+}
+
+type testState struct {
+	test   Test
+	output strings.Builder
 }
 
 // NewParser returns an empty parser.
@@ -218,29 +223,27 @@ func (p *Parser) Event(ev Event) {
 	t := ps.test(ev.Test)
 	switch ev.Action {
 	case "output":
-		if len(t.Output) < maxKept {
-			t.Output += ev.Output
-		}
+		appendBounded(&t.output, ev.Output)
 	case "pass", "fail", "skip":
-		t.Status = Status(ev.Action)
-		t.Elapsed = seconds(ev.Elapsed)
+		t.test.Status = Status(ev.Action)
+		t.test.Elapsed = seconds(ev.Elapsed)
 	}
 }
 
 func (p *Parser) pkg(name string) *pkgState {
 	ps := p.pkgs[name]
 	if ps == nil {
-		ps = &pkgState{pkg: Package{Name: name}, tests: map[string]*Test{}}
+		ps = &pkgState{pkg: Package{Name: name}, tests: map[string]*testState{}}
 		p.pkgs[name] = ps
 		p.order = append(p.order, name)
 	}
 	return ps
 }
 
-func (ps *pkgState) test(name string) *Test {
+func (ps *pkgState) test(name string) *testState {
 	t := ps.tests[name]
 	if t == nil {
-		t = &Test{Package: ps.pkg.Name, Name: name}
+		t = &testState{test: Test{Package: ps.pkg.Name, Name: name}}
 		ps.tests[name] = t
 		ps.order = append(ps.order, name)
 	}
@@ -267,21 +270,22 @@ func (p *Parser) Report() *Report {
 			pkg.Status = Fail
 		}
 		r.Packages = append(r.Packages, pkg)
-		var failed []*Test
+		var failed []Test
 		for _, tn := range ps.order {
-			t := *ps.tests[tn]
+			t := ps.tests[tn].test
+			t.Output = ps.tests[tn].output.String()
 			if t.Status == "" && pkg.Status == Fail {
 				t.Status = Fail
 			}
 			r.Tests = append(r.Tests, t)
 			if t.Status == Fail {
-				failed = append(failed, &r.Tests[len(r.Tests)-1])
+				failed = append(failed, t)
 			}
 		}
 		testFailures := 0
-		for _, t := range failed {
-			f := testFailure(pkg.Name, t)
-			if f.Kind == KindTest && len(f.Messages) == 0 && hasFailedSubtest(t.Name, failed) {
+		for i := range failed {
+			f := testFailure(pkg.Name, &failed[i])
+			if f.Kind == KindTest && len(f.Messages) == 0 && hasFailedSubtest(failed[i].Name, failed) {
 				continue // explained by its subtests
 			}
 			r.Failures = append(r.Failures, f)
@@ -301,7 +305,7 @@ func (p *Parser) Report() *Report {
 	return r
 }
 
-func hasFailedSubtest(name string, failed []*Test) bool {
+func hasFailedSubtest(name string, failed []Test) bool {
 	for _, t := range failed {
 		if strings.HasPrefix(t.Name, name+"/") {
 			return true

@@ -269,3 +269,21 @@ func FuzzParser(f *testing.F) {
 		}
 	})
 }
+
+// A test printing without end keeps a bounded amount of output.
+func TestOutputIsBounded(t *testing.T) {
+	p := NewParser()
+	line := []byte(`{"Action":"output","Package":"p","Test":"TestLoud","Output":"` + strings.Repeat("x", 1000) + `\n"}`)
+	for range 3000 {
+		p.Line(line)
+	}
+	p.Line([]byte(`{"Action":"fail","Package":"p","Test":"TestLoud"}`))
+	p.Line([]byte(`{"Action":"fail","Package":"p"}`))
+	r := p.Report()
+	if n := len(r.Tests[0].Output); n > maxKept+1001 || n < maxKept {
+		t.Errorf("kept %d bytes of output, want about %d", n, maxKept)
+	}
+	if len(r.Failures) != 1 || r.Failures[0].Message != "failed without a message" {
+		t.Errorf("failures: %+v", r.Failures)
+	}
+}
