@@ -24,6 +24,10 @@ type Cmd struct {
 	env   []string
 	stdin io.Reader
 	quiet bool
+	// stdoutTo, when set, receives the standard output instead of the
+	// module's log (GoTest turns test2json events back into readable
+	// lines); CommandResult.Stdout is then empty.
+	stdoutTo io.Writer
 }
 
 // CommandResult is what a finished command produced.
@@ -130,6 +134,9 @@ func (x *Cmd) Run() (*CommandResult, error) {
 	stderr := logbuf.NewLineWriter(buf, "│ ", x.quiet)
 	combined := &logbuf.Buffer{}
 	cmd.Stdout = io.MultiWriter(stdout, combined)
+	if x.stdoutTo != nil {
+		cmd.Stdout = x.stdoutTo
+	}
 	cmd.Stderr = io.MultiWriter(stderr, combined)
 	tree := newProcTree(cmd)
 	start := time.Now()

@@ -15,15 +15,15 @@ import (
 )
 
 // requirements returns the capabilities an instance needs to run node i:
-// RequiresCapability values, the OS of OnOS (any of several) or of the
-// matrix target, and the master's marker for PinToMaster.
+// RequiresCapability values, the OS of OnOS (any of several) or of a
+// matrix target that is an OS, and the master's marker for PinToMaster. A
+// matrix target that is not an OS is a parameter and requires nothing.
 func (pl *plan) requirements(i int) []string {
 	n := &pl.nodes[i]
 	req := slices.Clone(n.def.caps)
-	switch {
-	case n.target != "":
-		req = append(req, n.target)
-	case len(n.def.oses) > 0:
+	if osName, ok := n.targetOS(); ok {
+		req = append(req, osName)
+	} else if len(n.def.oses) > 0 {
 		req = append(req, strings.Join(n.def.oses, "|"))
 	}
 	if n.def.pinToMaster {

@@ -22,7 +22,7 @@ func (pl *plan) writeList(w io.Writer) error {
 			}
 			deps = append(deps, name)
 		}
-		rows = append(rows, []string{n.name, orDash(n.def.category), orDash(strings.Join(deps, ", ")), orDash(strings.Join(n.def.describe(), ", "))})
+		rows = append(rows, []string{n.name, orDash(strings.Join(n.def.categories, ", ")), orDash(strings.Join(deps, ", ")), orDash(strings.Join(n.def.describe(), ", "))})
 	}
 	if err := render.Table(w, []string{"MODULE", "CATEGORY", "DEPENDS ON", "OPTIONS"}, rows); err != nil {
 		return err

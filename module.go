@@ -38,7 +38,7 @@ type moduleDef struct {
 	errs       []error // option errors, reported when the pipeline is validated
 
 	deps          []depRef
-	category      string
+	categories    []string
 	timeout       time.Duration
 	retry         engine.Retry
 	conds         []condition
@@ -100,7 +100,17 @@ func Task(name string, fn func(c *Context) error, opts ...Option) *Module[None] 
 // module per target, named "name[target]".
 func (m *Module[T]) Name() string { return m.def.name }
 
-func (m *Module[T]) definition() *moduleDef { return m.def }
+func (m *Module[T]) definition() *moduleDef {
+	if m == nil {
+		return nil
+	}
+	return m.def
+}
+
+// isNilModule reports a nil AnyModule, including a typed nil *Module[T].
+func isNilModule(m AnyModule) bool {
+	return m == nil || m.definition() == nil
+}
 
 // ErrNoResult is returned (wrapped) by Result when the dependency did not
 // produce a value: it failed, was skipped or was cancelled.

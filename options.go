@@ -3,6 +3,7 @@ package modpipe
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,10 +27,32 @@ func DependsOnOptional(mods ...AnyModule) Option {
 	return dependsOn(true, mods)
 }
 
+// DependsOnAll is DependsOn for modules of one result type, typically built
+// in a loop: DependsOnAll(builds...) where builds is a []*Module[T]. (Go does
+// not spread a []*Module[T] into DependsOn's ...AnyModule.) It may be
+// combined with DependsOn in the same module.
+func DependsOnAll[T any](mods ...*Module[T]) Option {
+	return dependsOn(false, Modules(mods))
+}
+
+// Modules converts a slice of modules of one result type into the
+// []AnyModule that Pipeline.Add, DependsOn and DependsOnOptional spread:
+// p.Add(modpipe.Modules(builds)...). A nil element stays nil, and is reported
+// as such when the pipeline is validated.
+func Modules[T any](mods []*Module[T]) []AnyModule {
+	out := make([]AnyModule, len(mods))
+	for i, m := range mods {
+		if m != nil {
+			out[i] = m
+		}
+	}
+	return out
+}
+
 func dependsOn(optional bool, mods []AnyModule) Option {
 	return func(d *moduleDef) {
 		for _, m := range mods {
-			if m == nil || m.definition() == nil {
+			if isNilModule(m) {
 				d.errs = append(d.errs, errors.New("a dependency is nil (declared before it was initialised?)"))
 				continue
 			}
@@ -38,10 +61,23 @@ func dependsOn(optional bool, mods []AnyModule) Option {
 	}
 }
 
-// Category puts the module in a category, for --category and
-// --ignore-category.
-func Category(name string) Option {
-	return func(d *moduleDef) { d.category = name }
+// Category puts the module in one or more categories, for --category and
+// --ignore-category, which select or skip a module when any of its
+// categories is named. Category may be given several times; the categories
+// add up.
+func Category(names ...string) Option {
+	return func(d *moduleDef) {
+		for _, name := range names {
+			name = strings.TrimSpace(name)
+			if name == "" || strings.Contains(name, ",") {
+				d.errs = append(d.errs, fmt.Errorf("Category: invalid category %q (empty or containing a comma)", name))
+				continue
+			}
+			if !slices.Contains(d.categories, name) {
+				d.categories = append(d.categories, name)
+			}
+		}
+	}
 }
 
 // Timeout bounds each attempt's execution time. Time spent waiting for
@@ -195,9 +231,14 @@ func RequiresCapability(caps ...string) Option {
 }
 
 // MatrixTarget expands the module into one module per target, named
-// "name[target]"; c.MatrixTarget() tells each which one it is. Each variant
-// runs on an instance whose OS (or capability) is its target. On a single
-// instance only the variant of the local OS runs; the others are skipped.
+// "name[target]"; c.MatrixTarget() tells each which one it is.
+//
+// A target that is an OS name ("linux", "windows", "macos" or "darwin",
+// "freebsd") routes its variant to an instance with that OS; on a single
+// instance only the variant of the local OS runs and the others are skipped.
+// Any other target ("go1.25", "amd64", "postgres16") is a plain parameter:
+// every such variant runs, on any instance that may run the module. A list
+// may mix both kinds.
 func MatrixTarget(targets ...string) Option {
 	return func(d *moduleDef) {
 		for _, t := range targets {

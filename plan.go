@@ -3,6 +3,7 @@ package modpipe
 import (
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -130,7 +131,10 @@ func (p *Pipeline) buildPlan(env planEnv) (*plan, error) {
 }
 
 // applyFilters sets skip reasons from Only, Skip, Categories and
-// IgnoreCategories. Unknown names are errors.
+// IgnoreCategories. A name is a module name, a variant name ("name[target]")
+// or, failing both, a path.Match glob over module and variant names
+// ("xbuild-*"). Unknown names, globs matching nothing and unknown categories
+// are errors.
 func (pl *plan) applyFilters(p *Pipeline) error {
 	var errs []error
 	lookup := func(flag, name string) []int {
@@ -143,15 +147,33 @@ func (pl *plan) applyFilters(p *Pipeline) error {
 				found = append(found, i)
 			}
 		}
-		if len(found) == 0 {
+		if len(found) > 0 {
+			return found
+		}
+		if !isGlob(name) {
 			errs = append(errs, fmt.Errorf("%s: no module named %q; modules are: %s", flag, name, strings.Join(pl.moduleNames(), ", ")))
+			return nil
+		}
+		if _, err := path.Match(name, ""); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a valid pattern (path.Match syntax: *, ?, [a-z], \\ to escape): %w", flag, name, err))
+			return nil
+		}
+		for i, n := range pl.nodes {
+			byModule, _ := path.Match(name, n.def.name)
+			byNode, _ := path.Match(name, n.name)
+			if byModule || byNode {
+				found = append(found, i)
+			}
+		}
+		if len(found) == 0 {
+			errs = append(errs, fmt.Errorf("%s: pattern %q matches no module; modules are: %s", flag, name, strings.Join(pl.moduleNames(), ", ")))
 		}
 		return found
 	}
 	categories := map[string]bool{}
 	for _, n := range pl.nodes {
-		if n.def.category != "" {
-			categories[n.def.category] = true
+		for _, c := range n.def.categories {
+			categories[c] = true
 		}
 	}
 	inCategories := func(flag string, cats []string) map[string]bool {
@@ -169,6 +191,15 @@ func (pl *plan) applyFilters(p *Pipeline) error {
 		}
 		return set
 	}
+	// firstIn returns the first of the node's categories in set, or "".
+	firstIn := func(n *planNode, set map[string]bool) string {
+		for _, c := range n.def.categories {
+			if set[c] {
+				return c
+			}
+		}
+		return ""
+	}
 
 	var roots []int
 	for _, name := range p.Only {
@@ -176,8 +207,8 @@ func (pl *plan) applyFilters(p *Pipeline) error {
 	}
 	if len(p.Categories) > 0 {
 		set := inCategories("--category", p.Categories)
-		for i, n := range pl.nodes {
-			if set[n.def.category] {
+		for i := range pl.nodes {
+			if firstIn(&pl.nodes[i], set) != "" {
 				roots = append(roots, i)
 			}
 		}
@@ -203,16 +234,24 @@ func (pl *plan) applyFilters(p *Pipeline) error {
 			n.skip = "not selected (--only/--category)"
 		case skipped[i] != "":
 			n.skip = skipped[i]
-		case ignored[n.def.category]:
-			n.skip = fmt.Sprintf("category %s ignored (--ignore-category)", n.def.category)
+		default:
+			if c := firstIn(n, ignored); c != "" {
+				n.skip = fmt.Sprintf("category %s ignored (--ignore-category)", c)
+			}
 		}
 	}
 	return nil
 }
 
+// isGlob reports whether name uses path.Match's special characters. It is
+// asked only for names that are neither a module nor a variant, so
+// "name[target]" keeps meaning that variant.
+func isGlob(name string) bool { return strings.ContainsAny(name, `*?[\`) }
+
 // applyPlatform skips what cannot run on this machine when there are no
 // other instances to take it: OnOS modules for another OS and matrix
-// variants of other targets.
+// variants whose target is another OS. Variants whose target is not an OS
+// are parameters and run here.
 func (pl *plan) applyPlatform(env planEnv) {
 	if env.distributed {
 		return
@@ -226,10 +265,19 @@ func (pl *plan) applyPlatform(env planEnv) {
 			n.skip = fmt.Sprintf("runs on %s only; this is %s", strings.Join(n.def.oses, "/"), env.os)
 			continue
 		}
-		if n.target != "" && n.target != env.os {
+		if osName, ok := n.targetOS(); ok && osName != env.os {
 			n.skip = fmt.Sprintf("matrix target %s needs a %s instance; this single instance is %s", n.target, n.target, env.os)
 		}
 	}
+}
+
+// targetOS returns the OS a matrix variant is routed to, and false when the
+// node is not a variant or its target is a parameter rather than an OS.
+func (n *planNode) targetOS() (string, bool) {
+	if n.target == "" {
+		return "", false
+	}
+	return normalizeOS(n.target)
 }
 
 func (pl *plan) moduleNames() []string {

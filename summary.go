@@ -50,7 +50,8 @@ type ModuleResult struct {
 	Module string
 	// MatrixTarget is the variant's target ("" outside MatrixTarget).
 	MatrixTarget string
-	// Category is the module's Category ("" without one).
+	// Category lists the module's categories, comma-separated ("" without
+	// one).
 	Category string
 	// Status is what became of the module.
 	Status Status
@@ -137,7 +138,7 @@ func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration
 		o := &outs[i]
 		n := &r.nodes[i]
 		m := ModuleResult{
-			Name: n.name, Module: n.def.name, MatrixTarget: n.target, Category: n.def.category,
+			Name: n.name, Module: n.def.name, MatrixTarget: n.target, Category: strings.Join(n.def.categories, ","),
 			Status: Status(r.finalStatus(i, o.Status)), Reason: r.secrets.String(o.Reason), Err: o.Err,
 			Attempts: o.Attempts, Instance: o.Instance, Dispatches: o.Dispatches,
 		}

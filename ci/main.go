@@ -132,13 +132,14 @@ func ensureTools(c *modpipe.Context, cmds ...string) error {
 	return nil
 }
 
-// goTest runs the tests of pkgs with the race detector.
+// goTest runs the tests of pkgs with the race detector; a failure names the
+// failing tests with file:line (and annotates them on GitHub).
 func goTest(c *modpipe.Context, pkgs []string, extra ...string) error {
 	if len(pkgs) == 0 {
 		return errors.New("no packages to test: `go list ./...` found none where expected")
 	}
-	args := append([]string{"test", "-race", "-count=1", "-timeout", testTimeout.String()}, extra...)
-	_, err := c.Command("go", append(args, pkgs...)...).Run()
+	args := append([]string{"-race", "-count=1", "-timeout", testTimeout.String()}, extra...)
+	_, err := modpipe.GoTest(c, append(args, pkgs...)...)
 	return err
 }
 

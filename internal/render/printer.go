@@ -5,6 +5,7 @@ package render
 import (
 	"bytes"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -122,4 +123,21 @@ func escapeData(s string) string {
 // escapeProperty escapes a GitHub Actions workflow command's property value.
 func escapeProperty(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
+}
+
+// Annotation formats a GitHub Actions ::error command that annotates file
+// at line (file relative to the repository root; "" for none) with title
+// and message, as one line ending in a newline. Workflow commands are
+// recognised anywhere in a job's output, inside a ::group:: too.
+func Annotation(file string, line int, title, message string) string {
+	var b strings.Builder
+	b.WriteString("::error ")
+	if file != "" {
+		b.WriteString("file=" + escapeProperty(file) + ",")
+		if line > 0 {
+			b.WriteString("line=" + strconv.Itoa(line) + ",")
+		}
+	}
+	b.WriteString("title=" + escapeProperty(title) + "::" + escapeData(message) + "\n")
+	return b.String()
 }

@@ -72,3 +72,14 @@ func TestMarkdownJobSummary(t *testing.T) {
 		t.Errorf("a module that did not run is on the timeline:\n%s", md)
 	}
 }
+
+func TestAnnotationEscapes(t *testing.T) {
+	got := Annotation("a,b:c.go", 12, "TestX/a,b (pkg)", "50% done\nnext")
+	want := "::error file=a%2Cb%3Ac.go,line=12,title=TestX/a%2Cb (pkg)::50%25 done%0Anext\n"
+	if got != want {
+		t.Errorf("Annotation = %q, want %q", got, want)
+	}
+	if got := Annotation("", 0, "pkg", "m"); got != "::error title=pkg::m\n" {
+		t.Errorf("Annotation without a file = %q", got)
+	}
+}

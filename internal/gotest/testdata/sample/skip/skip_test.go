@@ -1,0 +1,5 @@
+package skip
+
+import "testing"
+
+func TestOnlySkips(t *testing.T) { t.Skip("needs a database") }
