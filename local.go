@@ -46,7 +46,7 @@ func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) s
 	if v := getenv("MODPIPE_SHARED_SECRET"); v != "" {
 		p.dist.SharedSecret = v
 	}
-	p.redisURL = cmpOr(getenv("MODPIPE_REDIS_URL"), getenv("REDIS_URL"), p.redisURL)
+	p.coordinatorURL = cmpOr(getenv("MODPIPE_REDIS_URL"), getenv("REDIS_URL"), p.coordinatorURL)
 	durations := []struct {
 		env, name string
 		flag      time.Duration
@@ -83,7 +83,7 @@ func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) s
 		p.dist.RunID = o.runID
 	}
 	if o.given["redis-url"] {
-		p.redisURL = o.redisURL
+		p.coordinatorURL = o.coordinatorURL
 	}
 	if o.localInstances > 1 && (o.given["total"] || o.given["instance"]) {
 		return fmt.Errorf("--local-instances runs every instance in this process; do not combine it with --instance or --total")

@@ -75,7 +75,7 @@ type cliOptions struct {
 
 	instance, total, localInstances int
 	capabilities                    listFlag
-	runID, redisURL                 string
+	runID, coordinatorURL           string
 
 	heartbeat, leaseTimeout, masterTimeout, capabilityTimeout time.Duration
 	noLive                                                    bool
@@ -105,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.IntVar(&o.total, "total", 0, "`N` instances take part in the run (env MODPIPE_TOTAL)")
 	fs.Var(&o.capabilities, "capability", "a `CAPABILITY` this instance offers (repeatable; env MODPIPE_CAPABILITIES, comma-separated)")
 	fs.StringVar(&o.runID, "run-id", "", "the run's `ID`, the same on every instance (env MODPIPE_RUN_ID; default from GITHUB_RUN_ID and GITHUB_RUN_ATTEMPT)")
-	fs.StringVar(&o.redisURL, "redis-url", "", "Redis `URL` for the Redis coordinator (env MODPIPE_REDIS_URL, then REDIS_URL)")
+	fs.StringVar(&o.coordinatorURL, "redis-url", "", "Redis `URL` for the Redis coordinator (env MODPIPE_REDIS_URL, then REDIS_URL)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 0, "distributed: heartbeat `INTERVAL` (env MODPIPE_HEARTBEAT; default 10s)")
 	fs.DurationVar(&o.leaseTimeout, "lease-timeout", 0, "distributed: `DURATION` without heartbeats before an instance's work is re-queued (env MODPIPE_LEASE_TIMEOUT; default 30s)")
 	fs.DurationVar(&o.masterTimeout, "master-timeout", 0, "distributed: how long a worker waits for a missing or silent master (env MODPIPE_MASTER_TIMEOUT; default 2m)")

@@ -166,7 +166,7 @@ func TestExecutorRunsNothingClaimedWhileCutOff(t *testing.T) {
 	cfg.Live = NewLiveness(func(err error) { lostErr = err; lostOnce.Done() })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e := StartExecutor(ctx, cfg, host, NewValues(coord))
+	e := StartExecutor(ctx, cfg, host, NewValues(coord), nil)
 
 	<-coord.entered      // the claim waits in the coordinator
 	cfg.Live.Beat(false) // then the heartbeats fail
@@ -196,7 +196,7 @@ func TestExecutorRunsClaimAfterHeartbeatsRecover(t *testing.T) {
 	cfg := testConfig(coord, 1)
 	cfg.Live = NewLiveness(func(error) { t.Error("lost") })
 	ctx, cancel := context.WithCancel(context.Background())
-	e := StartExecutor(ctx, cfg, host, NewValues(coord))
+	e := StartExecutor(ctx, cfg, host, NewValues(coord), nil)
 	<-coord.entered
 	cfg.Live.Beat(false)
 	if err := coord.Enqueue(context.Background(), distributed.Assignment{Module: "m", Attempt: 1}); err != nil {
@@ -227,7 +227,7 @@ func TestExecutorEndsWhenNotRegistered(t *testing.T) {
 	lost := make(chan error, 1)
 	cfg := testConfig(coord, 1)
 	cfg.Live = NewLiveness(func(err error) { lost <- err })
-	e := StartExecutor(context.Background(), cfg, newHost(nil), NewValues(coord))
+	e := StartExecutor(context.Background(), cfg, newHost(nil), NewValues(coord), nil)
 	select {
 	case err := <-lost:
 		if !errors.Is(err, distributed.ErrNotRegistered) || !containsAll(err.Error(), "instance 1 was cut off", "re-run this job") {
