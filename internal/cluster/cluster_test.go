@@ -252,3 +252,54 @@ type wrapNotRegistered struct{}
 
 func (wrapNotRegistered) Error() string { return "instance 1 is not registered (lost)" }
 func (wrapNotRegistered) Unwrap() error { return distributed.ErrNotRegistered }
+
+// The executor hands a result to its deliver function only once the
+// coordinator accepted it: a result published under a lease the master
+// re-queued meanwhile (stale) never reaches the master's scheduler.
+func TestExecutorDeliversOnlyAcceptedResults(t *testing.T) {
+	coord := distributed.NewInMemory()
+	register(t, coord, 0, "linux")
+	release := make(chan struct{})
+	calls := 0
+	var mu sync.Mutex
+	host := newHost(map[string]func(context.Context) (any, error){"m": func(context.Context) (any, error) {
+		mu.Lock()
+		calls++
+		first := calls == 1
+		mu.Unlock()
+		if first {
+			<-release // attempt 1 returns only once it was re-queued
+		}
+		return 7, nil
+	}})
+	delivered := make(chan distributed.Result, 4)
+	cfg := testConfig(coord, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := StartExecutor(ctx, cfg, host, NewValues(coord), func(r distributed.Result) { delivered <- r })
+	if err := coord.Enqueue(context.Background(), distributed.Assignment{Module: "m", Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	awaitClaimed(t, coord, host, "m")
+	ls, err := coord.Leases(context.Background())
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("leases %v, %v", ls, err)
+	}
+	if err := coord.Reclaim(context.Background(), ls[0], &distributed.Assignment{Module: "m", Attempt: 2}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	select {
+	case r := <-delivered:
+		if r.Lease.Attempt != 2 || r.Status != distributed.StatusSucceeded {
+			t.Errorf("delivered %s attempt %d (%s); want attempt 2, succeeded", r.Module, r.Lease.Attempt, r.Status)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the accepted result of attempt 2 was not delivered")
+	}
+	cancel()
+	waitExecutor(t, e)
+	if len(delivered) != 0 {
+		t.Errorf("%d more results delivered; the stale attempt 1 must not be", len(delivered))
+	}
+}
