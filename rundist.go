@@ -72,16 +72,7 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	r := p.newRun(pl)
 	r.secrets.Add(opts.SharedSecret)
 	r.dist = &distState{values: cluster.NewValues(p.coord), outs: map[int]engine.Outcome{}, base: r.engineNodes(pl), index: pl.graph.Index}
-	cr := cluster.Run{
-		Config: cluster.Config{
-			Coord: p.coord, Instance: opts.InstanceIndex, Total: opts.TotalInstances, Caps: caps,
-			Heartbeat: opts.HeartbeatInterval, LeaseTimeout: opts.LeaseTimeout, CapabilityTimeout: opts.CapabilityTimeout,
-			MasterTimeout: opts.MasterTimeout, Grace: p.Grace, MaxAttempts: opts.MaxAttempts, Parallelism: opts.Parallelism,
-			Log: p.diagnostics(opts.InstanceIndex), Mask: r.secrets.String,
-		},
-		RunID: opts.RunID, SharedSecret: opts.SharedSecret, Fingerprint: pl.fingerprint(), Host: r, Values: r.dist.values,
-	}
-	m, err := cluster.Join(ctx, cr)
+	m, err := cluster.Join(ctx, p.clusterRun(r, pl, opts, caps))
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +116,19 @@ func (p *Pipeline) distributedPlan() (DistributedOptions, []string, *plan, error
 		return opts, nil, nil, fmt.Errorf("%w: %w", ErrInvalidPipeline, err)
 	}
 	return opts, caps, pl, nil
+}
+
+// clusterRun is what internal/cluster needs to run this instance.
+func (p *Pipeline) clusterRun(r *run, pl *plan, opts DistributedOptions, caps []string) cluster.Run {
+	return cluster.Run{
+		Config: cluster.Config{
+			Coord: p.coord, Instance: opts.InstanceIndex, Total: opts.TotalInstances, Caps: caps,
+			Heartbeat: opts.HeartbeatInterval, LeaseTimeout: opts.LeaseTimeout, CapabilityTimeout: opts.CapabilityTimeout,
+			MasterTimeout: opts.MasterTimeout, Grace: p.Grace, MaxAttempts: opts.MaxAttempts, Parallelism: opts.Parallelism,
+			Log: p.diagnostics(opts.InstanceIndex), Mask: r.secrets.String,
+		},
+		RunID: opts.RunID, SharedSecret: opts.SharedSecret, Fingerprint: pl.fingerprint(), Host: r, Values: r.dist.values,
+	}
 }
 
 // runMaster schedules the whole plan on the master and summarizes it.
