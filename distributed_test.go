@@ -585,9 +585,12 @@ func (a awaitFails) AwaitResult(ctx context.Context, module string) (distributed
 // (the lease timeout), then fails the module with the reason — it is not
 // retried for as long as the master lives (issue 9).
 func TestAwaitingAResultFailsWithinABound(t *testing.T) {
-	x := modpipe.Task("x", func(*modpipe.Context) error { return nil }, modpipe.PinToMaster())
+	// x runs on the worker: the master awaits its result through the
+	// coordinator (its own modules' results reach it without that wait).
+	x := modpipe.Task("x", func(*modpipe.Context) error { return nil }, modpipe.RequiresCapability("gpu"))
 	c := newCluster(t, 2, x)
 	master := c.startWith(awaitFails{Coordinator: c.coord, module: "x"}, c.mods, 0)
+	c.start(1, "gpu")
 	master.wait(t)
 	m := master.module(t, "x")
 	if m.Status != modpipe.Failed || !strings.Contains(m.Error, "could not obtain the result of x") || !strings.Contains(m.Error, "WRONGTYPE") {

@@ -1,6 +1,7 @@
 package modpipe
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -13,8 +14,41 @@ import (
 )
 
 // applyDistributedSettings merges distributed settings: code, then the
-// environment, then flags.
+// environment, then flags; then it checks the instance settings.
 func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) string) error {
+	if err := p.applyDistributedEnv(getenv); err != nil {
+		return err
+	}
+	p.applyDistributedFlags(o)
+	if o.localInstances > 1 && (o.given["total"] || o.given["instance"]) {
+		return fmt.Errorf("--local-instances runs every instance in this process; do not combine it with --instance or --total")
+	}
+	if o.localInstances > 1 {
+		return nil // the instances are made by runLocalInstances
+	}
+	return p.dist.checkInstance()
+}
+
+// durationSetting is a distributed duration with its environment variable
+// and flag (value is the flag's).
+type durationSetting struct {
+	env, flag string
+	value     time.Duration
+	dst       *time.Duration
+}
+
+// distributedDurations lists the duration settings.
+func (p *Pipeline) distributedDurations(o *cliOptions) []durationSetting {
+	return []durationSetting{
+		{"MODPIPE_HEARTBEAT", "heartbeat", o.heartbeat, &p.dist.HeartbeatInterval},
+		{"MODPIPE_LEASE_TIMEOUT", "lease-timeout", o.leaseTimeout, &p.dist.LeaseTimeout},
+		{"MODPIPE_MASTER_TIMEOUT", "master-timeout", o.masterTimeout, &p.dist.MasterTimeout},
+		{"MODPIPE_CAPABILITY_TIMEOUT", "capability-timeout", o.capabilityTimeout, &p.dist.CapabilityTimeout},
+	}
+}
+
+// applyDistributedEnv applies the distributed settings of the environment.
+func (p *Pipeline) applyDistributedEnv(getenv func(string) string) error {
 	envInt := func(name string, dst *int) error {
 		v := strings.TrimSpace(getenv(name))
 		if v == "" {
@@ -41,23 +75,13 @@ func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) s
 	if v := getenv("MODPIPE_RUN_ID"); v != "" {
 		p.dist.RunID = v
 	} else if p.dist.RunID == "" && getenv("GITHUB_RUN_ID") != "" {
-		p.dist.RunID = getenv("GITHUB_RUN_ID") + "-" + cmpOr(getenv("GITHUB_RUN_ATTEMPT"), "1")
+		p.dist.RunID = getenv("GITHUB_RUN_ID") + "-" + cmp.Or(getenv("GITHUB_RUN_ATTEMPT"), "1")
 	}
 	if v := getenv("MODPIPE_SHARED_SECRET"); v != "" {
 		p.dist.SharedSecret = v
 	}
-	p.redisURL = cmpOr(getenv("MODPIPE_REDIS_URL"), getenv("REDIS_URL"), p.redisURL)
-	durations := []struct {
-		env, name string
-		flag      time.Duration
-		dst       *time.Duration
-	}{
-		{"MODPIPE_HEARTBEAT", "heartbeat", o.heartbeat, &p.dist.HeartbeatInterval},
-		{"MODPIPE_LEASE_TIMEOUT", "lease-timeout", o.leaseTimeout, &p.dist.LeaseTimeout},
-		{"MODPIPE_MASTER_TIMEOUT", "master-timeout", o.masterTimeout, &p.dist.MasterTimeout},
-		{"MODPIPE_CAPABILITY_TIMEOUT", "capability-timeout", o.capabilityTimeout, &p.dist.CapabilityTimeout},
-	}
-	for _, d := range durations {
+	p.coordinatorURL = cmp.Or(getenv("MODPIPE_REDIS_URL"), getenv("REDIS_URL"), p.coordinatorURL)
+	for _, d := range p.distributedDurations(&cliOptions{}) {
 		if v := strings.TrimSpace(getenv(d.env)); v != "" {
 			parsed, err := time.ParseDuration(v)
 			if err != nil || parsed <= 0 {
@@ -65,11 +89,17 @@ func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) s
 			}
 			*d.dst = parsed
 		}
-		if o.given[d.name] {
-			*d.dst = d.flag
+	}
+	return nil
+}
+
+// applyDistributedFlags applies the distributed flags given.
+func (p *Pipeline) applyDistributedFlags(o *cliOptions) {
+	for _, d := range p.distributedDurations(o) {
+		if o.given[d.flag] {
+			*d.dst = d.value
 		}
 	}
-
 	if o.given["instance"] {
 		p.dist.InstanceIndex = o.instance
 	}
@@ -83,24 +113,8 @@ func (p *Pipeline) applyDistributedSettings(o *cliOptions, getenv func(string) s
 		p.dist.RunID = o.runID
 	}
 	if o.given["redis-url"] {
-		p.redisURL = o.redisURL
+		p.coordinatorURL = o.coordinatorURL
 	}
-	if o.localInstances > 1 && (o.given["total"] || o.given["instance"]) {
-		return fmt.Errorf("--local-instances runs every instance in this process; do not combine it with --instance or --total")
-	}
-	if o.localInstances > 1 {
-		return nil // the instances are made by runLocalInstances
-	}
-	return p.dist.checkInstance()
-}
-
-func cmpOr(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // runLocalInstances runs n instances of the pipeline in this process over

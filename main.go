@@ -75,7 +75,7 @@ type cliOptions struct {
 
 	instance, total, localInstances int
 	capabilities                    listFlag
-	runID, redisURL                 string
+	runID, coordinatorURL           string
 
 	heartbeat, leaseTimeout, masterTimeout, capabilityTimeout time.Duration
 	noLive                                                    bool
@@ -105,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.IntVar(&o.total, "total", 0, "`N` instances take part in the run (env MODPIPE_TOTAL)")
 	fs.Var(&o.capabilities, "capability", "a `CAPABILITY` this instance offers (repeatable; env MODPIPE_CAPABILITIES, comma-separated)")
 	fs.StringVar(&o.runID, "run-id", "", "the run's `ID`, the same on every instance (env MODPIPE_RUN_ID; default from GITHUB_RUN_ID and GITHUB_RUN_ATTEMPT)")
-	fs.StringVar(&o.redisURL, "redis-url", "", "Redis `URL` for the Redis coordinator (env MODPIPE_REDIS_URL, then REDIS_URL)")
+	fs.StringVar(&o.coordinatorURL, "redis-url", "", "Redis `URL` for the Redis coordinator (env MODPIPE_REDIS_URL, then REDIS_URL)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 0, "distributed: heartbeat `INTERVAL` (env MODPIPE_HEARTBEAT; default 10s)")
 	fs.DurationVar(&o.leaseTimeout, "lease-timeout", 0, "distributed: `DURATION` without heartbeats before an instance's work is re-queued (env MODPIPE_LEASE_TIMEOUT; default 30s)")
 	fs.DurationVar(&o.masterTimeout, "master-timeout", 0, "distributed: how long a worker waits for a missing or silent master (env MODPIPE_MASTER_TIMEOUT; default 2m)")
@@ -132,7 +132,9 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	return o, fs, nil
 }
 
-// main is Main without the process: it returns the exit code.
+// main is Main without the process: it returns the exit code. It reads as
+// one flow: parse, resolve the settings (flags over environment over
+// code), choose the mode, run, present.
 func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "workflow" {
 		return p.mainWorkflow(args[1:], stdout, stderr)
@@ -141,52 +143,69 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	if err == nil {
+		err = p.resolveSettings(o, getenv, stdout)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		return 2
 	}
+	if o.list || o.dryRun {
+		return p.showPlan(o.list, stdout, stderr)
+	}
+	summary, err := p.runMode(ctx, o, getenv, stdout, stderr)
+	return p.present(summary, err, o.report, getenv, stdout, stderr)
+}
+
+// resolveSettings applies the flags and the environment over what code set.
+func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, stdout io.Writer) error {
 	p.applyFlags(o)
 	if getenv("GITHUB_ACTIONS") == "true" {
 		p.GitHubActions = true
 	}
-	if err := p.applyDistributedSettings(o, getenv); err != nil {
-		fmt.Fprintf(stderr, "modpipe: %v\n", err)
-		return 2
-	}
 	if p.Output == nil {
 		p.Output = stdout
 	}
+	return p.applyDistributedSettings(o, getenv)
+}
 
-	if o.list || o.dryRun {
-		pl, err := p.buildPlan(planEnv{os: localOS()})
-		if err != nil {
-			fmt.Fprintf(stderr, "modpipe: invalid pipeline:\n%v\n", err)
-			return 2
-		}
-		if o.list {
-			err = pl.writeList(stdout)
-		} else {
-			err = pl.writeDryRun(stdout, localOS())
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "modpipe: %v\n", err)
-			return 1
-		}
-		return 0
+// showPlan prints the module list (--list) or the plan (--dry-run).
+func (p *Pipeline) showPlan(list bool, stdout, stderr io.Writer) int {
+	pl, err := p.buildPlan(planEnv{os: localOS()})
+	if err != nil {
+		fmt.Fprintf(stderr, "modpipe: invalid pipeline:\n%v\n", err)
+		return 2
 	}
+	if list {
+		err = pl.writeList(stdout)
+	} else {
+		err = pl.writeDryRun(stdout, localOS())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "modpipe: %v\n", err)
+		return 1
+	}
+	return 0
+}
 
+// runMode runs the pipeline: as several instances in this process
+// (--local-instances), or as this instance alone or of a distributed run,
+// with the live view when the terminal shows it.
+func (p *Pipeline) runMode(ctx context.Context, o *cliOptions, getenv func(string) string, stdout, stderr io.Writer) (*Summary, error) {
 	if liveWanted(o, getenv) && p.Output == stdout && live.Enabled(stdout, getenv) {
 		p.live = live.Start(stdout)
+		// The summary goes below the groups, with no live lines left.
+		defer p.live.Stop()
 	}
-	var summary *Summary
 	if o.localInstances > 1 {
-		summary, err = p.runLocalInstances(ctx, o.localInstances, stderr)
-	} else {
-		summary, err = p.Run(ctx)
+		return p.runLocalInstances(ctx, o.localInstances, stderr)
 	}
-	if p.live != nil {
-		p.live.Stop() // the summary goes below the groups, with no live lines left
-	}
+	return p.Run(ctx)
+}
+
+// present prints the outcome of a run (summary, errors, job summary,
+// report) and returns the exit code.
+func (p *Pipeline) present(summary *Summary, err error, report string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if errors.Is(err, ErrInvalidPipeline) || errors.Is(err, ErrBadConfig) {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		return 2
@@ -194,7 +213,6 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 	if err == nil && summary != nil && summary.Fallback && summary.Role == RoleWorker {
 		return 0 // the reason is on stderr already
 	}
-	code := 1
 	if summary != nil && err != nil && summary.Role == RoleWorker {
 		if len(summary.Modules) == 0 {
 			summary = nil // a worker that ran nothing and failed: the error says it all
@@ -202,27 +220,9 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 			summary.workerCutOff = true // never "Run succeeded" from a worker that did not see the end
 		}
 	}
+	code := 1
 	if summary != nil {
-		fmt.Fprintln(stdout)
-		if summary.Role == RoleWorker && err == nil {
-			verdict := "succeeded"
-			if summary.Failed() {
-				verdict = "FAILED"
-			}
-			ran := fmt.Sprintf("ran %d modules", len(summary.Modules))
-			if len(summary.Modules) == 0 {
-				ran = "ran no modules"
-			}
-			run := "the run"
-			if summary.RunID != "" {
-				run = "run " + summary.RunID
-			}
-			fmt.Fprintf(stdout, "Worker %d %s; %s %s. The full summary is in instance 0's output.\n\n", p.dist.InstanceIndex, ran, run, verdict)
-		}
-		if err := summary.WriteText(stdout); err != nil {
-			fmt.Fprintf(stderr, "modpipe: writing summary: %v\n", err)
-		}
-		code = summary.ExitCode()
+		code = p.writeSummary(summary, err, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
@@ -233,13 +233,38 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 			fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		}
 	}
-	if o.report != "" && summary != nil {
-		if err := writeReport(o.report, summary); err != nil {
+	if report != "" && summary != nil {
+		if err := writeReport(report, summary); err != nil {
 			fmt.Fprintf(stderr, "modpipe: %v\n", err)
 			code = max(code, 1)
 		}
 	}
 	return code
+}
+
+// writeSummary prints the summary (for a worker, a line on the run first)
+// and returns its exit code.
+func (p *Pipeline) writeSummary(summary *Summary, err error, stdout, stderr io.Writer) int {
+	fmt.Fprintln(stdout)
+	if summary.Role == RoleWorker && err == nil {
+		verdict := "succeeded"
+		if summary.Failed() {
+			verdict = "FAILED"
+		}
+		ran := fmt.Sprintf("ran %d modules", len(summary.Modules))
+		if len(summary.Modules) == 0 {
+			ran = "ran no modules"
+		}
+		run := "the run"
+		if summary.RunID != "" {
+			run = "run " + summary.RunID
+		}
+		fmt.Fprintf(stdout, "Worker %d %s; %s %s. The full summary is in instance 0's output.\n\n", p.dist.InstanceIndex, ran, run, verdict)
+	}
+	if err := summary.WriteText(stdout); err != nil {
+		fmt.Fprintf(stderr, "modpipe: writing summary: %v\n", err)
+	}
+	return summary.ExitCode()
 }
 
 // applyFlags applies the pipeline settings given on the command line. A

@@ -42,12 +42,15 @@ type Pipeline struct {
 	// timeout or Ctrl-C) is awaited before it is abandoned. Default 10s.
 	Grace time.Duration
 
-	modules  []*moduleDef
-	secrets  []string
-	dist     DistributedOptions
-	coord    distributed.Coordinator
-	redisURL string
-	live     *live.View
+	modules []*moduleDef
+	secrets []string
+	dist    DistributedOptions
+	coord   distributed.Coordinator
+	// coordinatorURL is where the coordinator finds its backend (--redis-url
+	// and its environment variables); it reaches the coordinator through
+	// distributed.RunBinder.
+	coordinatorURL string
+	live           *live.View
 }
 
 // NewPipeline returns an empty pipeline.

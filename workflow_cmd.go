@@ -10,66 +10,87 @@ import (
 	"github.com/modpipe/modpipe/internal/workflow"
 )
 
+// workflowOptions are the flags of `workflow github|gitlab`.
+type workflowOptions struct {
+	kind, main, secret, name string
+	extra                    int
+	pullRequest              bool
+	branches, runners        listFlag
+}
+
 // mainWorkflow implements `workflow github|gitlab`: it writes a CI
-// configuration for this pipeline to stdout.
+// configuration for this pipeline to stdout. Parse, plan the instances,
+// generate, print.
 func (p *Pipeline) mainWorkflow(args []string, stdout, stderr io.Writer) int {
-	usage := "usage: workflow github|gitlab [--main ./ci] [--extra-workers N] [--runner OS=LABEL] [--branch NAME] [--pull-request] [--redis-secret NAME]"
-	if len(args) == 0 || (args[0] != "github" && args[0] != "gitlab") {
-		fmt.Fprintln(stderr, "modpipe: "+usage)
-		return 2
-	}
-	kind := args[0]
-	fs := flag.NewFlagSet("workflow "+kind, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	mainPkg := fs.String("main", "./ci", "package `PATH` of this pipeline program, as `go run` takes it")
-	extra := fs.Int("extra-workers", 0, "`N` more Linux workers for parallelism")
-	pr := fs.Bool("pull-request", false, "also run on pull requests (only for trusted repositories: forks get no secrets, and the run falls back to instance 0 alone)")
-	secret := fs.String("redis-secret", "REDIS_URL", "`NAME` of the secret (GitHub) or CI/CD variable (GitLab) holding the Redis URL")
-	name := fs.String("name", "pipeline", "workflow `NAME`")
-	var branches, runners listFlag
-	fs.Var(&branches, "branch", "run on pushes to `BRANCH` (repeatable; default main)")
-	fs.Var(&runners, "runner", "use runner label `OS=LABEL` for an OS (repeatable), e.g. freebsd=self-hosted-freebsd")
-	if err := fs.Parse(args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	o, code := parseWorkflowFlags(args, stderr)
+	if o == nil {
+		return code
 	}
 	pl, err := p.buildPlan(planEnv{os: localOS(), distributed: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "modpipe: invalid pipeline:\n%v\n", err)
 		return 2
 	}
-	need, caps := pl.routingNeeds()
-	overrides := map[string]string{}
-	for _, r := range runners {
-		osName, label, ok := strings.Cut(r, "=")
-		if !ok {
-			fmt.Fprintf(stderr, "modpipe: --runner %q: want OS=LABEL\n", r)
-			return 2
-		}
-		overrides[osName] = label
-	}
-	instances, notes, err := workflow.Plan(need, caps, *extra, overrides)
-	if err != nil {
-		fmt.Fprintf(stderr, "modpipe: %v\n", err)
-		return 2
-	}
-	for _, n := range notes {
-		fmt.Fprintf(stderr, "note: %s\n", n)
-	}
-	spec := workflow.Spec{Name: *name, Main: *mainPkg, Branches: branches, PullRequest: *pr, RedisSecret: *secret, Instances: instances}
-	gen := workflow.GitHub
-	if kind == "gitlab" {
-		gen = workflow.GitLab
-	}
-	out, err := gen(spec)
+	out, err := pl.workflow(o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		return 2
 	}
 	_, _ = stdout.Write(out)
 	return 0
+}
+
+// parseWorkflowFlags parses the subcommand's arguments; without options it
+// returns the exit code (0 after -h, 2 for a usage error).
+func parseWorkflowFlags(args []string, stderr io.Writer) (*workflowOptions, int) {
+	usage := "usage: workflow github|gitlab [--main ./ci] [--extra-workers N] [--runner OS=LABEL] [--branch NAME] [--pull-request] [--redis-secret NAME]"
+	if len(args) == 0 || (args[0] != "github" && args[0] != "gitlab") {
+		fmt.Fprintln(stderr, "modpipe: "+usage)
+		return nil, 2
+	}
+	o := &workflowOptions{kind: args[0]}
+	fs := flag.NewFlagSet("workflow "+o.kind, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.main, "main", "./ci", "package `PATH` of this pipeline program, as `go run` takes it")
+	fs.IntVar(&o.extra, "extra-workers", 0, "`N` more Linux workers for parallelism")
+	fs.BoolVar(&o.pullRequest, "pull-request", false, "also run on pull requests (only for trusted repositories: forks get no secrets, and the run falls back to instance 0 alone)")
+	fs.StringVar(&o.secret, "redis-secret", "REDIS_URL", "`NAME` of the secret (GitHub) or CI/CD variable (GitLab) holding the Redis URL")
+	fs.StringVar(&o.name, "name", "pipeline", "workflow `NAME`")
+	fs.Var(&o.branches, "branch", "run on pushes to `BRANCH` (repeatable; default main)")
+	fs.Var(&o.runners, "runner", "use runner label `OS=LABEL` for an OS (repeatable), e.g. freebsd=self-hosted-freebsd")
+	if err := fs.Parse(args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return nil, 0
+		}
+		return nil, 2
+	}
+	return o, 0
+}
+
+// workflow plans the instances the pipeline needs and generates the CI
+// configuration; notes on the plan go to stderr.
+func (pl *plan) workflow(o *workflowOptions, stderr io.Writer) ([]byte, error) {
+	need, caps := pl.routingNeeds()
+	overrides := map[string]string{}
+	for _, r := range o.runners {
+		osName, label, ok := strings.Cut(r, "=")
+		if !ok {
+			return nil, fmt.Errorf("--runner %q: want OS=LABEL", r)
+		}
+		overrides[osName] = label
+	}
+	instances, notes, err := workflow.Plan(need, caps, o.extra, overrides)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range notes {
+		fmt.Fprintf(stderr, "note: %s\n", n)
+	}
+	spec := workflow.Spec{Name: o.name, Main: o.main, Branches: o.branches, PullRequest: o.pullRequest, RedisSecret: o.secret, Instances: instances}
+	if o.kind == "gitlab" {
+		return workflow.GitLab(spec)
+	}
+	return workflow.GitHub(spec)
 }
 
 // routingNeeds lists the OSes modules need (OnOS, OS matrix targets) and

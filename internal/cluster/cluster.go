@@ -1,13 +1,26 @@
-// Package cluster is the policy side of distributed runs: what each
-// instance does around the coordinator's primitives. Each background loop
-// lives in its own file with a start and a stop:
+// Package cluster runs distributed runs: what each instance does around the
+// coordinator's primitives. The root package prepares a Run (settings,
+// plan, Host); Join registers the instance, then Member.RunMaster or
+// Member.RunWorker takes part in the run until it ends:
 //
-//   - heartbeat.go: beats, notices a lost master or a lost coordinator;
-//   - watcher.go:   follows the run state (cancellation, completion);
-//   - executor.go:  claims work and runs it (master and workers alike);
-//   - dispatcher.go and reaper.go (master only): hands ready modules to the
-//     queue, awaits their results, re-queues work of lost instances and
-//     fails unroutable work.
+//   - run.go:      Join, and what master and workers share (cancellation,
+//     being cut off from the run);
+//   - master.go:   the master: dispatcher, watcher, heartbeat, executor and
+//     reaper, the scheduler, then the run's completion;
+//   - worker.go:   a worker: watcher, heartbeat and executor until the run
+//     completes.
+//
+// Each background loop lives in its own file with a start and a stop:
+//
+//   - heartbeat.go:  beats, notices a lost master or a lost coordinator;
+//   - watcher.go:    follows the run state (cancellation, completion);
+//   - executor.go:   claims work, runs it and publishes the results (master
+//     and workers alike; the master's own results go straight to its
+//     dispatcher once published);
+//   - dispatcher.go: (master) hands ready modules to the queue and awaits
+//     their results; its lease policy (re-queueing the work of lost
+//     instances, failing unroutable work) is in leases.go;
+//   - reaper.go:     (master) the ticker that applies the lease policy.
 package cluster
 
 import (
@@ -20,7 +33,8 @@ import (
 	"github.com/modpipe/modpipe/internal/logbuf"
 )
 
-// Config is one instance's view of a distributed run.
+// Config is one instance's view of a distributed run. Join sets Session,
+// Signer and (on the master) Local; a zero Grace is engine.DefaultGrace.
 type Config struct {
 	Coord    distributed.Coordinator
 	Instance int

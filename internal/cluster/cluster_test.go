@@ -167,7 +167,7 @@ func TestExecutorRunsNothingClaimedWhileCutOff(t *testing.T) {
 	cfg.Live = NewLiveness(func(err error) { lostErr = err; lostOnce.Done() })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e := StartExecutor(ctx, cfg, host, NewValues(coord))
+	e := StartExecutor(ctx, cfg, host, NewValues(coord), nil)
 
 	<-coord.entered      // the claim waits in the coordinator
 	cfg.Live.Beat(false) // then the heartbeats fail
@@ -197,7 +197,7 @@ func TestExecutorRunsClaimAfterHeartbeatsRecover(t *testing.T) {
 	cfg := testConfig(coord, 1)
 	cfg.Live = NewLiveness(func(error) { t.Error("lost") })
 	ctx, cancel := context.WithCancel(context.Background())
-	e := StartExecutor(ctx, cfg, host, NewValues(coord))
+	e := StartExecutor(ctx, cfg, host, NewValues(coord), nil)
 	<-coord.entered
 	cfg.Live.Beat(false)
 	if err := coord.Enqueue(context.Background(), distributed.Assignment{Module: "m", Attempt: 1}); err != nil {
@@ -238,18 +238,26 @@ func TestExecutorPausesWhenAClaimIsRefused(t *testing.T) {
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	cfg.Live = NewLiveness(func(err error) { lost <- err; cancelRun() })
-	e := StartExecutor(runCtx, cfg, host, NewValues(coord))
+	e := StartExecutor(runCtx, cfg, host, NewValues(coord), nil)
 	select {
 	case <-coord.claims:
 	case <-time.After(waitFor):
 		t.Fatal("the executor never claimed")
 	}
 	// Refused: the instance counts as cut off (not lost), so it waits.
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	err := cfg.Live.AwaitConnected(ctx)
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("after a refused claim the instance is not cut off (AwaitConnected: %v)", err)
+	// The claim signals on entry, before the refusal reaches the executor:
+	// wait (bounded) until it has marked the instance cut off.
+	for deadline := time.Now().Add(waitFor); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := cfg.Live.AwaitConnected(ctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("after a refused claim the instance is not cut off (AwaitConnected: %v)", err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	select {
 	case err := <-lost:
@@ -307,3 +315,54 @@ type wrapNotRegistered struct{}
 
 func (wrapNotRegistered) Error() string { return "instance 1 is not registered (lost)" }
 func (wrapNotRegistered) Unwrap() error { return distributed.ErrNotRegistered }
+
+// The executor hands a result to its deliver function only once the
+// coordinator accepted it: a result published under a lease the master
+// re-queued meanwhile (stale) never reaches the master's scheduler.
+func TestExecutorDeliversOnlyAcceptedResults(t *testing.T) {
+	coord := distributed.NewInMemory()
+	register(t, coord, 0, "linux")
+	release := make(chan struct{})
+	calls := 0
+	var mu sync.Mutex
+	host := newHost(map[string]func(context.Context) (any, error){"m": func(context.Context) (any, error) {
+		mu.Lock()
+		calls++
+		first := calls == 1
+		mu.Unlock()
+		if first {
+			<-release // attempt 1 returns only once it was re-queued
+		}
+		return 7, nil
+	}})
+	delivered := make(chan distributed.Result, 4)
+	cfg := testConfig(coord, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := StartExecutor(ctx, cfg, host, NewValues(coord), func(r distributed.Result) { delivered <- r })
+	if err := coord.Enqueue(context.Background(), distributed.Assignment{Module: "m", Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	awaitClaimed(t, coord, host, "m")
+	ls, err := coord.Leases(context.Background())
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("leases %v, %v", ls, err)
+	}
+	if err := coord.Reclaim(context.Background(), ls[0], &distributed.Assignment{Module: "m", Attempt: 2}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	select {
+	case r := <-delivered:
+		if r.Lease.Attempt != 2 || r.Status != distributed.StatusSucceeded {
+			t.Errorf("delivered %s attempt %d (%s); want attempt 2, succeeded", r.Module, r.Lease.Attempt, r.Status)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the accepted result of attempt 2 was not delivered")
+	}
+	cancel()
+	waitExecutor(t, e)
+	if len(delivered) != 0 {
+		t.Errorf("%d more results delivered; the stale attempt 1 must not be", len(delivered))
+	}
+}

@@ -96,14 +96,14 @@ func outcomeOf(res distributed.Result, received time.Time) engine.Outcome {
 // RawValue is a result that arrived as JSON; Result[T] decodes it.
 type RawValue []byte
 
-// tail returns the last max bytes of p, starting at a line boundary, with a
-// note that the head was cut.
-func tail(p []byte, max int) []byte {
-	if len(p) <= max {
+// tail returns the last limit bytes of p, starting at a line boundary, with
+// a note that the head was cut.
+func tail(p []byte, limit int) []byte {
+	if len(p) <= limit {
 		return p
 	}
 	const note = "… (earlier log lines cut)\n"
-	p = p[len(p)-max+len(note):]
+	p = p[len(p)-limit+len(note):]
 	for i, b := range p {
 		if b == '\n' {
 			p = p[i+1:]

@@ -15,8 +15,8 @@ import (
 
 // Dispatcher is the master's side of the queue: the scheduler hands it
 // ready nodes (Dispatch); it enqueues them, awaits their results and
-// delivers outcomes. With the Reaper it also owns the policy for lost
-// instances and unroutable work.
+// delivers outcomes. It also owns the policy for lost instances and
+// unroutable work (leases.go), which the Reaper applies periodically.
 type Dispatcher struct {
 	cfg   Config
 	host  Host
@@ -55,6 +55,8 @@ type flight struct {
 	// holder is the instance last seen holding the node's lease (0: none
 	// seen; the master's own executions are known locally).
 	holder int
+	// stopAwait ends the wait for the node's result from the coordinator.
+	stopAwait context.CancelFunc
 }
 
 // NewDispatcher returns a dispatcher for nodes (indexed like the scheduler's).
@@ -97,8 +99,8 @@ func (d *Dispatcher) flusher() {
 			n := min(len(batch), 256)
 			chunk := batch[:n]
 			batch = batch[n:]
-			// Await each module once it is queued: a coordinator then
-			// knows no result can have come before the wait began.
+			// Start awaiting each module once it is queued: a coordinator
+			// then knows no result can have come before the wait began.
 			if batcher == nil {
 				for _, i := range chunk {
 					if err := d.enqueue(i, 1); err != nil {
@@ -175,13 +177,27 @@ func (d *Dispatcher) enqueue(i, attempt int) error {
 	return d.cfg.Coord.Enqueue(ctx, d.assignment(i, attempt))
 }
 
-// await delivers node i's result when it is published.
+// await delivers node i's result when the coordinator announces it. A
+// node only the master can run (PinToMaster) is not awaited through the
+// coordinator: the master's executor hands its result over (Deliver); so
+// does it for any other node it happens to run, ending the wait here.
 func (d *Dispatcher) await(i int) {
 	defer d.wg.Done()
+	d.mu.Lock()
+	f := d.flights[i]
+	ctx, stop := context.WithCancel(d.life)
+	if f != nil {
+		f.stopAwait = stop
+	}
+	d.mu.Unlock()
+	defer stop()
+	if f == nil || d.runsHere(i) {
+		return // delivered already, or only the master's executor runs it
+	}
 	var failingSince time.Time
 	for {
-		res, err := d.cfg.Coord.AwaitResult(d.life, d.nodes[i].Name)
-		if d.life.Err() != nil {
+		res, err := d.cfg.Coord.AwaitResult(ctx, d.nodes[i].Name)
+		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
@@ -205,35 +221,59 @@ func (d *Dispatcher) await(i int) {
 			}
 			d.cfg.Log.Warn("awaiting a result failed", "module", d.nodes[i].Name, "err", err)
 			select {
-			case <-d.life.Done():
+			case <-ctx.Done():
 				return
 			case <-time.After(d.cfg.Heartbeat):
 			}
 			continue
 		}
-		failingSince = time.Time{}
 		if err := d.cfg.Signer.VerifyResult(res, d.nodes[i].Name); err != nil {
 			// A forged or misdirected result is never the module's result.
 			d.cfg.Log.Error("refused a result", "module", d.nodes[i].Name, "err", err)
 			d.fail(i, err, -1)
 			return
 		}
-		o := outcomeOf(res, time.Now())
-		d.mu.Lock()
-		f := d.flights[i]
-		delete(d.flights, i)
-		d.mu.Unlock()
-		if f != nil {
-			// Time parked on the master, waiting for a capable instance,
-			// is queue time too.
-			if !f.enqueued.IsZero() {
-				o.QueueWait += f.enqueued.Sub(f.dispatched)
-			}
-			d.host.AppendLog(i, res.Log)
-			f.comp.Finish(o)
-		}
+		d.finish(i, res)
 		return
 	}
+}
+
+// runsHere reports whether node i can only run on this instance, whose
+// executor delivers its result (a master with a local executor, and a node
+// pinned to the master).
+func (d *Dispatcher) runsHere(i int) bool {
+	return d.cfg.Local != nil && slices.Contains(d.nodes[i].Requires, distributed.MasterCapability)
+}
+
+// Deliver hands over a result this instance's executor published and the
+// coordinator accepted (so its lease was current): the node's outcome does
+// not wait for the coordinator to announce it back.
+func (d *Dispatcher) Deliver(res distributed.Result) {
+	if i, ok := d.index[res.Module]; ok && d.life.Err() == nil {
+		d.finish(i, res)
+	}
+}
+
+// finish delivers res as node i's outcome, unless the node has ended.
+func (d *Dispatcher) finish(i int, res distributed.Result) {
+	o := outcomeOf(res, time.Now())
+	d.mu.Lock()
+	f := d.flights[i]
+	delete(d.flights, i)
+	d.mu.Unlock()
+	if f == nil {
+		return
+	}
+	if f.stopAwait != nil {
+		f.stopAwait()
+	}
+	// Time parked on the master, waiting for a capable instance, is queue
+	// time too.
+	if !f.enqueued.IsZero() {
+		o.QueueWait += f.enqueued.Sub(f.dispatched)
+	}
+	d.host.AppendLog(i, res.Log)
+	f.comp.Finish(o)
 }
 
 // fail ends node i without a result from an instance.

@@ -207,3 +207,36 @@ func TestUnroutableWorkFailsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A result the master's own executor delivers ends the module at once, and
+// ends the dispatcher's wait for it through the coordinator.
+func TestDeliveredResultEndsTheAwait(t *testing.T) {
+	m := newMaster(t, 2, 3, NodeInfo{Name: "anywhere", Requires: []string{"linux"}})
+	m.d.cfg.Local = &LocalWork{} // a master with its own executor
+	m.join(0, "linux", distributed.MasterCapability)
+	m.dispatch("anywhere")
+	cl := m.claim(0, "linux", distributed.MasterCapability)
+	i, _ := m.host.Lookup("anywhere")
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(time.Millisecond) {
+		m.d.mu.Lock()
+		awaited := m.d.flights[i] != nil && m.d.flights[i].stopAwait != nil
+		m.d.mu.Unlock()
+		if awaited {
+			break // the dispatcher awaits the result through the coordinator
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dispatcher never began awaiting the module")
+		}
+	}
+	m.d.Deliver(distributed.Result{Module: "anywhere", Lease: cl.Lease, Status: distributed.StatusSucceeded, Attempts: 1})
+	if o := m.outcome(); o.Status != engine.Succeeded || o.Instance != 0 {
+		t.Errorf("outcome %s on %d, want succeeded on the master", o.Status, o.Instance)
+	}
+	awaiting := make(chan struct{})
+	go func() { m.d.wg.Wait(); close(awaiting) }()
+	select {
+	case <-awaiting:
+	case <-time.After(waitFor):
+		t.Fatal("the dispatcher still awaits the delivered module through the coordinator")
+	}
+}

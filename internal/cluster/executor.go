@@ -25,13 +25,17 @@ type Executor struct {
 
 	results   chan distributed.Result // to the publisher
 	published chan struct{}
+	// deliver, when set, receives every result the coordinator accepted
+	// (the master's dispatcher: its own results need no round trip).
+	deliver func(distributed.Result)
 }
 
 // StartExecutor starts claiming. Modules run with ctx, which the caller
-// cancels when the run is cancelled.
-func StartExecutor(ctx context.Context, cfg Config, host Host, values *Values) *Executor {
+// cancels when the run is cancelled. deliver, when not nil, receives each
+// result once the coordinator accepted it.
+func StartExecutor(ctx context.Context, cfg Config, host Host, values *Values, deliver func(distributed.Result)) *Executor {
 	e := &Executor{cfg: cfg, host: host, values: values, stop: make(chan struct{}), done: make(chan struct{}),
-		results: make(chan distributed.Result, 256), published: make(chan struct{})}
+		results: make(chan distributed.Result, 256), published: make(chan struct{}), deliver: deliver}
 	go e.loop(ctx)
 	go e.publisher()
 	return e
@@ -233,13 +237,23 @@ func (e *Executor) publishBatch(b distributed.BatchPublisher, rs []distributed.R
 		cancel()
 		var again []distributed.Result
 		for i, err := range errs {
-			if err != nil && !e.settled(rs[i], err, time.Now().After(deadline)) {
+			switch {
+			case err == nil:
+				e.accepted(rs[i])
+			case !e.settled(rs[i], err, time.Now().After(deadline)):
 				again = append(again, rs[i])
 			}
 		}
 		if rs = again; len(rs) > 0 {
 			time.Sleep(wait)
 		}
+	}
+}
+
+// accepted hands a result the coordinator accepted to deliver.
+func (e *Executor) accepted(res distributed.Result) {
+	if e.deliver != nil {
+		e.deliver(res)
 	}
 }
 
@@ -289,7 +303,11 @@ func (e *Executor) publish(res distributed.Result) {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Heartbeat)
 		err := e.cfg.Coord.Publish(ctx, res)
 		cancel()
-		if err == nil || e.settled(res, err, time.Now().After(deadline)) {
+		if err == nil {
+			e.accepted(res)
+			return
+		}
+		if e.settled(res, err, time.Now().After(deadline)) {
 			return
 		}
 		time.Sleep(wait)

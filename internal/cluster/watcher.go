@@ -2,15 +2,10 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/modpipe/modpipe/distributed"
 )
-
-// ErrMasterLost is returned by a worker whose master never appeared or
-// stopped beating.
-var ErrMasterLost = errors.New("master lost")
 
 // Watcher follows the run's state and reports every change, until the run
 // completes or it is stopped.

@@ -9,6 +9,9 @@ import (
 	"github.com/modpipe/modpipe/internal/graph"
 )
 
+// DefaultGrace is the Grace of a run that sets none.
+const DefaultGrace = 10 * time.Second
+
 // Scheduler runs a graph of nodes: a node starts once all its dependencies
 // have finished, highest critical path first, within MaxParallel and the
 // NotInParallel keys. It is single-use.
@@ -21,7 +24,7 @@ type Scheduler struct {
 	// AlwaysRun nodes start once a node has failed.
 	ContinueOnFailure bool
 	// Grace bounds how long a node that ignores cancellation or its timeout
-	// is awaited before it is abandoned.
+	// is awaited before it is abandoned; 0 means DefaultGrace.
 	Grace time.Duration
 	// Priority orders ready nodes, highest first (critical path); nil keeps
 	// declaration order.
@@ -70,7 +73,7 @@ func (s *Scheduler) Run(ctx context.Context) []Outcome {
 	s.allDone = make(chan struct{})
 	s.ctx = ctx
 	if s.Grace <= 0 {
-		s.Grace = 10 * time.Second
+		s.Grace = DefaultGrace
 	}
 	if n == 0 {
 		return s.out

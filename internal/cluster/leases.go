@@ -1,0 +1,192 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/modpipe/modpipe/distributed"
+)
+
+// The dispatcher's lease policy: what becomes of work whose holder was lost
+// (re-queued as the next attempt, or failed for NotIdempotent modules and
+// after MaxAttempts, fenced by the attempt number), of parked work once an
+// instance can take it, and of queued work no live instance will take. The
+// reaper applies it once per heartbeat interval.
+
+// reap applies the lease policy once.
+func (d *Dispatcher) reap(ctx context.Context) {
+	// Nothing to ask the coordinator about when every module in flight is
+	// one this instance runs itself: an idle master costs no commands.
+	d.mu.Lock()
+	remote := false
+	for i, f := range d.flights {
+		if f.parked || !d.cfg.Local.has(d.nodes[i].Name) {
+			remote = true
+			break
+		}
+	}
+	d.mu.Unlock()
+	if !remote {
+		return
+	}
+	ins := d.recheckParked(ctx)
+
+	lctx, cancel := context.WithTimeout(ctx, d.cfg.LeaseTimeout)
+	leases, err := d.cfg.Coord.Leases(lctx)
+	cancel()
+	if err != nil {
+		if !Fatal(err) { // a fatal error ends the run through the heartbeat loop
+			d.cfg.Log.Warn("listing leases failed", "err", err)
+		}
+		return
+	}
+	byIndex := map[int]distributed.InstanceInfo{}
+	for _, in := range ins {
+		byIndex[in.Instance] = in
+	}
+	held := map[int]bool{}
+	for _, l := range leases {
+		i, ok := d.index[l.Module]
+		if ok {
+			held[i] = true
+			d.host.Claimed(i, l.Holder)
+			d.mu.Lock()
+			if f := d.flights[i]; f != nil && f.attempt == l.Attempt {
+				f.holder = l.Holder
+			}
+			d.mu.Unlock()
+		}
+		holder, registered := byIndex[l.Holder]
+		var why string
+		switch {
+		case !registered:
+			why = fmt.Sprintf("instance %d is no longer registered", l.Holder)
+		case holder.Session != l.Session:
+			why = fmt.Sprintf("instance %d restarted", l.Holder)
+		case holder.Age > d.cfg.LeaseTimeout:
+			why = fmt.Sprintf("instance %d sent no heartbeat for %s (lease timeout %s)", l.Holder, holder.Age.Round(time.Second), d.cfg.LeaseTimeout)
+		default:
+			continue
+		}
+		if ok {
+			d.lost(ctx, i, l, why)
+		}
+	}
+	d.checkQueued(held)
+}
+
+// RecheckParked queues parked modules an instance can now take, and fails
+// those no instance will take. The master calls it when an instance
+// registers, so late workers get their work at once.
+func (d *Dispatcher) RecheckParked() {
+	d.recheckParked(d.life)
+}
+
+func (d *Dispatcher) recheckParked(ctx context.Context) []distributed.InstanceInfo {
+	ins := d.refreshInstances(ctx)
+	d.mu.Lock()
+	var parked []int
+	for i, f := range d.flights {
+		if f.parked {
+			parked = append(parked, i)
+		}
+	}
+	d.mu.Unlock()
+	for _, i := range parked {
+		d.mu.Lock()
+		f := d.flights[i]
+		ready := f != nil && f.parked && d.routableLocked(i, false)
+		if ready {
+			f.parked = false
+			if f.enqueued.IsZero() {
+				f.enqueued = time.Now()
+			}
+		}
+		d.mu.Unlock()
+		if !ready {
+			d.checkUnroutable(i)
+			continue
+		}
+		if err := d.enqueue(i, f.attempt); err != nil {
+			d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
+		}
+	}
+
+	return ins
+}
+
+// lost applies the policy for node i whose lease l died.
+func (d *Dispatcher) lost(ctx context.Context, i int, l distributed.Lease, why string) {
+	n := d.nodes[i]
+	d.mu.Lock()
+	f := d.flights[i]
+	current := f != nil && f.attempt == l.Attempt
+	d.mu.Unlock()
+	var next *distributed.Assignment
+	var failure error
+	switch {
+	case !current:
+		// Already settled, or an older lease: just end it.
+	case n.NotIdempotent:
+		failure = fmt.Errorf("%s while running %s; the module is NotIdempotent, so it is not run again", why, n.Name)
+	case l.Attempt >= d.cfg.MaxAttempts:
+		failure = fmt.Errorf("%s while running %s; it was dispatched %d times (MaxAttempts %d)", why, n.Name, l.Attempt, d.cfg.MaxAttempts)
+	default:
+		a := d.assignment(i, l.Attempt+1)
+		next = &a
+	}
+	rctx, cancel := context.WithTimeout(ctx, d.cfg.LeaseTimeout)
+	err := d.cfg.Coord.Reclaim(rctx, l, next)
+	cancel()
+	if errors.Is(err, distributed.ErrStaleLease) {
+		return // the result arrived meanwhile
+	}
+	if err != nil {
+		d.cfg.Log.Warn("reclaiming a lost lease failed; will retry", "module", n.Name, "err", err)
+		return
+	}
+	if !current {
+		return
+	}
+	if failure != nil {
+		d.host.Note(i, failure.Error())
+		d.fail(i, failure, l.Holder)
+		return
+	}
+	d.mu.Lock()
+	f.attempt = next.Attempt
+	d.mu.Unlock()
+	d.host.Note(i, fmt.Sprintf("%s while running this module (attempt %d); re-queued as attempt %d of %d", why, l.Attempt, next.Attempt, d.cfg.MaxAttempts))
+	d.cfg.Log.Warn("re-queued the work of a lost instance", "module", n.Name, "reason", why, "attempt", next.Attempt)
+}
+
+// checkQueued fails queued work that no live instance can take for longer
+// than CapabilityTimeout (its capable instances were all lost).
+func (d *Dispatcher) checkQueued(held map[int]bool) {
+	var stuck []int
+	d.mu.Lock()
+	for i, f := range d.flights {
+		if f.parked || held[i] {
+			continue
+		}
+		if d.routableLocked(i, true) {
+			f.waitingFrom = time.Time{}
+			continue
+		}
+		if f.waitingFrom.IsZero() {
+			f.waitingFrom = time.Now()
+		} else if time.Since(f.waitingFrom) > d.cfg.CapabilityTimeout {
+			stuck = append(stuck, i)
+		}
+	}
+	d.mu.Unlock()
+	for _, i := range stuck {
+		d.mu.Lock()
+		err := fmt.Errorf("%s waited in the queue for %s with no live instance able to take it (requires %s); %s",
+			d.nodes[i].Name, d.cfg.CapabilityTimeout, describeReqs(d.nodes[i].Requires), d.offersLocked())
+		d.mu.Unlock()
+		d.fail(i, err, -1)
+	}
+}
