@@ -28,3 +28,19 @@ func TestMatrixRequirementsRouteOnlyOSTargets(t *testing.T) {
 		}
 	}
 }
+
+// The workflow generator asks for runners only for what routes: parameter
+// values ("go1.26", "p") must not become worker jobs.
+func TestRoutingNeedsIgnoreParameterTargets(t *testing.T) {
+	noop := func(*Context) error { return nil }
+	m := Task("m", noop, MatrixTarget("darwin", "go1.26"), RequiresCapability("cgo"))
+	o := Task("o", noop, MatrixTarget("p"), OnOS("windows"))
+	pl, err := NewPipeline().Add(m, o).buildPlan(planEnv{os: "linux", distributed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oses, caps := pl.routingNeeds()
+	if !slices.Equal(oses, []string{"macos", "windows"}) || !slices.Equal(caps, []string{"cgo"}) {
+		t.Errorf("routing needs: OSes %v, capabilities %v; want [macos windows] and [cgo]", oses, caps)
+	}
+}

@@ -94,16 +94,13 @@ func (pl *plan) workflow(o *workflowOptions, stderr io.Writer) ([]byte, error) {
 }
 
 // routingNeeds lists the OSes modules need (OnOS, OS matrix targets) and
-// the other capabilities they require.
+// the other capabilities they require. Matrix targets that are not OS
+// names are parameters: they route nowhere.
 func (pl *plan) routingNeeds() (oses, caps []string) {
 	for _, n := range pl.nodes {
 		oses = append(oses, n.def.oses...)
-		if n.target != "" {
-			if osName, ok := normalizeOS(n.target); ok {
-				oses = append(oses, osName)
-			} else {
-				caps = append(caps, n.target)
-			}
+		if osName, ok := n.targetOS(); ok {
+			oses = append(oses, osName)
 		}
 		caps = append(caps, n.def.caps...)
 	}
