@@ -48,6 +48,7 @@ type Pipeline struct {
 	coord    distributed.Coordinator
 	redisURL string
 	live     *live.View
+	art      artifactSettings // artifact_run.go
 }
 
 // NewPipeline returns an empty pipeline.

@@ -73,6 +73,10 @@ type ModuleResult struct {
 	Duration  time.Duration
 	// Log is the module's log with secrets masked.
 	Log string
+	// Artifacts lists the artifacts found in the module's result.
+	Artifacts []ArtifactSummary
+
+	artifacts []Artifact // their manifests, for --artifacts-out
 }
 
 // Failed reports whether any module failed the run. For a worker it is
@@ -154,6 +158,10 @@ func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration
 		}
 		if n.log.Len() > 0 {
 			m.Log = r.secrets.String(string(n.log.Bytes()))
+		}
+		if o.Status == engine.Succeeded {
+			m.artifacts = findArtifacts(o.Value)
+			m.Artifacts = summarizeArtifacts(m.artifacts)
 		}
 		s.Modules[i] = m
 	}

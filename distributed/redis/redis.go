@@ -65,6 +65,7 @@ type Coordinator struct {
 	bindErr  error
 	bound    bool
 	redacted string
+	rawURL   string // for ArtifactStore (coordinator_artifacts.go)
 	tls      bool
 	closed   bool
 
@@ -139,6 +140,7 @@ func (c *Coordinator) connectLocked(b distributed.RunBinding) error {
 		return fmt.Errorf("redis coordinator: run id %q may not contain braces", runID)
 	}
 	c.redacted = redact(raw)
+	c.rawURL = raw
 	c.tls = strings.HasPrefix(raw, "rediss://")
 	opts, err := goredis.ParseURL(raw)
 	if err != nil {
