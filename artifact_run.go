@@ -21,6 +21,7 @@ import (
 	"github.com/modpipe/modpipe/artifact/s3"
 	"github.com/modpipe/modpipe/distributed"
 	"github.com/modpipe/modpipe/internal/cluster"
+	"github.com/modpipe/modpipe/internal/render"
 	"github.com/modpipe/modpipe/internal/transfer"
 )
 
@@ -401,4 +402,47 @@ func (p *Pipeline) shareLocalArtifactStore(stderr io.Writer) func() {
 			fmt.Fprintf(stderr, "modpipe: removing the local instances' artifact store: %v\n", err)
 		}
 	}
+}
+
+// reportArtifact is an artifact in the JSON report.
+type reportArtifact struct {
+	Name  string `json:"name"`
+	Files int    `json:"files"`
+	Bytes int64  `json:"bytes"`
+}
+
+// writeArtifacts lists the run's artifacts under the summary table.
+func (s *Summary) writeArtifacts(w io.Writer) error {
+	var rows [][]string
+	for _, m := range s.Modules {
+		for _, a := range m.Artifacts {
+			rows = append(rows, []string{a.Name, m.Name, fmt.Sprint(a.Files), formatBytes(a.Bytes)})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(w, "\nArtifacts:"); err != nil {
+		return err
+	}
+	return render.Table(w, []string{"ARTIFACT", "MODULE", "FILES", "SIZE"}, rows)
+}
+
+// writeArtifactsMarkdown lists the run's artifacts in the job summary.
+func (s *Summary) writeArtifactsMarkdown(w io.Writer) error {
+	var b strings.Builder
+	for _, m := range s.Modules {
+		for _, a := range m.Artifacts {
+			fmt.Fprintf(&b, "| `%s` | %s | %d | %s |\n", a.Name, markdownCell(m.Name), a.Files, formatBytes(a.Bytes))
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "\n### Artifacts\n\n| Artifact | Module | Files | Size |\n|---|---|---:|---:|\n%s", b.String())
+	return err
+}
+
+func markdownCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ", "<", "&lt;", ">", "&gt;").Replace(s)
 }
