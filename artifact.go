@@ -53,8 +53,10 @@ func (a Artifact) Bytes() int64 {
 
 // Upload stores files as the artifact name and returns it. Paths are
 // files, directories (with everything below them) or globs (path.Match
-// syntax), relative to the working directory; they keep their relative
-// paths in the artifact. Absolute paths, paths with "..", and symlinks
+// syntax), relative to the working directory. In the artifact, paths are
+// relative to the deepest directory holding everything uploaded (as with
+// actions/upload-artifact): Upload("app", "build/out") holds the content
+// of build/out, Upload("app", "dist/app") holds "app". Absolute paths, paths with "..", and symlinks
 // that lead outside the working directory are refused. Content the store
 // holds already is not sent again. The module's log says the size and rate
 // of the transfer.

@@ -40,14 +40,14 @@ func TestArtifactsOutReportAndCleanup(t *testing.T) {
 		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
 	}
 	for _, dir := range []string{"got", filepath.Join(out, "app")} {
-		fi, err := os.Stat(filepath.Join(dir, "dist", "app"))
+		fi, err := os.Stat(filepath.Join(dir, "app")) // the common root, dist, is left out
 		if err != nil {
 			t.Fatalf("%s: %v", dir, err)
 		}
 		if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o755 {
 			t.Errorf("%s: mode %v, want 0755", dir, fi.Mode().Perm())
 		}
-		if fi, err := os.Stat(filepath.Join(dir, "dist", "empty")); err != nil || !fi.IsDir() {
+		if fi, err := os.Stat(filepath.Join(dir, "empty")); err != nil || !fi.IsDir() {
 			t.Errorf("%s: empty directory missing: %v", dir, err)
 		}
 	}

@@ -71,8 +71,16 @@ func Upload(ctx context.Context, t Target, base, name string, patterns []string)
 	if m.Files == nil {
 		m.Files = []File{}
 	}
+	if len(m.Files)+len(m.Dirs) == 0 {
+		return fail(errors.New("the paths hold no files or directories"))
+	}
+	src := make([]string, len(m.Files))
+	for i, f := range m.Files {
+		src[i] = f.Path
+	}
+	relativeToCommonRoot(m)
 	for i := range m.Files {
-		sent, err := uploadFile(ctx, t, root, &m.Files[i])
+		sent, err := uploadFile(ctx, t, root, src[i], &m.Files[i])
 		st.Moved += sent
 		if err != nil {
 			return fail(fmt.Errorf("file %s: %w", m.Files[i].Path, err))
@@ -94,6 +102,34 @@ func Upload(ctx context.Context, t Target, base, name string, patterns []string)
 	}
 	st.Files, st.Bytes, st.Time = len(m.Files), m.Bytes(), time.Since(start)
 	return m, st, nil
+}
+
+// relativeToCommonRoot makes the manifest's paths relative to the deepest
+// directory holding all of them (as actions/upload-artifact does): a
+// directory "build/out" uploads as its content, a file "dist/app" as "app".
+func relativeToCommonRoot(m *Manifest) {
+	var parents []string
+	for _, f := range m.Files {
+		parents = append(parents, path.Dir(f.Path))
+	}
+	for _, d := range m.Dirs {
+		parents = append(parents, path.Dir(d))
+	}
+	common := parents[0]
+	for _, p := range parents[1:] {
+		for common != "." && p != common && !strings.HasPrefix(p, common+"/") {
+			common = path.Dir(common)
+		}
+	}
+	if common == "." {
+		return
+	}
+	for i := range m.Files {
+		m.Files[i].Path = strings.TrimPrefix(m.Files[i].Path, common+"/")
+	}
+	for i := range m.Dirs {
+		m.Dirs[i] = strings.TrimPrefix(m.Dirs[i], common+"/")
+	}
 }
 
 // collector gathers the files and empty directories patterns name.
@@ -180,8 +216,8 @@ func (c *collector) add(p string) error {
 }
 
 // uploadFile hashes f's file, then sends it unless the store has its blob.
-func uploadFile(ctx context.Context, t Target, root *os.Root, f *File) (int64, error) {
-	native := filepath.FromSlash(f.Path)
+func uploadFile(ctx context.Context, t Target, root *os.Root, src string, f *File) (int64, error) {
+	native := filepath.FromSlash(src)
 	file, err := root.Open(native)
 	if err != nil {
 		return 0, err

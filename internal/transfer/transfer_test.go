@@ -376,3 +376,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestManifestPathsAreRelativeToTheCommonRoot(t *testing.T) {
+	base := t.TempDir()
+	write(t, filepath.Join(base, "build", "out", "bin", "app"), "app", 0o755)
+	write(t, filepath.Join(base, "build", "out", "README"), "readme", 0o644)
+	write(t, filepath.Join(base, "build", "other", "x"), "x", 0o644)
+	store, _ := newStore(t)
+	for _, tc := range []struct {
+		paths []string
+		want  []string
+	}{
+		{[]string{"build/out"}, []string{"README", "bin/app"}},
+		{[]string{"build/out/bin/app"}, []string{"app"}},
+		{[]string{"build/out", "build/other"}, []string{"out/README", "out/bin/app", "other/x"}},
+		{[]string{"build/*/bin/app", "build/other/x"}, []string{"out/bin/app", "other/x"}},
+	} {
+		m, _, err := Upload(context.Background(), Target{Store: store, Name: "s"}, base, "a", tc.paths)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range m.Files {
+			got = append(got, f.Path)
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%v: paths %v, want %v", tc.paths, got, tc.want)
+		}
+	}
+}
