@@ -201,7 +201,7 @@ func TestDistributedExampleInOneProcess(t *testing.T) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		t.Fatal(err)
 	}
-	if !r.Distributed || len(r.Modules) != 10 {
+	if !r.Distributed || len(r.Modules) != 11 {
 		t.Fatalf("report: distributed %v, %d modules", r.Distributed, len(r.Modules))
 	}
 	where := map[string]int{}
@@ -213,7 +213,7 @@ func TestDistributedExampleInOneProcess(t *testing.T) {
 	}
 	// Instance 1 offers docker, 2 poses as Windows, 3 as macOS (see the
 	// example's LocalCapabilities); publish is pinned to the master.
-	for name, inst := range map[string]int{"docker-image": 1, "cross-tests[windows]": 2, "cross-tests[macos]": 3, "publish": 0, "build-tool": 1, "smoke-test": 0} {
+	for name, inst := range map[string]int{"docker-image": 1, "cross-tests[windows]": 2, "cross-tests[macos]": 3, "publish": 0, "build-tool": 1, "smoke-test": 0, "tool-check": 2} {
 		if where[name] != inst {
 			t.Errorf("%s ran on instance %d, want %d", name, where[name], inst)
 		}

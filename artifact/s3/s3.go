@@ -456,3 +456,12 @@ func firstNonEmpty(v ...string) string {
 	}
 	return ""
 }
+
+// String describes the store in messages: endpoint, bucket and prefix,
+// never credentials.
+func (s *Store) String() string {
+	if s.prefix != "" {
+		return "S3 artifact store " + s.where + "/" + s.prefix
+	}
+	return "S3 artifact store " + s.where
+}

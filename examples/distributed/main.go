@@ -202,6 +202,9 @@ var smokeTest = modpipe.Task("smoke-test", func(c *modpipe.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := work(c, 0); err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "smoke-test-")
 	if err != nil {
 		return err
@@ -218,6 +221,29 @@ var smokeTest = modpipe.Task("smoke-test", func(c *modpipe.Context) error {
 	c.Logger().Info("ran the tool", "built_on", tool.BuiltOn, "instance", c.Instance().Index, "said", strings.TrimSpace(res.Stdout))
 	return nil
 }, modpipe.DependsOn(buildTool), modpipe.PinToMaster(), modpipe.Category("test"))
+
+// toolCheck downloads the binary on the Windows instance too: Download
+// verifies every byte against the manifest's SHA-256 (the binary is built
+// for the docker instance's OS, so it is not run here).
+var toolCheck = modpipe.Task("tool-check", func(c *modpipe.Context) error {
+	tool, err := modpipe.Result(c, buildTool)
+	if err != nil {
+		return err
+	}
+	if err := work(c, 0); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "tool-check-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := c.Download(tool.Binary, dir); err != nil {
+		return err
+	}
+	c.Logger().Info("verified the tool", "bytes", tool.Binary.Bytes(), "instance", c.Instance().Index)
+	return nil
+}, modpipe.DependsOn(buildTool), modpipe.OnOS("windows"), modpipe.Category("test"))
 
 func exeSuffix() string {
 	if runtime.GOOS == "windows" {
@@ -252,7 +278,7 @@ var publish = modpipe.Task("publish", func(c *modpipe.Context) error {
 
 func main() {
 	p := modpipe.NewPipeline()
-	p.Add(version, compile, unitTests, dockerImage, crossTests, buildTool, smokeTest, publish)
+	p.Add(version, compile, unitTests, dockerImage, crossTests, buildTool, smokeTest, toolCheck, publish)
 	if os.Getenv("DEMO_EXTRA") == "1" {
 		p.Add(modpipe.Task("extra", func(*modpipe.Context) error { return nil }))
 	}
