@@ -10,9 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/modpipe/modpipe/internal/redistest"
 	"github.com/modpipe/modpipe/internal/s3test"
@@ -131,4 +136,84 @@ func TestProcessesTamperedBlobInS3Refused(t *testing.T) {
 	if e := s.readReport()["smoke-test"].Error; !strings.Contains(e, "S3") && !strings.Contains(e, s3srv.Bucket) {
 		t.Errorf("the error does not name the store: %s", e)
 	}
+}
+
+func TestProcessesWorkerKilledMidUpload(t *testing.T) {
+	srv := redistest.Start(t)
+	const padSize = 128 << 20
+	s := newScenario(t, srv, 4, "DEMO_TOOL_PAD="+strconv.Itoa(padSize))
+	master := s.start(0)
+	workers := map[int]*proc{1: s.start(1, "--capability=docker,linux"), 2: s.start(2, "--capability=windows"), 3: s.start(3, "--capability=docker,macos")}
+	c := s.client()
+	ctx := context.Background()
+	chunks := "modpipe:{" + s.runID + "}:art:c:*"
+	holder := s.awaitLease("build-tool")
+	// Kill the builder as soon as the first chunk of the artifact is in.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		if keys, _, _ := c.Scan(ctx, 0, chunks, 1000).Result(); len(keys) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no artifact chunk appeared in Redis:\n%s", workers[holder].out.String())
+		}
+	}
+	victim := workers[holder]
+	if victim == nil {
+		t.Fatalf("build-tool claimed by instance %d, not a docker worker", holder)
+	}
+	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	victim.wait(t, 10*time.Second)
+	// Nothing partial is visible: no committed blob has the padding's size
+	// (the killed upload's chunks are referenced by no manifest) and no
+	// result of build-tool was published.
+	if committed := committedSizes(t, c, s.runID); slices.Contains(committed, padSize) {
+		t.Fatalf("the padding blob was committed before the kill (the upload was not interrupted): sizes %v", committed)
+	}
+	if code := master.wait(t, 90*time.Second); code != 0 {
+		t.Fatalf("master exited %d:\n%s", code, master.out.String())
+	}
+	rep := s.readReport()
+	m := rep["build-tool"]
+	if m.Status != "succeeded" || m.Instance == holder || m.Dispatches != 2 {
+		t.Errorf("build-tool: %+v; want it succeeded on the other docker worker after the kill of %d", m, holder)
+	}
+	if !strings.Contains(m.LogTail, "uploaded artifact hello-tool: 2 files") {
+		t.Errorf("the re-queued build-tool did not upload the artifact:\n%s", m.LogTail)
+	}
+	if sm := rep["smoke-test"]; sm.Status != "succeeded" {
+		t.Errorf("smoke-test: %s %s", sm.Status, sm.Error)
+	}
+	if committed := committedSizes(t, c, s.runID); !slices.Contains(committed, padSize) {
+		t.Errorf("the padding blob is not in the store after the run: sizes %v", committed)
+	}
+}
+
+// committedSizes lists the sizes of the blobs committed in the run's
+// Redis artifact store (manifests "<id> <size> <chunk size>").
+func committedSizes(t *testing.T, c *goredis.Client, runID string) []int {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := c.Keys(ctx, "modpipe:{"+runID+"}:art:m:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, k := range keys {
+		v, err := c.Get(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(v)
+		if len(f) < 2 {
+			t.Fatalf("manifest %s = %q", k, v)
+		}
+		n, err := strconv.Atoi(f[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
 }

@@ -21,15 +21,19 @@
 //
 // Demo switches, to watch failure handling (the repository's tests use
 // them too): DEMO_FAIL=<module> makes that module fail; DEMO_SLOW=<module>=<duration>[,...]
-// makes modules take longer; DEMO_EXTRA=1 adds a module, so the instance
+// makes modules take longer; DEMO_TOOL_PAD=<bytes> adds that many random
+// bytes to the hello-tool artifact; DEMO_EXTRA=1 adds a module, so the instance
 // runs a different pipeline and is refused by the others.
 package main
 
 import (
+	"crypto/rand"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -187,6 +191,9 @@ var buildTool = modpipe.New("build-tool", func(c *modpipe.Context) (Tool, error)
 	if _, err := c.Command("go", "build", "-o", out, ".").Dir(src).Env("CGO_ENABLED=0").Quiet().Run(); err != nil {
 		return Tool{}, err
 	}
+	if err := pad(filepath.Join(dir, "bin", "pad")); err != nil {
+		return Tool{}, err
+	}
 	// The artifact's root is the paths' deepest common directory: it
 	// holds "hello", not the temporary directory's name.
 	art, err := c.Upload("hello-tool", filepath.Join(dir, "bin"))
@@ -213,7 +220,7 @@ var smokeTest = modpipe.Task("smoke-test", func(c *modpipe.Context) error {
 	if err := c.Download(tool.Binary, dir); err != nil {
 		return err
 	}
-	bin := filepath.Join(dir, filepath.FromSlash(tool.Binary.Files[0].Path))
+	bin := filepath.Join(dir, "hello"+exeSuffix())
 	res, err := c.Command(bin).Quiet().Run()
 	if err != nil {
 		return err
@@ -244,6 +251,24 @@ var toolCheck = modpipe.Task("tool-check", func(c *modpipe.Context) error {
 	c.Logger().Info("verified the tool", "bytes", tool.Binary.Bytes(), "instance", c.Instance().Index)
 	return nil
 }, modpipe.DependsOn(buildTool), modpipe.OnOS("windows"), modpipe.Category("test"))
+
+// pad adds DEMO_TOOL_PAD random bytes to the artifact, so that its upload
+// takes a while (the repository's tests kill a worker mid-upload).
+func pad(path string) error {
+	n, _ := strconv.ParseInt(os.Getenv("DEMO_TOOL_PAD"), 10, 64)
+	if n <= 0 {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, rand.Reader, n); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
 
 func exeSuffix() string {
 	if runtime.GOOS == "windows" {
