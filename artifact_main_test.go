@@ -98,3 +98,13 @@ func TestArtifactStoreURL(t *testing.T) {
 		t.Errorf("file:// opened %s", describeStore(s))
 	}
 }
+
+func TestWorkflowArtifactsOutFlag(t *testing.T) {
+	code, out, errOut := runMain(t, mainPipeline(), nil, "workflow", "github", "--artifacts-out", "dist")
+	if code != 0 || !strings.Contains(out, "--artifacts-out dist") || !strings.Contains(out, "name: modpipe-artifacts") {
+		t.Errorf("exit %d: %s\n%s", code, errOut, out)
+	}
+	if code, _, _ := runMain(t, mainPipeline(), nil, "workflow", "gitlab", "--artifacts-out", "../up"); code != 2 {
+		t.Errorf("--artifacts-out ../up: exit %d, want 2", code)
+	}
+}

@@ -13,7 +13,7 @@ import (
 // mainWorkflow implements `workflow github|gitlab`: it writes a CI
 // configuration for this pipeline to stdout.
 func (p *Pipeline) mainWorkflow(args []string, stdout, stderr io.Writer) int {
-	usage := "usage: workflow github|gitlab [--main ./ci] [--extra-workers N] [--runner OS=LABEL] [--branch NAME] [--pull-request] [--redis-secret NAME]"
+	usage := "usage: workflow github|gitlab [--main ./ci] [--extra-workers N] [--runner OS=LABEL] [--branch NAME] [--pull-request] [--redis-secret NAME] [--artifacts-out DIR]"
 	if len(args) == 0 || (args[0] != "github" && args[0] != "gitlab") {
 		fmt.Fprintln(stderr, "modpipe: "+usage)
 		return 2
@@ -26,6 +26,7 @@ func (p *Pipeline) mainWorkflow(args []string, stdout, stderr io.Writer) int {
 	pr := fs.Bool("pull-request", false, "also run on pull requests (only for trusted repositories: forks get no secrets, and the run falls back to instance 0 alone)")
 	secret := fs.String("redis-secret", "REDIS_URL", "`NAME` of the secret (GitHub) or CI/CD variable (GitLab) holding the Redis URL")
 	name := fs.String("name", "pipeline", "workflow `NAME`")
+	artifactsOut := fs.String("artifacts-out", "", "the master copies every artifact of the run into `DIR` (--artifacts-out), and its job publishes it")
 	var branches, runners listFlag
 	fs.Var(&branches, "branch", "run on pushes to `BRANCH` (repeatable; default main)")
 	fs.Var(&runners, "runner", "use runner label `OS=LABEL` for an OS (repeatable), e.g. freebsd=self-hosted-freebsd")
@@ -58,7 +59,7 @@ func (p *Pipeline) mainWorkflow(args []string, stdout, stderr io.Writer) int {
 	for _, n := range notes {
 		fmt.Fprintf(stderr, "note: %s\n", n)
 	}
-	spec := workflow.Spec{Name: *name, Main: *mainPkg, Branches: branches, PullRequest: *pr, RedisSecret: *secret, Instances: instances}
+	spec := workflow.Spec{Name: *name, Main: *mainPkg, Branches: branches, PullRequest: *pr, RedisSecret: *secret, ArtifactsOut: *artifactsOut, Instances: instances}
 	gen := workflow.GitHub
 	if kind == "gitlab" {
 		gen = workflow.GitLab
