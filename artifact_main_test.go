@@ -2,6 +2,7 @@ package modpipe
 
 import (
 	"encoding/json"
+	"github.com/modpipe/modpipe/artifact"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -82,7 +83,7 @@ func TestArtifactsOutReportAndCleanup(t *testing.T) {
 
 func TestArtifactStoreURL(t *testing.T) {
 	for _, bad := range []string{"nonsense", "ftp://x", "s3://", "redis://:hunter2@localhost:6379"} {
-		_, err := openStoreURL(bad, nil)
+		_, err := openStoreURL(bad, nil, nil)
 		if err == nil {
 			t.Errorf("%s accepted", bad)
 		} else if strings.Contains(err.Error(), "hunter2") {
@@ -90,7 +91,7 @@ func TestArtifactStoreURL(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	s, err := openStoreURL("file://"+filepath.ToSlash(dir), nil)
+	s, err := openStoreURL("file://"+filepath.ToSlash(dir), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,5 +107,19 @@ func TestWorkflowArtifactsOutFlag(t *testing.T) {
 	}
 	if code, _, _ := runMain(t, mainPipeline(), nil, "workflow", "gitlab", "--artifacts-out", "../up"); code != 2 {
 		t.Errorf("--artifacts-out ../up: exit %d, want 2", code)
+	}
+}
+
+func TestArtifactStoreSchemes(t *testing.T) {
+	_, err := openStoreURL("s3://bucket/prefix", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), `ArtifactStoreScheme("s3", s3.OpenURL)`) {
+		t.Errorf("s3:// without the scheme: %v", err)
+	}
+	dir := t.TempDir()
+	var got string
+	p := NewPipeline().ArtifactStoreScheme("s3", func(u string) (artifact.Store, error) { got = u; return artifact.NewDirStore(dir), nil })
+	s, err := openStoreURL("s3://bucket/prefix", nil, p.art.schemes)
+	if err != nil || got != "s3://bucket/prefix" || describeStore(s) != "directory store "+dir {
+		t.Errorf("opened %v (%v) with %q", s, err, got)
 	}
 }

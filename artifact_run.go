@@ -18,7 +18,6 @@ import (
 	"sync"
 
 	"github.com/modpipe/modpipe/artifact"
-	"github.com/modpipe/modpipe/artifact/s3"
 	"github.com/modpipe/modpipe/distributed"
 	"github.com/modpipe/modpipe/internal/cluster"
 	"github.com/modpipe/modpipe/internal/render"
@@ -31,6 +30,8 @@ type artifactSettings struct {
 	url   string         // --artifact-store, MODPIPE_ARTIFACT_STORE
 	out   string         // --artifacts-out, MODPIPE_ARTIFACTS_OUT
 	run   *artifactEnv   // the running Run's, set by runWithArtifacts
+	// schemes open --artifact-store URLs of other schemes (s3).
+	schemes map[string]func(string) (artifact.Store, error)
 }
 
 // artifactEnv is one Run's artifact store, opened on first use.
@@ -63,7 +64,7 @@ func (e *artifactEnv) open() error {
 	case e.settings.store != nil:
 		e.store = e.settings.store
 	case e.settings.url != "":
-		s, err := openStoreURL(e.settings.url, e.coord)
+		s, err := openStoreURL(e.settings.url, e.coord, e.settings.schemes)
 		if err != nil {
 			return err
 		}
@@ -142,7 +143,7 @@ func describeStore(s artifact.Store) string {
 }
 
 // openStoreURL opens the store --artifact-store names.
-func openStoreURL(raw string, coord distributed.Coordinator) (artifact.Store, error) {
+func openStoreURL(raw string, coord distributed.Coordinator, schemes map[string]func(string) (artifact.Store, error)) (artifact.Store, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return nil, fmt.Errorf("--artifact-store %q is not a URL; use file:///path, s3://bucket/prefix, redis://host:port or rediss://host:port", redactURL(raw))
@@ -154,22 +155,22 @@ func openStoreURL(raw string, coord distributed.Coordinator) (artifact.Store, er
 			return nil, errors.New("--artifact-store file:// needs a directory, such as file:///var/cache/artifacts")
 		}
 		return artifact.NewDirStore(dir), nil
-	case "s3":
-		bucket, prefix, _ := strings.Cut(rest, "/")
-		if bucket == "" {
-			return nil, fmt.Errorf("--artifact-store %s names no bucket; use s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)", redactURL(raw))
-		}
-		s, err := s3.NewStore(s3.Options{Bucket: bucket, Prefix: strings.Trim(prefix, "/")})
-		if err != nil {
-			return nil, fmt.Errorf("--artifact-store %s: %w", redactURL(raw), err)
-		}
-		return s, nil
 	case "redis", "rediss":
 		as, ok := coord.(distributed.ArtifactStorer)
 		if !ok {
 			return nil, fmt.Errorf("--artifact-store %s: a Redis artifact store is opened through the Redis coordinator (p.UseCoordinator(redis.NewCoordinator(...))); without it, call p.UseArtifactStore(redis.NewArtifactStore(redis.Options{...})) in code", redactURL(raw))
 		}
 		return as.ArtifactStore(raw)
+	}
+	if open := schemes[scheme]; open != nil {
+		s, err := open(raw)
+		if err != nil {
+			return nil, fmt.Errorf("--artifact-store %s: %w", redactURL(raw), err)
+		}
+		return s, nil
+	}
+	if scheme == "s3" {
+		return nil, fmt.Errorf("--artifact-store %s: S3 stores are opened by package github.com/modpipe/modpipe/artifact/s3, which this program does not link in; add p.ArtifactStoreScheme(\"s3\", s3.OpenURL) to the pipeline", redactURL(raw))
 	}
 	return nil, fmt.Errorf("--artifact-store %s: unknown scheme %q; use file://, s3://, redis:// or rediss://", redactURL(raw), scheme)
 }
