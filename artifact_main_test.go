@@ -2,12 +2,13 @@ package modpipe
 
 import (
 	"encoding/json"
-	"github.com/modpipe/modpipe/artifact"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/modpipe/modpipe/artifact"
 )
 
 func TestArtifactsOutReportAndCleanup(t *testing.T) {
