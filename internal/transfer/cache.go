@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -83,6 +82,5 @@ func (c *Cache) fetch(ctx context.Context, digest string, size int64, final stri
 		os.Remove(tmp.Name())
 		return err
 	}
-	_ = os.Chmod(final, fs.FileMode(0o400))
 	return nil
 }
