@@ -75,14 +75,21 @@ func (e *artifactEnv) open() error {
 	default:
 		if as, ok := e.coord.(distributed.ArtifactStorer); ok && e.distributed {
 			s, err := as.ArtifactStore("")
-			if err != nil {
+			switch {
+			case err == nil:
+				e.store = s
+				if c, ok := s.(io.Closer); ok {
+					e.closer = c
+				}
+			case errors.Is(err, distributed.ErrNotConfigured):
+				// The fork-safe fallback: one instance runs everything.
+				e.distributed = false
+			default:
 				return fmt.Errorf("opening the coordinator's artifact store: %w", err)
 			}
-			e.store = s
-			if c, ok := s.(io.Closer); ok {
-				e.closer = c
+			if e.store != nil {
+				break
 			}
-			break
 		}
 		tmp, err := e.tempDir()
 		if err != nil {

@@ -1,7 +1,7 @@
 package redis
 
 import (
-	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/modpipe/modpipe/artifact"
@@ -18,7 +18,7 @@ func (c *Coordinator) ArtifactStore(url string) (artifact.Store, error) {
 	raw, base := c.rawURL, c.keys.base
 	c.mu.Unlock()
 	if raw == "" {
-		return nil, errors.New("redis coordinator: no artifact store before the coordinator is bound to a run")
+		return nil, fmt.Errorf("redis coordinator: %w: no artifact store before the coordinator is bound to a run", distributed.ErrNotConfigured)
 	}
 	o := c.opts
 	o.URL = raw
