@@ -139,6 +139,16 @@ func TestProcessesTamperedBlobInS3Refused(t *testing.T) {
 }
 
 func TestProcessesWorkerKilledMidUpload(t *testing.T) {
+	// The killed worker leaves its build directory (the example's
+	// .build-tool-*, in this package's directory) behind.
+	t.Cleanup(func() {
+		left, _ := filepath.Glob(".build-tool-*")
+		for _, dir := range left {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 	srv := redistest.Start(t)
 	const padSize = 128 << 20
 	s := newScenario(t, srv, 4, "DEMO_TOOL_PAD="+strconv.Itoa(padSize))
