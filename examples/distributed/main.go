@@ -166,6 +166,9 @@ func main() { fmt.Println("hello from the tool") }
 // buildTool compiles a real Go binary and uploads it: its manifest travels
 // as the result, its bytes go to the run's artifact store.
 var buildTool = modpipe.New("build-tool", func(c *modpipe.Context) (Tool, error) {
+	if _, err := modpipe.Result(c, compile); err != nil {
+		return Tool{}, err
+	}
 	if err := work(c, 0); err != nil {
 		return Tool{}, err
 	}
@@ -202,7 +205,7 @@ var buildTool = modpipe.New("build-tool", func(c *modpipe.Context) (Tool, error)
 		return Tool{}, err
 	}
 	return Tool{Binary: art, BuiltOn: c.Instance().Index}, nil
-}, modpipe.RequiresCapability("docker"), modpipe.Category("build"))
+}, modpipe.DependsOn(compile), modpipe.RequiresCapability("docker"), modpipe.Category("build"))
 
 // smokeTest downloads the binary on another instance and runs it.
 var smokeTest = modpipe.Task("smoke-test", func(c *modpipe.Context) error {
