@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/modpipe/modpipe"
+	artstore "github.com/modpipe/modpipe/artifact"
 	"github.com/modpipe/modpipe/distributed"
 	"github.com/modpipe/modpipe/distributed/redis"
 	"github.com/modpipe/modpipe/internal/redistest"
@@ -29,6 +30,8 @@ type cluster struct {
 	tune  func(o *modpipe.DistributedOptions)
 	// continueOnFailure sets the pipelines' ContinueOnFailure.
 	continueOnFailure bool
+	// artifacts, when set, is the artifact store every instance uses.
+	artifacts artstore.Store
 }
 
 type instance struct {
@@ -69,6 +72,9 @@ func (c *cluster) startWith(coord distributed.Coordinator, mods []modpipe.AnyMod
 	p.Grace = time.Second
 	p.ContinueOnFailure = c.continueOnFailure
 	p.UseDistributed(c.options(index, caps)).UseCoordinator(coord)
+	if c.artifacts != nil {
+		p.UseArtifactStore(c.artifacts)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
 	go func() {

@@ -123,6 +123,9 @@ func (p *Pipeline) applyDistributedFlags(o *cliOptions) {
 func (p *Pipeline) runLocalInstances(ctx context.Context, n int, stderr io.Writer) (*Summary, error) {
 	coord := distributed.NewInMemory()
 	base := p.dist
+	// The instances share one process, so they share one artifact store
+	// (artifact_run.go); removed once every instance ended.
+	defer p.shareLocalArtifactStore(stderr)()
 	var wg sync.WaitGroup
 	for i := 1; i < n; i++ {
 		w := *p

@@ -37,6 +37,8 @@ import (
 //	--report FILE            write the JSON run report to FILE
 //	-v                       include debug-level module logs
 //	--no-live                no live view of running modules (env MODPIPE_LIVE=0; MODPIPE_LIVE=1 shows it under CI too)
+//	--artifact-store URL     artifact store: file:///dir, s3://bucket/prefix, redis://, rediss:// (env MODPIPE_ARTIFACT_STORE)
+//	--artifacts-out DIR      copy every artifact of the run into DIR/<name>/ at the end (env MODPIPE_ARTIFACTS_OUT)
 //
 // Distributed mode adds --instance, --total, --capability, --run-id,
 // --redis-url, --heartbeat, --lease-timeout, --master-timeout,
@@ -79,6 +81,7 @@ type cliOptions struct {
 
 	heartbeat, leaseTimeout, masterTimeout, capabilityTimeout time.Duration
 	noLive                                                    bool
+	artifactStore, artifactsOut                               string // artifact_run.go
 
 	// given names the flags present on the command line: a flag given
 	// replaces the setting made in code or by the environment, even with
@@ -111,6 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.DurationVar(&o.masterTimeout, "master-timeout", 0, "distributed: how long a worker waits for a missing or silent master (env MODPIPE_MASTER_TIMEOUT; default 2m)")
 	fs.DurationVar(&o.capabilityTimeout, "capability-timeout", 0, "distributed: how long a module waits for a capable instance (env MODPIPE_CAPABILITY_TIMEOUT; default 5m)")
 	fs.IntVar(&o.localInstances, "local-instances", 0, "run `N` instances inside this process over the in-memory coordinator, to try distributed mode without Redis")
+	fs.StringVar(&o.artifactStore, "artifact-store", "", "artifact store `URL` every instance reaches: file:///dir, s3://bucket/prefix, redis:// or rediss:// (env MODPIPE_ARTIFACT_STORE; default: a directory of this run, or the Redis coordinator's server)")
+	fs.StringVar(&o.artifactsOut, "artifacts-out", "", "copy every artifact of the run into `DIR`/<artifact name>/ at the end (master only; env MODPIPE_ARTIFACTS_OUT)")
 	if err := fs.Parse(args); err != nil {
 		return nil, fs, err
 	}
@@ -160,6 +165,7 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 // resolveSettings applies the flags and the environment over what code set.
 func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, stdout io.Writer) error {
 	p.applyFlags(o)
+	p.applyArtifactSettings(o, getenv) // artifact_run.go
 	if getenv("GITHUB_ACTIONS") == "true" {
 		p.GitHubActions = true
 	}

@@ -48,7 +48,10 @@ func (s *Summary) WriteMarkdown(w io.Writer) error {
 	if s.CoordinatorCommands > 0 {
 		js.Commands = fmt.Sprintf("Coordinator: %d commands from the master.", s.CoordinatorCommands)
 	}
-	return render.WriteMarkdown(w, js)
+	if err := render.WriteMarkdown(w, js); err != nil {
+		return err
+	}
+	return s.writeArtifactsMarkdown(w) // artifact_run.go
 }
 
 // verdictLine is "Run succeeded in 1.2s: 6 succeeded, 2 skipped".

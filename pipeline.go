@@ -51,6 +51,7 @@ type Pipeline struct {
 	// distributed.RunBinder.
 	coordinatorURL string
 	live           *live.View
+	art            artifactSettings // artifact_run.go
 }
 
 // NewPipeline returns an empty pipeline.

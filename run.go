@@ -18,14 +18,15 @@ import (
 
 // run is the state of one execution of a pipeline on this instance.
 type run struct {
-	nodes    []runNode
-	sched    *engine.Scheduler
-	secrets  *secret.Set
-	instance Instance
-	level    slog.Level
-	printer  *render.Printer
-	dist     *distState // nil unless distributed
-	live     *live.View // nil unless a terminal shows the live view
+	nodes     []runNode
+	sched     *engine.Scheduler
+	secrets   *secret.Set
+	instance  Instance
+	level     slog.Level
+	printer   *render.Printer
+	dist      *distState   // nil unless distributed
+	artifacts *artifactEnv // artifact_run.go
+	live      *live.View   // nil unless a terminal shows the live view
 }
 
 type runNode struct {
@@ -43,6 +44,9 @@ type runNode struct {
 func (p *Pipeline) Run(ctx context.Context) (*Summary, error) {
 	if err := p.dist.checkInstance(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if p.art.run == nil {
+		return p.runWithArtifacts(ctx) // artifact store, --artifacts-out (artifact_run.go)
 	}
 	if p.distributedOn() {
 		return p.runDistributed(ctx)
@@ -80,12 +84,13 @@ func (p *Pipeline) newRun(pl *plan) *run {
 	secrets := &secret.Set{}
 	secrets.Add(p.secrets...)
 	r := &run{
-		live:     p.live,
-		nodes:    make([]runNode, len(pl.nodes)),
-		secrets:  secrets,
-		instance: Instance{Role: RoleSingle, Capabilities: []string{localOS()}},
-		level:    slog.LevelInfo,
-		printer:  &render.Printer{W: out, GitHub: p.GitHubActions, Mask: secrets.String},
+		live:      p.live,
+		artifacts: p.art.run,
+		nodes:     make([]runNode, len(pl.nodes)),
+		secrets:   secrets,
+		instance:  Instance{Role: RoleSingle, Capabilities: []string{localOS()}},
+		level:     slog.LevelInfo,
+		printer:   &render.Printer{W: out, GitHub: p.GitHubActions, Mask: secrets.String},
 	}
 	if p.Verbose {
 		r.level = slog.LevelDebug

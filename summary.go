@@ -82,6 +82,10 @@ type ModuleResult struct {
 	Duration  time.Duration
 	// Log is the module's log with secrets masked.
 	Log string
+	// Artifacts lists the artifacts found in the module's result.
+	Artifacts []ArtifactSummary
+
+	artifacts []Artifact // their manifests, for --artifacts-out
 }
 
 // Failed reports whether any module failed the run. For a worker it is
@@ -161,6 +165,10 @@ func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration
 		if n.log.Len() > 0 {
 			m.Log = r.secrets.String(string(n.log.Bytes()))
 		}
+		if o.Status == engine.Succeeded {
+			m.artifacts = findArtifacts(o.Value)
+			m.Artifacts = summarizeArtifacts(m.artifacts)
+		}
 		s.Modules[i] = m
 	}
 	return s
@@ -213,6 +221,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 		if _, err := fmt.Fprintf(w, "Run id: %s\n", s.RunID); err != nil {
 			return err
 		}
+	}
+	if err := s.writeArtifacts(w); err != nil { // artifact_run.go
+		return err
 	}
 	if s.CoordinatorCommands > 0 && len(s.Modules) > 0 {
 		_, err := fmt.Fprintf(w, "Coordinator: %d commands from the master (%.1f per module)\n", s.CoordinatorCommands, float64(s.CoordinatorCommands)/float64(len(s.Modules)))
@@ -278,21 +289,22 @@ type reportSpan struct {
 }
 
 type reportModule struct {
-	Name         string     `json:"name"`
-	Module       string     `json:"module"`
-	MatrixTarget string     `json:"matrix_target,omitempty"`
-	Category     string     `json:"category,omitempty"`
-	Status       Status     `json:"status"`
-	Reason       string     `json:"reason,omitempty"`
-	Error        string     `json:"error,omitempty"`
-	ErrorKind    ErrorKind  `json:"error_kind,omitempty"`
-	Attempts     int        `json:"attempts"`
-	Instance     *int       `json:"instance,omitempty"`
-	Dispatches   int        `json:"dispatches,omitempty"`
-	StartedAt    *time.Time `json:"started_at,omitempty"`
-	QueueWaitMS  float64    `json:"queue_wait_ms"`
-	DurationMS   float64    `json:"duration_ms"`
-	LogTail      string     `json:"log_tail,omitempty"`
+	Name         string           `json:"name"`
+	Module       string           `json:"module"`
+	MatrixTarget string           `json:"matrix_target,omitempty"`
+	Category     string           `json:"category,omitempty"`
+	Status       Status           `json:"status"`
+	Reason       string           `json:"reason,omitempty"`
+	Error        string           `json:"error,omitempty"`
+	ErrorKind    ErrorKind        `json:"error_kind,omitempty"`
+	Attempts     int              `json:"attempts"`
+	Instance     *int             `json:"instance,omitempty"`
+	Dispatches   int              `json:"dispatches,omitempty"`
+	StartedAt    *time.Time       `json:"started_at,omitempty"`
+	QueueWaitMS  float64          `json:"queue_wait_ms"`
+	DurationMS   float64          `json:"duration_ms"`
+	LogTail      string           `json:"log_tail,omitempty"`
+	Artifacts    []reportArtifact `json:"artifacts,omitempty"`
 }
 
 // reportLogLines is how many log lines of each module the report keeps.
@@ -320,7 +332,10 @@ const reportLogLines = 50
 //	    "instance": 0,                     // the instance that ran it; absent for a module that never started
 //	    "dispatches": 1,
 //	    "started_at": "…", "queue_wait_ms": 0.1, "duration_ms": 850.2,
-//	    "log_tail": "last 50 lines of the module's log"
+//	    "log_tail": "last 50 lines of the module's log",
+//	    "artifacts": [{                    // artifacts found in the module's result; absent when none
+//	      "name": "app", "files": 3, "bytes": 5242880
+//	    }]
 //	  }],
 //	  "timeline": [{                       // one lane per instance that ran modules
 //	    "instance": 0,
@@ -346,6 +361,9 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 			Attempts: m.Attempts, Dispatches: m.Dispatches,
 			QueueWaitMS: ms(m.QueueWait), DurationMS: ms(m.Duration),
 			LogTail: logbuf.TailLines([]byte(m.Log), reportLogLines),
+		}
+		for _, a := range m.Artifacts {
+			rm.Artifacts = append(rm.Artifacts, reportArtifact(a))
 		}
 		if !m.Start.IsZero() {
 			t, inst := m.Start, m.Instance

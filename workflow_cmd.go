@@ -13,6 +13,7 @@ import (
 // workflowOptions are the flags of `workflow github|gitlab`.
 type workflowOptions struct {
 	kind, main, secret, name string
+	artifactsOut             string
 	extra                    int
 	pullRequest              bool
 	branches, runners        listFlag
@@ -43,7 +44,7 @@ func (p *Pipeline) mainWorkflow(args []string, stdout, stderr io.Writer) int {
 // parseWorkflowFlags parses the subcommand's arguments; without options it
 // returns the exit code (0 after -h, 2 for a usage error).
 func parseWorkflowFlags(args []string, stderr io.Writer) (*workflowOptions, int) {
-	usage := "usage: workflow github|gitlab [--main ./ci] [--extra-workers N] [--runner OS=LABEL] [--branch NAME] [--pull-request] [--redis-secret NAME]"
+	usage := "usage: workflow github|gitlab [--main ./ci] [--extra-workers N] [--runner OS=LABEL] [--branch NAME] [--pull-request] [--redis-secret NAME] [--artifacts-out DIR]"
 	if len(args) == 0 || (args[0] != "github" && args[0] != "gitlab") {
 		fmt.Fprintln(stderr, "modpipe: "+usage)
 		return nil, 2
@@ -56,6 +57,7 @@ func parseWorkflowFlags(args []string, stderr io.Writer) (*workflowOptions, int)
 	fs.BoolVar(&o.pullRequest, "pull-request", false, "also run on pull requests (only for trusted repositories: forks get no secrets, and the run falls back to instance 0 alone)")
 	fs.StringVar(&o.secret, "redis-secret", "REDIS_URL", "`NAME` of the secret (GitHub) or CI/CD variable (GitLab) holding the Redis URL")
 	fs.StringVar(&o.name, "name", "pipeline", "workflow `NAME`")
+	fs.StringVar(&o.artifactsOut, "artifacts-out", "", "the master copies every artifact of the run into `DIR` (--artifacts-out), and its job publishes it")
 	fs.Var(&o.branches, "branch", "run on pushes to `BRANCH` (repeatable; default main)")
 	fs.Var(&o.runners, "runner", "use runner label `OS=LABEL` for an OS (repeatable), e.g. freebsd=self-hosted-freebsd")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -86,7 +88,7 @@ func (pl *plan) workflow(o *workflowOptions, stderr io.Writer) ([]byte, error) {
 	for _, n := range notes {
 		fmt.Fprintf(stderr, "note: %s\n", n)
 	}
-	spec := workflow.Spec{Name: o.name, Main: o.main, Branches: o.branches, PullRequest: o.pullRequest, RedisSecret: o.secret, Instances: instances}
+	spec := workflow.Spec{Name: o.name, Main: o.main, Branches: o.branches, PullRequest: o.pullRequest, RedisSecret: o.secret, ArtifactsOut: o.artifactsOut, Instances: instances}
 	if o.kind == "gitlab" {
 		return workflow.GitLab(spec)
 	}

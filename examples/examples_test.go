@@ -180,7 +180,8 @@ func TestFailingPipelineExitsOne(t *testing.T) {
 func TestDistributedExampleInOneProcess(t *testing.T) {
 	bin := build(t, "distributed")
 	rep := filepath.Join(t.TempDir(), "report.json")
-	out, code := runBin(t, bin, []string{"GITHUB_ACTIONS="}, "--local-instances", "4", "--report", rep)
+	published := filepath.Join(t.TempDir(), "published")
+	out, code := runBin(t, bin, []string{"GITHUB_ACTIONS="}, "--local-instances", "4", "--report", rep, "--artifacts-out", published)
 	if code != 0 {
 		t.Fatalf("exit code %d:\n%s", code, out)
 	}
@@ -200,7 +201,7 @@ func TestDistributedExampleInOneProcess(t *testing.T) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		t.Fatal(err)
 	}
-	if !r.Distributed || len(r.Modules) != 8 {
+	if !r.Distributed || len(r.Modules) != 11 {
 		t.Fatalf("report: distributed %v, %d modules", r.Distributed, len(r.Modules))
 	}
 	where := map[string]int{}
@@ -212,12 +213,21 @@ func TestDistributedExampleInOneProcess(t *testing.T) {
 	}
 	// Instance 1 offers docker, 2 poses as Windows, 3 as macOS (see the
 	// example's LocalCapabilities); publish is pinned to the master.
-	for name, inst := range map[string]int{"docker-image": 1, "cross-tests[windows]": 2, "cross-tests[macos]": 3, "publish": 0} {
+	for name, inst := range map[string]int{"docker-image": 1, "cross-tests[windows]": 2, "cross-tests[macos]": 3, "publish": 0, "build-tool": 1, "smoke-test": 0, "tool-check": 2} {
 		if where[name] != inst {
 			t.Errorf("%s ran on instance %d, want %d", name, where[name], inst)
 		}
 	}
-	for _, want := range []string{"INSTANCE", "QUEUED", "publishing image=ghcr.io/acme/app:1.8.0", "cross=", "Run succeeded"} {
+	// The binary built on instance 1 ran on the master, and was published.
+	tool := filepath.Join(published, "hello-tool", "hello")
+	if runtime.GOOS == "windows" {
+		tool += ".exe"
+	}
+	if said, err := exec.Command(tool).Output(); err != nil || strings.TrimSpace(string(said)) != "hello from the tool" {
+		t.Errorf("published tool: %q, %v", said, err)
+	}
+	for _, want := range []string{"INSTANCE", "QUEUED", "publishing image=ghcr.io/acme/app:1.8.0", "cross=", "Run succeeded",
+		"ran the tool built_on=1 instance=0", "uploaded artifact hello-tool", "Artifacts:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -448,3 +448,30 @@ func redactURL(raw string) string {
 	u.Fragment = ""
 	return u.String()
 }
+
+// String describes the store in messages: endpoint, bucket and prefix,
+// never credentials.
+func (s *Store) String() string {
+	if s.prefix != "" {
+		return "S3 artifact store " + s.where + "/" + s.prefix
+	}
+	return "S3 artifact store " + s.where
+}
+
+// OpenURL opens the store an s3://bucket/prefix URL names, with the
+// endpoint, region and credentials of the AWS environment variables
+// (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN). Hand it to
+// modpipe's Pipeline.ArtifactStoreScheme("s3", s3.OpenURL) so that
+// --artifact-store s3://... works.
+func OpenURL(raw string) (artifact.Store, error) {
+	rest, ok := strings.CutPrefix(raw, "s3://")
+	if !ok {
+		return nil, fmt.Errorf("s3 artifact store: %q is not an s3://bucket/prefix URL", raw)
+	}
+	bucket, prefix, _ := strings.Cut(rest, "/")
+	if bucket == "" || strings.ContainsAny(bucket, "@:?#") {
+		return nil, fmt.Errorf("s3 artifact store: the URL names no valid bucket; use s3://bucket/prefix (endpoint and credentials come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION)")
+	}
+	return NewStore(Options{Bucket: bucket, Prefix: strings.Trim(prefix, "/")})
+}

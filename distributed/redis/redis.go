@@ -70,7 +70,7 @@ type Coordinator struct {
 	bindErr  error
 	bound    bool
 	redacted string
-	rawURL   string // only to redact it from messages
+	rawURL   string // for ArtifactStore (coordinator_artifacts.go), and to redact it from messages
 	tls      bool
 	closed   bool
 	fatal    error         // the first fatal error (see errors.go)

@@ -1,7 +1,9 @@
 // Command distributed is a pipeline built to be spread over several
 // machines: a CI matrix whose instance 0 is the master. It shows module
-// pinning, capability routing, an OS matrix and typed results crossing
-// instances.
+// pinning, capability routing, an OS matrix, typed results crossing
+// instances, and an artifact: a real Go binary built on the docker
+// instance, downloaded and run on the master, and published with
+// --artifacts-out DIR.
 //
 // Try it on one machine first, as four instances in one process (the
 // in-memory coordinator; instance 1 offers docker, 2 poses as Windows, 3 as
@@ -19,17 +21,24 @@
 //
 // Demo switches, to watch failure handling (the repository's tests use
 // them too): DEMO_FAIL=<module> makes that module fail; DEMO_SLOW=<module>=<duration>[,...]
-// makes modules take longer; DEMO_EXTRA=1 adds a module, so the instance
+// makes modules take longer; DEMO_TOOL_PAD=<bytes> adds that many random
+// bytes to the hello-tool artifact; DEMO_EXTRA=1 adds a module, so the instance
 // runs a different pipeline and is refused by the others.
 package main
 
 import (
+	"crypto/rand"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/modpipe/modpipe"
+	"github.com/modpipe/modpipe/artifact/s3"
 	"github.com/modpipe/modpipe/distributed/redis"
 )
 
@@ -140,6 +149,138 @@ var crossTests = modpipe.New("cross-tests", func(c *modpipe.Context) (TestReport
 	return TestReport{OS: c.MatrixTarget(), Passed: 128}, nil
 }, modpipe.DependsOn(compile), modpipe.MatrixTarget("linux", "windows", "macos"), modpipe.Category("test"))
 
+// Tool is the result of build-tool: the binary, as an artifact.
+type Tool struct {
+	Binary  modpipe.Artifact
+	BuiltOn int
+}
+
+// helloSource is the program build-tool compiles.
+const helloSource = `package main
+
+import "fmt"
+
+func main() { fmt.Println("hello from the tool") }
+`
+
+// buildTool compiles a real Go binary and uploads it: its manifest travels
+// as the result, its bytes go to the run's artifact store.
+var buildTool = modpipe.New("build-tool", func(c *modpipe.Context) (Tool, error) {
+	if _, err := modpipe.Result(c, compile); err != nil {
+		return Tool{}, err
+	}
+	if err := work(c, 0); err != nil {
+		return Tool{}, err
+	}
+	// Upload takes paths relative to the working directory.
+	dir, err := os.MkdirTemp(".", ".build-tool-")
+	if err != nil {
+		return Tool{}, err
+	}
+	defer os.RemoveAll(dir)
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return Tool{}, err
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644); err != nil {
+		return Tool{}, err
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(helloSource), 0o644); err != nil {
+		return Tool{}, err
+	}
+	out, err := filepath.Abs(filepath.Join(dir, "bin", "hello"+exeSuffix()))
+	if err != nil {
+		return Tool{}, err
+	}
+	if _, err := c.Command("go", "build", "-o", out, ".").Dir(src).Env("CGO_ENABLED=0").Quiet().Run(); err != nil {
+		return Tool{}, err
+	}
+	if err := pad(filepath.Join(dir, "bin", "pad")); err != nil {
+		return Tool{}, err
+	}
+	// The artifact's root is the paths' deepest common directory: it
+	// holds "hello", not the temporary directory's name.
+	art, err := c.Upload("hello-tool", filepath.Join(dir, "bin"))
+	if err != nil {
+		return Tool{}, err
+	}
+	return Tool{Binary: art, BuiltOn: c.Instance().Index}, nil
+}, modpipe.DependsOn(compile), modpipe.RequiresCapability("docker"), modpipe.Category("build"))
+
+// smokeTest downloads the binary on another instance and runs it.
+var smokeTest = modpipe.Task("smoke-test", func(c *modpipe.Context) error {
+	tool, err := modpipe.Result(c, buildTool)
+	if err != nil {
+		return err
+	}
+	if err := work(c, 0); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "smoke-test-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := c.Download(tool.Binary, dir); err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "hello"+exeSuffix())
+	res, err := c.Command(bin).Quiet().Run()
+	if err != nil {
+		return err
+	}
+	c.Logger().Info("ran the tool", "built_on", tool.BuiltOn, "instance", c.Instance().Index, "said", strings.TrimSpace(res.Stdout))
+	return nil
+}, modpipe.DependsOn(buildTool), modpipe.PinToMaster(), modpipe.Category("test"))
+
+// toolCheck downloads the binary on the Windows instance too: Download
+// verifies every byte against the manifest's SHA-256 (the binary is built
+// for the docker instance's OS, so it is not run here).
+var toolCheck = modpipe.Task("tool-check", func(c *modpipe.Context) error {
+	tool, err := modpipe.Result(c, buildTool)
+	if err != nil {
+		return err
+	}
+	if err := work(c, 0); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "tool-check-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := c.Download(tool.Binary, dir); err != nil {
+		return err
+	}
+	c.Logger().Info("verified the tool", "bytes", tool.Binary.Bytes(), "instance", c.Instance().Index)
+	return nil
+}, modpipe.DependsOn(buildTool), modpipe.OnOS("windows"), modpipe.Category("test"))
+
+// pad adds DEMO_TOOL_PAD random bytes to the artifact, so that its upload
+// takes a while (the repository's tests kill a worker mid-upload).
+func pad(path string) error {
+	n, _ := strconv.ParseInt(os.Getenv("DEMO_TOOL_PAD"), 10, 64)
+	if n <= 0 {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, rand.Reader, n); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func exeSuffix() string {
+	if runtime.GOOS == "windows" {
+		return ".exe"
+	}
+	return ""
+}
+
 var publish = modpipe.Task("publish", func(c *modpipe.Context) error {
 	img, err := modpipe.Result(c, dockerImage)
 	if err != nil {
@@ -166,7 +307,7 @@ var publish = modpipe.Task("publish", func(c *modpipe.Context) error {
 
 func main() {
 	p := modpipe.NewPipeline()
-	p.Add(version, compile, unitTests, dockerImage, crossTests, publish)
+	p.Add(version, compile, unitTests, dockerImage, crossTests, buildTool, smokeTest, toolCheck, publish)
 	if os.Getenv("DEMO_EXTRA") == "1" {
 		p.Add(modpipe.Task("extra", func(*modpipe.Context) error { return nil }))
 	}
@@ -184,5 +325,8 @@ func main() {
 	// Used only when the run is spread over processes (--total above 1);
 	// URL and run id come from --redis-url/REDIS_URL and --run-id.
 	p.UseCoordinator(redis.NewCoordinator(redis.Options{}))
+	// Artifacts go to the coordinator's Redis by default; this lets
+	// --artifact-store s3://bucket/prefix choose an S3-compatible service.
+	p.ArtifactStoreScheme("s3", s3.OpenURL)
 	modpipe.Main(p)
 }

@@ -31,7 +31,7 @@ var errTooLarge = errors.New("result too large")
 // compressed when large. A value over a limit fails with a message that
 // names the module, its size and the limit.
 func encodeValue(module string, raw []byte) ([]byte, error) {
-	advice := "write it to a file and pass its path, or use artifacts once available"
+	advice := "write it to files, upload them with c.Upload and return the modpipe.Artifact instead (its bytes travel through the artifact store, not the coordinator)"
 	if len(raw) > MaxDecodedValueSize {
 		return nil, fmt.Errorf("%w: the result of %s is %d bytes as JSON; results crossing instances are limited to %d bytes: %s",
 			errTooLarge, module, len(raw), MaxDecodedValueSize, advice)

@@ -47,7 +47,7 @@ func TestIncompressibleValueOverLimitFailsClearly(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	for _, want := range []string{"result of noisy", fmt.Sprintf("%d bytes as JSON", len(raw)), fmt.Sprintf("limited to %d bytes compressed", MaxValueSize),
-		"write it to a file and pass its path"} {
+		"upload them with c.Upload"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -57,7 +57,7 @@ func TestIncompressibleValueOverLimitFailsClearly(t *testing.T) {
 	cl := distributed.Claim{Assignment: distributed.Assignment{Module: "noisy", Attempt: 1}, Lease: distributed.Lease{Module: "noisy", Attempt: 1, Token: "t"}}
 	o := engine.Outcome{Status: engine.Succeeded, Value: noise}
 	res, got := resultOf(cl, &o, nil, 2)
-	if res.Status != distributed.StatusFailed || res.Error == nil || !strings.Contains(res.Error.Message, "write it to a file") || got != nil || res.Value != nil {
+	if res.Status != distributed.StatusFailed || res.Error == nil || !strings.Contains(res.Error.Message, "c.Upload") || got != nil || res.Value != nil {
 		t.Errorf("result %s, error %+v", res.Status, res.Error)
 	}
 }

@@ -125,7 +125,11 @@ func GitHub(s Spec) ([]byte, error) {
 	w.line("          go-version-file: go.mod")
 	w.line("      - name: Run the pipeline")
 	w.line("        shell: bash")
-	w.line("        run: go run %s --report %s.json", s.Main, report)
+	if s.ArtifactsOut != "" {
+		w.line("        run: go run %s --report %s.json --artifacts-out %s", s.Main, report, s.ArtifactsOut)
+	} else {
+		w.line("        run: go run %s --report %s.json", s.Main, report)
+	}
 	w.line("      - name: Upload the report")
 	w.line("        if: always()")
 	w.line("        uses: actions/upload-artifact@v4")
@@ -133,6 +137,16 @@ func GitHub(s Spec) ([]byte, error) {
 	w.line("          name: %s", report)
 	w.line("          path: %s.json", report)
 	w.line("          if-no-files-found: ignore")
+	if s.ArtifactsOut != "" {
+		w.comment(6, "The master copied every artifact of the run into "+s.ArtifactsOut+"/<artifact name>/.")
+		w.line("      - name: Upload the run's artifacts")
+		w.line("        if: always() && matrix.instance == 0")
+		w.line("        uses: actions/upload-artifact@v4")
+		w.line("        with:")
+		w.line("          name: modpipe-artifacts")
+		w.line("          path: %s", s.ArtifactsOut)
+		w.line("          if-no-files-found: ignore")
+	}
 	return w.bytes(), nil
 }
 

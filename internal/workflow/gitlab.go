@@ -90,7 +90,11 @@ func GitLab(s Spec) ([]byte, error) {
 		w.line("        RUNNER_TAG: %s", quote(runnerFor(in, gitlabRunners)))
 	}
 	w.line("  script:")
-	w.line("    - go run %s --report modpipe-report-$MODPIPE_INSTANCE.json", s.Main)
+	if s.ArtifactsOut != "" {
+		w.line("    - go run %s --report modpipe-report-$MODPIPE_INSTANCE.json --artifacts-out %s", s.Main, s.ArtifactsOut)
+	} else {
+		w.line("    - go run %s --report modpipe-report-$MODPIPE_INSTANCE.json", s.Main)
+	}
 	w.line("  artifacts:")
 	w.line("    name: %s", quote("modpipe-report-$MODPIPE_INSTANCE"))
 	w.line("    when: always")
@@ -100,6 +104,10 @@ func GitLab(s Spec) ([]byte, error) {
 	)
 	w.line("    paths:")
 	w.line("      - %s", quote("modpipe-report-*.json"))
+	if s.ArtifactsOut != "" {
+		w.comment(6, "The master copies every artifact of the run here; other instances leave it empty.")
+		w.line("      - %s", quote(s.ArtifactsOut))
+	}
 	return w.bytes(), nil
 }
 

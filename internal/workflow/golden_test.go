@@ -52,6 +52,10 @@ func shapes(t *testing.T) []shape {
 				"freebsd": "self-hosted-freebsd",
 			}),
 		}},
+		{"artifacts-out", Spec{
+			ArtifactsOut: "dist/artifacts",
+			Instances:    plan([]string{"linux"}, []string{"docker"}, 0, nil),
+		}},
 	}
 }
 

@@ -98,10 +98,19 @@ type expectation struct {
 	secret   string
 	branches []string
 	pr       bool
+	out      string // Spec.ArtifactsOut
+}
+
+// runFlags are the flags of the pipeline's command line after --report.
+func (e expectation) runFlags() string {
+	if e.out == "" {
+		return ""
+	}
+	return " --artifacts-out " + e.out
 }
 
 func expect(s Spec, table map[string]string) expectation {
-	e := expectation{total: len(s.Instances), main: cmpOr(s.Main, "./ci"), secret: cmpOr(s.RedisSecret, "REDIS_URL"), branches: s.Branches, pr: s.PullRequest}
+	e := expectation{total: len(s.Instances), main: cmpOr(s.Main, "./ci"), secret: cmpOr(s.RedisSecret, "REDIS_URL"), branches: s.Branches, pr: s.PullRequest, out: s.ArtifactsOut}
 	if len(e.branches) == 0 {
 		e.branches = []string{"main"}
 	}
@@ -265,7 +274,7 @@ func checkGitHub(t *testing.T, b []byte, e expectation) {
 	}
 	report := "modpipe-report-${{ matrix.instance }}.json"
 	iRun, run := find(func(m map[string]any) bool { s, _ := m["run"].(string); return strings.HasPrefix(s, "go run ") }, "go run")
-	if got := run["run"]; got != "go run "+e.main+" --report "+report {
+	if got := run["run"]; got != "go run "+e.main+" --report "+report+e.runFlags() {
 		t.Errorf("run step %q", got)
 	}
 	if run["shell"] != "bash" {
@@ -280,6 +289,14 @@ func checkGitHub(t *testing.T, b []byte, e expectation) {
 	}
 	if got, _ := get(t, up, "with", "name").(string); !strings.Contains(got, "${{ matrix.instance }}") {
 		t.Errorf("artifact name %q does not name the instance", got)
+	}
+	if e.out != "" {
+		iArt, art := find(func(m map[string]any) bool {
+			return m["uses"] == "actions/upload-artifact@v4" && get(t, m, "with", "path") == e.out
+		}, "upload of the run's artifacts")
+		if art["if"] != "always() && matrix.instance == 0" || iArt < iRun {
+			t.Errorf("artifacts upload step at %d (run %d), if %v; want it after the run, on the master", iArt, iRun, art["if"])
+		}
 	}
 	if !(0 < iCheckout && iCheckout < iGo && iGo < iRun && iRun < iUp) {
 		t.Errorf("steps out of order: guard 0, checkout %d, setup-go %d, run %d, upload %d", iCheckout, iGo, iRun, iUp)
@@ -337,13 +354,16 @@ func checkGitLab(t *testing.T, b []byte, e expectation) {
 		}
 	}
 	script := toStrings(t, get(t, job, "script"))
-	if want := []string{"go run " + e.main + " --report modpipe-report-$MODPIPE_INSTANCE.json"}; !slices.Equal(script, want) {
+	if want := []string{"go run " + e.main + " --report modpipe-report-$MODPIPE_INSTANCE.json" + e.runFlags()}; !slices.Equal(script, want) {
 		t.Errorf("script %q, want %q", script, want)
 	}
 	if got := get(t, job, "artifacts", "when"); got != "always" {
 		t.Errorf("artifacts when %v", got)
 	}
 	paths := toStrings(t, get(t, job, "artifacts", "paths"))
+	if e.out != "" && !slices.Contains(paths, e.out) {
+		t.Errorf("artifacts paths %q do not collect %s", paths, e.out)
+	}
 	for _, report := range []string{"modpipe-report-3.json", "modpipe-report-.json"} {
 		if !slices.ContainsFunc(paths, func(p string) bool { ok, _ := path.Match(p, report); return ok }) {
 			t.Errorf("artifacts paths %q do not collect %s", paths, report)

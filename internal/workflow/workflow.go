@@ -34,6 +34,11 @@ type Spec struct {
 	// RedisSecret is the name of the secret (GitHub) or CI/CD variable
 	// (GitLab) holding the Redis URL; default "REDIS_URL".
 	RedisSecret string
+	// ArtifactsOut, when set, is the directory (relative to the checkout)
+	// where the master copies every artifact of the run (--artifacts-out);
+	// the master's job then publishes it: an actions/upload-artifact step
+	// named modpipe-artifacts (GitHub), artifacts paths (GitLab).
+	ArtifactsOut string
 	// Instances are the matrix entries. Instance 0 is the master; indexes
 	// are 0..len-1 in order.
 	Instances []Instance
@@ -95,6 +100,9 @@ var (
 
 // normalize returns s with defaults filled in, after checking every field.
 // It never modifies the caller's slices.
+// artifactsOutRE matches an --artifacts-out directory the generators accept.
+var artifactsOutRE = regexp.MustCompile(`^[A-Za-z0-9._][A-Za-z0-9._/-]*$`)
+
 func normalize(s Spec) (Spec, error) {
 	if s.Name == "" {
 		s.Name = "pipeline"
@@ -124,6 +132,9 @@ func normalize(s Spec) (Spec, error) {
 	}
 	if strings.HasPrefix(strings.ToUpper(s.RedisSecret), "GITHUB_") {
 		return s, fmt.Errorf("Redis secret name %q: names starting with GITHUB_ are reserved by GitHub", s.RedisSecret)
+	}
+	if s.ArtifactsOut != "" && (!artifactsOutRE.MatchString(s.ArtifactsOut) || slices.Contains(strings.Split(s.ArtifactsOut, "/"), "..")) {
+		return s, fmt.Errorf("artifacts directory %q: use a relative path of letters, digits and . _ / - (no .., not starting with / or -)", s.ArtifactsOut)
 	}
 	if len(s.Instances) == 0 {
 		return s, fmt.Errorf("no instances: a run needs at least instance 0, the master (see Plan)")

@@ -1,0 +1,94 @@
+package transfer
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/modpipe/modpipe/artifact"
+)
+
+// benchSize is the artifact the benchmarks move: one file of random bytes.
+const benchSize = 256 << 20
+
+func benchFile(b *testing.B) string {
+	b.Helper()
+	base := b.TempDir()
+	f, err := os.Create(filepath.Join(base, "blob"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, benchSize); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return base
+}
+
+// BenchmarkRawPutGet is the floor: the directory store's own Put and Get of
+// the same file into a file, no hashing, manifest or verification.
+func BenchmarkRawPutGet(b *testing.B) {
+	base := benchFile(b)
+	ctx := context.Background()
+	b.SetBytes(benchSize)
+	for b.Loop() {
+		s := artifact.NewDirStore(b.TempDir())
+		f, err := os.Open(filepath.Join(base, "blob"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Put(ctx, "k", f, benchSize); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		r, err := s.Get(ctx, "k")
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := os.Create(filepath.Join(b.TempDir(), "out"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(out, r); err != nil {
+			b.Fatal(err)
+		}
+		r.Close()
+		out.Close()
+	}
+}
+
+// BenchmarkUploadDownload moves the same file through Upload and Download
+// (hashing, dedupe check, manifest, verified download into a temporary
+// name, rename) on the same kind of store.
+func BenchmarkUploadDownload(b *testing.B) {
+	for _, cached := range []bool{false, true} {
+		name := "direct"
+		if cached {
+			name = "through-cache"
+		}
+		b.Run(name, func(b *testing.B) {
+			base := benchFile(b)
+			ctx := context.Background()
+			b.SetBytes(benchSize)
+			for b.Loop() {
+				s := artifact.NewDirStore(b.TempDir())
+				m, _, err := Upload(ctx, Target{Store: s, Name: "bench"}, base, "a", []string{"blob"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				src := Source{Store: s, Name: "bench"}
+				if cached {
+					src.Cache = NewCache(b.TempDir(), s, "bench")
+				}
+				if _, err := Download(ctx, src, m, b.TempDir()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/modpipe/modpipe/artifact"
+)
+
+// Cache keeps verified blobs of one instance in a directory, by digest, so
+// that each blob is fetched from the store once per instance: concurrent
+// requests for one blob share a single fetch.
+type Cache struct {
+	dir   string
+	store artifact.Store
+	name  string
+	group singleflight.Group
+}
+
+// NewCache returns a cache in dir (created on first use) in front of store,
+// which name describes in messages.
+func NewCache(dir string, store artifact.Store, name string) *Cache {
+	return &Cache{dir: dir, store: store, name: name}
+}
+
+// Open returns the blob with the given digest and size, fetching and
+// verifying it first if the cache does not hold it, and the bytes fetched
+// (0 when the cache had it).
+func (c *Cache) Open(ctx context.Context, digest string, size int64) (io.ReadCloser, int64, error) {
+	if _, err := artifact.DigestKey(digest); err != nil {
+		return nil, 0, err
+	}
+	final := filepath.Join(c.dir, digest)
+	if f, err := os.Open(final); err == nil {
+		return f, 0, nil
+	}
+	v, err, shared := c.group.Do(digest, func() (any, error) {
+		if _, err := os.Stat(final); err == nil {
+			return int64(0), nil
+		}
+		return size, c.fetch(ctx, digest, size, final)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	moved := v.(int64)
+	if shared {
+		moved = 0 // the leader counts it
+	}
+	f, err := os.Open(final)
+	if err != nil {
+		return nil, moved, fmt.Errorf("opening the cached blob: %w", err)
+	}
+	return f, moved, nil
+}
+
+func (c *Cache) fetch(ctx context.Context, digest string, size int64, final string) error {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return fmt.Errorf("artifact cache: %w", err)
+	}
+	r, err := openBlob(ctx, c.store, digest)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	tmp, err := os.CreateTemp(c.dir, "fetch-*.tmp")
+	if err != nil {
+		return fmt.Errorf("artifact cache: %w", err)
+	}
+	err = copyVerified(ctx, tmp, r, digest, size, c.name)
+	err = errors.Join(err, tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), final)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}

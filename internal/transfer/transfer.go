@@ -1,0 +1,413 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/modpipe/modpipe/artifact"
+)
+
+// Stats describe one transfer.
+type Stats struct {
+	Files int
+	Bytes int64 // bytes of the artifact's files
+	Moved int64 // bytes sent to or fetched from the store (0: all there already)
+	Time  time.Duration
+}
+
+// Target is where artifacts are uploaded.
+type Target struct {
+	Store artifact.Store
+	// Name describes the store in messages (never with a password).
+	Name string
+	// Origin is set for a store only this instance can read (see
+	// Manifest.Origin).
+	Origin string
+}
+
+// Upload stores the files that patterns name (files, directories, globs;
+// slash- or native-separated, relative to base) as artifact name, and
+// returns its manifest. A pattern that is absolute, leaves base ("..") or
+// follows a symlink out of base is refused; a blob the store has already
+// is not sent again.
+func Upload(ctx context.Context, t Target, base, name string, patterns []string) (*Manifest, Stats, error) {
+	start := time.Now()
+	var st Stats
+	if err := ValidName(name); err != nil {
+		return nil, st, err
+	}
+	fail := func(err error) (*Manifest, Stats, error) {
+		return nil, st, fmt.Errorf("uploading artifact %s to %s: %w", name, t.Name, err)
+	}
+	if len(patterns) == 0 {
+		return fail(errors.New("no paths given; pass files, directories or globs relative to the working directory"))
+	}
+	root, err := os.OpenRoot(base)
+	if err != nil {
+		return fail(err)
+	}
+	defer root.Close()
+	c := &collector{root: root, fsys: root.FS(), seen: map[string]bool{}}
+	for _, p := range patterns {
+		if err := c.pattern(p); err != nil {
+			return fail(err)
+		}
+	}
+	m := &Manifest{Version: Version, Name: name, Origin: t.Origin, Files: c.files, Dirs: c.dirs}
+	if m.Files == nil {
+		m.Files = []File{}
+	}
+	if len(m.Files)+len(m.Dirs) == 0 {
+		return fail(errors.New("the paths hold no files or directories"))
+	}
+	src := make([]string, len(m.Files))
+	for i, f := range m.Files {
+		src[i] = f.Path
+	}
+	relativeToCommonRoot(m)
+	for i := range m.Files {
+		sent, err := uploadFile(ctx, t, root, src[i], &m.Files[i])
+		st.Moved += sent
+		if err != nil {
+			return fail(fmt.Errorf("file %s: %w", m.Files[i].Path, err))
+		}
+	}
+	if err := m.Validate(); err != nil {
+		return fail(err)
+	}
+	blob, err := json.Marshal(Manifest{Version: m.Version, Name: m.Name, Files: m.Files, Dirs: m.Dirs})
+	if err != nil {
+		return fail(err)
+	}
+	sum := sha256.Sum256(blob)
+	m.Digest = hex.EncodeToString(sum[:])
+	if _, err := putIfAbsent(ctx, t.Store, m.Digest, int64(len(blob)), func() (io.Reader, func() error, error) {
+		return bytes.NewReader(blob), func() error { return nil }, nil
+	}); err != nil {
+		return fail(fmt.Errorf("manifest: %w", err))
+	}
+	st.Files, st.Bytes, st.Time = len(m.Files), m.Bytes(), time.Since(start)
+	return m, st, nil
+}
+
+// relativeToCommonRoot makes the manifest's paths relative to the deepest
+// directory holding all of them (as actions/upload-artifact does): a
+// directory "build/out" uploads as its content, a file "dist/app" as "app".
+func relativeToCommonRoot(m *Manifest) {
+	var parents []string
+	for _, f := range m.Files {
+		parents = append(parents, path.Dir(f.Path))
+	}
+	for _, d := range m.Dirs {
+		parents = append(parents, path.Dir(d))
+	}
+	common := parents[0]
+	for _, p := range parents[1:] {
+		for common != "." && p != common && !strings.HasPrefix(p, common+"/") {
+			common = path.Dir(common)
+		}
+	}
+	if common == "." {
+		return
+	}
+	for i := range m.Files {
+		m.Files[i].Path = strings.TrimPrefix(m.Files[i].Path, common+"/")
+	}
+	for i := range m.Dirs {
+		m.Dirs[i] = strings.TrimPrefix(m.Dirs[i], common+"/")
+	}
+}
+
+// collector gathers the files and empty directories patterns name.
+type collector struct {
+	root  *os.Root
+	fsys  fs.FS
+	seen  map[string]bool
+	files []File
+	dirs  []string
+}
+
+func (c *collector) pattern(p string) error {
+	if p == "" {
+		return errors.New("an empty path")
+	}
+	if filepath.IsAbs(p) || filepath.VolumeName(p) != "" || strings.HasPrefix(p, "/") || strings.HasPrefix(p, `\`) {
+		return fmt.Errorf("path %q is absolute; pass paths relative to the working directory", p)
+	}
+	clean := path.Clean(filepath.ToSlash(p))
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		return fmt.Errorf("path %q leaves the working directory", p)
+	}
+	if !strings.ContainsAny(clean, "*?[") {
+		return c.add(clean)
+	}
+	matches, err := fs.Glob(c.fsys, clean)
+	if err != nil {
+		return fmt.Errorf("pattern %q: %w", p, err)
+	}
+	if len(matches) == 0 {
+		return fmt.Errorf("pattern %q matches nothing", p)
+	}
+	for _, m := range matches {
+		if err := c.add(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// add adds the file or directory at slash path p, following symlinks that
+// stay inside the root (os.Root refuses the others).
+func (c *collector) add(p string) error {
+	if p != "." {
+		if err := ValidPath(p); err != nil {
+			return err
+		}
+	}
+	native := filepath.FromSlash(p)
+	fi, err := c.root.Lstat(native)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if fi, err = c.root.Stat(native); err != nil {
+			return fmt.Errorf("%s is a symlink that cannot be followed inside the working directory (it escapes it or is broken): %w", p, err)
+		}
+	}
+	switch {
+	case fi.IsDir():
+		entries, err := fs.ReadDir(c.fsys, p)
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 && p != "." && !c.seen[p] {
+			c.seen[p] = true
+			c.dirs = append(c.dirs, p)
+		}
+		for _, e := range entries {
+			if err := c.add(path.Join(p, e.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	case fi.Mode().IsRegular():
+		if !c.seen[p] {
+			c.seen[p] = true
+			c.files = append(c.files, File{Path: p, Mode: uint32(fi.Mode().Perm())})
+		}
+		return nil
+	default:
+		return fmt.Errorf("%s is not a regular file or directory (%s)", p, fi.Mode().Type())
+	}
+}
+
+// uploadFile hashes f's file, then sends it unless the store has its blob.
+func uploadFile(ctx context.Context, t Target, root *os.Root, src string, f *File) (int64, error) {
+	native := filepath.FromSlash(src)
+	file, err := root.Open(native)
+	if err != nil {
+		return 0, err
+	}
+	digest, n, err := artifact.Digest(file)
+	file.Close()
+	if err != nil {
+		return 0, fmt.Errorf("reading: %w", err)
+	}
+	f.SHA256, f.Size = digest, n
+	return putIfAbsent(ctx, t.Store, digest, n, func() (io.Reader, func() error, error) {
+		file, err := root.Open(native)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &verifyingReader{r: file, h: sha256.New(), want: digest}, file.Close, nil
+	})
+}
+
+// putIfAbsent stores a blob unless the store has it already, and returns
+// the bytes sent.
+func putIfAbsent(ctx context.Context, s artifact.Store, digest string, size int64, open func() (io.Reader, func() error, error)) (int64, error) {
+	key, err := artifact.DigestKey(digest)
+	if err != nil {
+		return 0, err
+	}
+	got, err := s.Stat(ctx, key)
+	if err == nil && got == size {
+		return 0, nil
+	}
+	if err != nil && !errors.Is(err, artifact.ErrNotFound) {
+		return 0, err
+	}
+	r, closeFn, err := open()
+	if err != nil {
+		return 0, err
+	}
+	defer closeFn()
+	if err := s.Put(ctx, key, r, size); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+// verifyingReader hashes what it yields; at the end it returns an error
+// instead of io.EOF when the content is not the one hashed before (the
+// file changed meanwhile), so that the store's Put fails and commits
+// nothing.
+type verifyingReader struct {
+	r    io.Reader
+	h    hash.Hash
+	want string
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	if err == io.EOF {
+		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want {
+			return n, errors.New("the file changed while it was uploaded; upload it again once nothing writes to it")
+		}
+	}
+	return n, err
+}
+
+// Source is where artifacts are downloaded from.
+type Source struct {
+	Store artifact.Store
+	Name  string // describes the store in messages
+	// Cache, when set, keeps verified blobs on this instance so that each
+	// is fetched once; nil streams from the store each time.
+	Cache *Cache
+}
+
+// Download writes the artifact m describes into dir (created if needed).
+// m is untrusted: it is validated completely first; every file is written
+// under a temporary name, verified (size and SHA-256), given its mode and
+// only then renamed to its final name. Nothing is written outside dir:
+// paths are opened through os.Root, which refuses "..", absolute paths and
+// symlinks (already in dir) that lead out of it.
+func Download(ctx context.Context, src Source, m *Manifest, dir string) (Stats, error) {
+	start := time.Now()
+	var st Stats
+	if err := m.Validate(); err != nil {
+		return st, fmt.Errorf("downloading an artifact from %s: refused: %w", src.Name, err)
+	}
+	fail := func(err error) (Stats, error) {
+		return st, fmt.Errorf("downloading artifact %s from %s into %s: %w", m.Name, src.Name, dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer root.Close()
+	for _, d := range m.Dirs {
+		if err := root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
+			return fail(fmt.Errorf("directory %s: %w", d, err))
+		}
+	}
+	for _, f := range m.Files {
+		moved, err := downloadFile(ctx, src, root, f)
+		st.Moved += moved
+		if err != nil {
+			return fail(fmt.Errorf("file %s: %w", f.Path, err))
+		}
+	}
+	st.Files, st.Bytes, st.Time = len(m.Files), m.Bytes(), time.Since(start)
+	return st, nil
+}
+
+func downloadFile(ctx context.Context, src Source, root *os.Root, f File) (moved int64, err error) {
+	native := filepath.FromSlash(f.Path)
+	if parent := filepath.Dir(native); parent != "." {
+		if err := root.MkdirAll(parent, 0o755); err != nil {
+			return 0, err
+		}
+	}
+	var r io.ReadCloser
+	if src.Cache != nil {
+		r, moved, err = src.Cache.Open(ctx, f.SHA256, f.Size)
+	} else {
+		r, err = openBlob(ctx, src.Store, f.SHA256)
+		moved = f.Size
+	}
+	if err != nil {
+		return moved, err
+	}
+	defer r.Close()
+	tmp := filepath.Join(filepath.Dir(native), ".modpipe-"+randomHex()+".tmp")
+	out, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return moved, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			out.Close()
+			_ = root.Remove(tmp)
+		}
+	}()
+	if err := copyVerified(ctx, out, r, f.SHA256, f.Size, src.Name); err != nil {
+		return moved, err
+	}
+	if err := out.Close(); err != nil {
+		return moved, err
+	}
+	if err := root.Chmod(tmp, fs.FileMode(f.Mode)); err != nil {
+		return moved, err
+	}
+	if err := root.Rename(tmp, native); err != nil {
+		return moved, err
+	}
+	committed = true
+	return moved, nil
+}
+
+func openBlob(ctx context.Context, s artifact.Store, digest string) (io.ReadCloser, error) {
+	key, err := artifact.DigestKey(digest)
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, key)
+}
+
+// ErrDigestMismatch is wrapped by errors for content that does not match
+// the digest its manifest gives.
+var ErrDigestMismatch = errors.New("content does not match its SHA-256")
+
+// copyVerified copies r to w, checking that r yields exactly size bytes
+// whose SHA-256 is digest.
+func copyVerified(ctx context.Context, w io.Writer, r io.Reader, digest string, size int64, storeName string) error {
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, h), artifact.ContextReader(ctx, io.NopCloser(io.LimitReader(r, size+1))))
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("%w: the blob in %s has %d bytes, the manifest says %d (truncated or tampered with; nothing was kept)", ErrDigestMismatch, storeName, n, size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+		return fmt.Errorf("%w: the blob in %s has SHA-256 %s, the manifest says %s (tampered with or damaged; nothing was kept)", ErrDigestMismatch, storeName, got, digest)
+	}
+	return nil
+}
+
+func randomHex() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
