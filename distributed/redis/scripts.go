@@ -53,7 +53,8 @@ end
 -- why instance id (a string) may not act with session: nil when it is
 -- registered with that session, accepted and alive (its last heartbeat no
 -- older than its lease timeout); else {'refused', reason} or
--- {'notreg', why, detail}. exists: whether the run's meta hash exists.
+-- {'notreg', why, detail}. exists: whether the run's meta hash has a
+-- state (a registered run always has one).
 local function not_live(id, session, now, exists)
   if not exists then return {'notreg', 'gone', ''} end
   local raw = redis.call('HGET', KEYS[2], id)
@@ -211,7 +212,9 @@ return {'ok', ''}
 // field). A lost instance
 // (heartbeat older than its lease timeout) that beats again is alive again.
 var scriptHeartbeat = goredis.NewScript(luaCommon + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
+-- A registered run always has a state; meta without one was made by an
+-- enqueue after the keys were lost.
+if not redis.call('HGET', KEYS[1], 'state') then return {'lost'} end
 local now = now_ms()
 local bad = not_live(ARGV[3], ARGV[4], now, true)
 if bad and not (bad[1] == 'notreg' and bad[2] == 'lost') then return bad end
