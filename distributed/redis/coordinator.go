@@ -387,7 +387,10 @@ func (c *Coordinator) wakeClaimers() {
 	for _, w := range ws {
 		w.pushed.Store(true)
 		pipe.LPush(ctx, w.ctl, "x")
-		pipe.PExpire(ctx, w.ctl, c.opts.KeyTTL)
+		// A token matters only until the call's next wait, at most an
+		// outage plus a block later: a list left behind by a call that
+		// returned meanwhile goes soon.
+		pipe.PExpire(ctx, w.ctl, c.opts.OutageTolerance+2*c.opts.BlockTimeout)
 	}
 	// A failure means the connection is down: the subscription's
 	// reconnection wakes everyone again.

@@ -6,7 +6,15 @@
 //
 // Claims, fenced results and reclaims are single Lua scripts; idle instances
 // block on lists (BLPOP) and follow the run over pub/sub, so nothing polls.
-// Every key of a run lives under "<prefix>:{<run id>}:" with a TTL.
+// Every key of a run lives under "<prefix>:{<run id>}:" with a TTL; the
+// names are built in keys.go, which also says how scripts learn the keys
+// of the per-requirement queues. Scripts receive every key they touch in
+// KEYS, and a run's keys share one hash tag, so the coordinator also works
+// on Redis Cluster: name it with a redis+cluster:// URL (see Options.URL).
+// Announcements use plain PUBLISH and SUBSCRIBE, which work on a cluster
+// (a message reaches subscribers on every node, carried over the cluster
+// bus); Redis 7's sharded pub/sub (SPUBLISH, SSUBSCRIBE) would keep it on
+// the run's node, and is left for later.
 package redis
 
 import (
