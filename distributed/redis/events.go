@@ -2,7 +2,7 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -160,27 +160,44 @@ type announcement struct {
 	hasPayload      bool
 }
 
-// parseBatch reads "b:" and a JSON array of [module, result] or [module]:
-// the announcements of one batch of results. Entries that are not one or
-// two strings are skipped (a forged message announces nothing; results are
-// validated when used).
+// parseBatch reads "b:" and, per result, "<length>:<module><length>:<result>"
+// (length -1: no result follows): the announcements of one batch of
+// results (see scriptPublish). It stops at the first malformed entry,
+// keeping those before it (a forged message announces nothing wrong:
+// results are validated when used).
 func parseBatch(msg string) ([]announcement, bool) {
-	body, ok := strings.CutPrefix(msg, "b:")
+	rest, ok := strings.CutPrefix(msg, "b:")
 	if !ok {
 		return nil, false
 	}
-	var raw [][]string
-	if err := json.Unmarshal([]byte(body), &raw); err != nil {
-		return nil, true
-	}
-	out := make([]announcement, 0, len(raw))
-	for _, e := range raw {
-		switch len(e) {
-		case 1:
-			out = append(out, announcement{module: e[0]})
-		case 2:
-			out = append(out, announcement{module: e[0], payload: e[1], hasPayload: true})
+	// next reads one length-prefixed field; n == -1 means absent.
+	next := func() (string, int, bool) {
+		num, tail, ok := strings.Cut(rest, ":")
+		if !ok {
+			return "", 0, false
 		}
+		n, err := strconv.Atoi(num)
+		if err != nil || n < -1 || n > len(tail) || strconv.Itoa(n) != num {
+			return "", 0, false
+		}
+		if n == -1 {
+			rest = tail
+			return "", -1, true
+		}
+		rest = tail[n:]
+		return tail[:n], n, true
+	}
+	var out []announcement
+	for rest != "" {
+		mod, n, ok := next()
+		if !ok || n < 0 {
+			break
+		}
+		payload, n, ok := next()
+		if !ok {
+			break
+		}
+		out = append(out, announcement{module: mod, payload: payload, hasPayload: n >= 0})
 	}
 	return out, true
 }
