@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -361,11 +361,34 @@ func (c *Coordinator) Claim(ctx context.Context, instance int, caps []string) (d
 	return cls[0], nil
 }
 
-// waiter is a Claim call of this process: its control list, and whether
-// anything was pushed to it (then the claim script deletes it).
+// waiter is a Claim call of this process: its control list, whether a
+// wake-up was pushed to it since its last claim script, and whether the
+// call has returned (then nothing is pushed any more). mu is held across
+// a push, so a returning call that deletes its list does so after it.
 type waiter struct {
 	ctl    string
-	pushed atomic.Bool
+	mu     sync.Mutex
+	pushed bool
+	done   bool
+}
+
+// takePushed reports whether a wake-up was pushed since the last call, and
+// forgets it.
+func (w *waiter) takePushed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.pushed
+	w.pushed = false
+	return p
+}
+
+// finish marks the call returned and reports whether its list may still
+// hold a wake-up.
+func (w *waiter) finish() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
+	return w.pushed
 }
 
 // wakeClaimers pushes a wake-up to the control list of every Claim call
@@ -375,21 +398,31 @@ type waiter struct {
 func (c *Coordinator) wakeClaimers() {
 	var ws []*waiter
 	c.waiting.Range(func(_, v any) bool {
-		ws = append(ws, v.(*waiter))
+		w := v.(*waiter)
+		w.mu.Lock() // held until the push is done; see waiter
+		if w.done {
+			w.mu.Unlock()
+		} else {
+			w.pushed = true
+			ws = append(ws, w)
+		}
 		return true
 	})
 	if len(ws) == 0 {
 		return
 	}
+	defer func() {
+		for _, w := range ws {
+			w.mu.Unlock()
+		}
+	}()
 	ctx, cancel := context.WithTimeout(c.logCtx(context.Background()), c.opts.OperationTimeout)
 	defer cancel()
 	pipe := c.client.Pipeline()
 	for _, w := range ws {
-		w.pushed.Store(true)
 		pipe.LPush(ctx, w.ctl, "x")
 		// A token matters only until the call's next wait, at most an
-		// outage plus a block later: a list left behind by a call that
-		// returned meanwhile goes soon.
+		// outage plus a block later.
 		pipe.PExpire(ctx, w.ctl, c.opts.OutageTolerance+2*c.opts.BlockTimeout)
 	}
 	// A failure means the connection is down: the subscription's
@@ -423,12 +456,17 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 	stopWake := context.AfterFunc(ctx, func() {
 		wctx, cancel := context.WithTimeout(context.Background(), c.opts.OperationTimeout)
 		defer cancel()
-		client.LPush(wctx, w.ctl, "x")
+		// It may land after the call deleted the list: let it expire.
+		pipe := client.Pipeline()
+		pipe.LPush(wctx, w.ctl, "x")
+		pipe.PExpire(wctx, w.ctl, c.opts.OutageTolerance+2*c.opts.BlockTimeout)
+		_, _ = pipe.Exec(wctx)
 	})
 	defer stopWake()
 	defer func() {
-		if ctx.Err() != nil {
-			// Leave no wake-ups behind.
+		if w.finish() || ctx.Err() != nil {
+			// Leave no wake-ups behind (a push after the last script, or
+			// the one that ended the wait when ctx ended).
 			cctx, cancel := context.WithTimeout(context.Background(), c.opts.OperationTimeout)
 			defer cancel()
 			c.client.Del(cctx, w.ctl)
@@ -448,8 +486,8 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 			}
 		}
 		waited := "0"
-		if w.pushed.Load() {
-			waited = "1"
+		if w.takePushed() {
+			waited = "1" // the script deletes the list
 		}
 		v, err := c.runRetryKeys(ctx, "claiming work", scriptClaim, c.keys.with(eligible, w.ctl),
 			instance, reqID, consumedAt, waited, max, session, len(known))
@@ -490,7 +528,6 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		w.pushed.Store(true) // it waits: the claim script clears its list
 		popped, err := c.client.BLPop(c.logCtx(ctx), c.opts.BlockTimeout, wake...).Result()
 		if err == nil && len(popped) == 2 && popped[0] != w.ctl {
 			consumed = popped[0]
