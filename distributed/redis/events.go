@@ -11,7 +11,9 @@ import (
 )
 
 // subscriber follows the run's pub/sub channel on one connection and wakes
-// waiters: result announcements ("r:<module>") and state changes ("s").
+// waiters: result announcements ("r:<module>", or "b:" for a batch), state
+// changes ("s") and new queues ("q"). State changes, new queues and
+// resubscriptions also wake the process's waiting claimers (onWake).
 // Every (re)subscription starts a new epoch and wakes every waiter, since
 // announcements may have been missed while disconnected: waiters re-read
 // from Redis then (check-subscribe-recheck).
