@@ -37,7 +37,7 @@ go test -race -count=1 -timeout 20m ./...
 # Fuzz every decoder of data read back from Redis, and URL redaction,
 # briefly (5s each; `go test -fuzz` takes one target at a time).
 for target in FuzzDecodeLease FuzzDecodeRegistration FuzzDecodeAssignment FuzzDecodeResult \
-  FuzzParseState FuzzAnnouncement FuzzBeatAndClaimRecord FuzzClaimReply; do
+  FuzzParseState FuzzAnnouncement FuzzBatchAnnouncement FuzzBeatAndClaimRecord FuzzClaimReply; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 5s ./distributed/redis/
 done
 go test -run '^$' -fuzz '^FuzzURL$' -fuzztime 5s ./internal/redact/
