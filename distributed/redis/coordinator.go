@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -17,14 +18,24 @@ import (
 	"github.com/modpipe/modpipe/distributed"
 )
 
-// run calls a script with the run's fixed keys and common arguments.
-func (c *Coordinator) run(ctx context.Context, s *goredis.Script, args ...any) (any, error) {
-	all := append([]any{c.keys.base, c.opts.KeyTTL.Milliseconds()}, args...)
-	return s.Run(ctx, c.client, c.keys.all(), all...).Result()
+// run calls a script with keys (nil: the run's fixed keys) and the common
+// arguments.
+func (c *Coordinator) run(ctx context.Context, s *goredis.Script, keys []string, args ...any) (any, error) {
+	if keys == nil {
+		keys = c.keys.all()
+	}
+	all := append([]any{c.keys.events(), c.opts.KeyTTL.Milliseconds()}, args...)
+	return s.Run(ctx, c.client, keys, all...).Result()
 }
 
-// runRetry is run through withRetry, for scripts that are safe to repeat.
+// runRetry is run through withRetry, for scripts that are safe to repeat,
+// with the run's fixed keys.
 func (c *Coordinator) runRetry(ctx context.Context, name string, s *goredis.Script, args ...any) (any, error) {
+	return c.runRetryKeys(ctx, name, s, nil, args...)
+}
+
+// runRetryKeys is runRetry with the keys given (see keys.with).
+func (c *Coordinator) runRetryKeys(ctx context.Context, name string, s *goredis.Script, keys []string, args ...any) (any, error) {
 	if err := c.connect(); err != nil {
 		return nil, err
 	}
@@ -36,10 +47,104 @@ func (c *Coordinator) runRetry(ctx context.Context, name string, s *goredis.Scri
 	var out any
 	err := c.withRetry(ctx, name, func(ctx context.Context) error {
 		var err error
-		out, err = c.run(ctx, s, args...)
+		out, err = c.run(ctx, s, keys, args...)
 		return err
 	})
 	return out, err
+}
+
+// enqueueArgs lays out assignments as enqueue() in scripts.go reads them,
+// and returns the requirement keys they need (pass them to keys.with).
+func enqueueArgs(as []distributed.Assignment) (rks []string, args []any, err error) {
+	index := map[string]int{}
+	groups := make([]any, 0, 5*len(as))
+	for _, a := range as {
+		if err := distributed.ValidateAssignment(a); err != nil {
+			return nil, nil, err
+		}
+		rk, err := reqKey(a.Requires)
+		if err != nil {
+			return nil, nil, err
+		}
+		i, ok := index[rk]
+		if !ok {
+			rks = append(rks, rk)
+			i = len(rks)
+			index[rk] = i
+		}
+		payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: lowerAll(a.Requires), Priority: a.Priority, MAC: a.MAC})
+		groups = append(groups, a.Module, a.Attempt, i, a.Priority, string(payload))
+	}
+	args = make([]any, 0, 1+len(rks)+len(groups))
+	args = append(args, len(rks))
+	for _, rk := range rks {
+		args = append(args, rk)
+	}
+	return rks, append(args, groups...), nil
+}
+
+// knownRKs returns the requirement keys this coordinator knows to have a
+// queue; learnRKs replaces them with what a script read from qs, addRKs
+// adds the ones an enqueue just created (qs only grows during a run).
+func (c *Coordinator) knownRKs() []string {
+	c.rkMu.Lock()
+	defer c.rkMu.Unlock()
+	return c.rks
+}
+
+func (c *Coordinator) learnRKs(rks []string) {
+	c.rkMu.Lock()
+	defer c.rkMu.Unlock()
+	c.rks = slices.Clip(rks)
+}
+
+func (c *Coordinator) addRKs(rks []string) {
+	c.rkMu.Lock()
+	defer c.rkMu.Unlock()
+	for _, rk := range rks {
+		if !slices.Contains(c.rks, rk) {
+			c.rks = append(slices.Clip(c.rks), rk)
+		}
+	}
+}
+
+// staleRKs reads a {'rks', key...} reply. A list as long as the one sent
+// means meta's queue count disagrees with qs itself: the run's data is
+// corrupt, and asking again would loop.
+func (c *Coordinator) staleRKs(arr []any, sent int) ([]string, error) {
+	rks := make([]string, 0, len(arr)-1)
+	for _, v := range arr[1:] {
+		s, err := asString("requirement key", v)
+		if err != nil {
+			return nil, c.fail(err)
+		}
+		rks = append(rks, s)
+	}
+	if len(rks) == sent {
+		return nil, c.fail(malformed("key "+c.keys.meta()+" field nq", fmt.Errorf("counts queues but %s holds %d requirement keys", c.keys.queues(), len(rks))))
+	}
+	return rks, nil
+}
+
+// satisfies reports whether caps (a set) meet requirement key rk ("a,b|c"
+// means a and (b or c)).
+func satisfies(rk string, caps map[string]bool) bool {
+	if rk == "" {
+		return true
+	}
+	for req := range strings.SplitSeq(rk, ",") {
+		ok := false
+		for alt := range strings.SplitSeq(req, "|") {
+			if caps[alt] {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func reply(where string, v any) ([]any, error) {
@@ -215,17 +320,9 @@ func (c *Coordinator) Enqueue(ctx context.Context, a distributed.Assignment) err
 
 // EnqueueBatch implements distributed.BatchEnqueuer: one script queues them all.
 func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignment) error {
-	args := make([]any, 0, 5*len(as))
-	for _, a := range as {
-		if err := distributed.ValidateAssignment(a); err != nil {
-			return err
-		}
-		rk, err := reqKey(a.Requires)
-		if err != nil {
-			return err
-		}
-		payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: lowerAll(a.Requires), Priority: a.Priority, MAC: a.MAC})
-		args = append(args, a.Module, a.Attempt, rk, a.Priority, string(payload))
+	rks, args, err := enqueueArgs(as)
+	if err != nil {
+		return err
 	}
 	if len(as) == 0 {
 		return nil
@@ -236,13 +333,14 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 	for _, a := range as {
 		c.markEnqueued(a.Module)
 	}
-	v, err := c.runRetry(ctx, "enqueueing "+as[0].Module, scriptEnqueue, args...)
+	v, err := c.runRetryKeys(ctx, "enqueueing "+as[0].Module, scriptEnqueue, c.keys.with(rks), args...)
 	if err != nil {
 		return err
 	}
 	if v == "ended" {
 		return fmt.Errorf("%w: cannot enqueue %s", distributed.ErrRunEnded, as[0].Module)
 	}
+	c.addRKs(rks)
 	return nil
 }
 
@@ -263,6 +361,75 @@ func (c *Coordinator) Claim(ctx context.Context, instance int, caps []string) (d
 	return cls[0], nil
 }
 
+// waiter is a Claim call of this process: its control list, whether a
+// wake-up was pushed to it since its last claim script, and whether the
+// call has returned (then nothing is pushed any more). mu is held across
+// a push, so a returning call that deletes its list does so after it.
+type waiter struct {
+	ctl    string
+	mu     sync.Mutex
+	pushed bool
+	done   bool
+}
+
+// takePushed reports whether a wake-up was pushed since the last call, and
+// forgets it.
+func (w *waiter) takePushed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.pushed
+	w.pushed = false
+	return p
+}
+
+// finish marks the call returned and reports whether its list may still
+// hold a wake-up.
+func (w *waiter) finish() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
+	return w.pushed
+}
+
+// wakeClaimers pushes a wake-up to the control list of every Claim call
+// of this process. The subscriber calls it when the run's state changes, a
+// new queue appears, or it resubscribed (announcements may have been
+// missed): waiting claimers then claim again, with fresh queue keys.
+func (c *Coordinator) wakeClaimers() {
+	var ws []*waiter
+	c.waiting.Range(func(_, v any) bool {
+		w := v.(*waiter)
+		w.mu.Lock() // held until the push is done; see waiter
+		if w.done {
+			w.mu.Unlock()
+		} else {
+			w.pushed = true
+			ws = append(ws, w)
+		}
+		return true
+	})
+	if len(ws) == 0 {
+		return
+	}
+	defer func() {
+		for _, w := range ws {
+			w.mu.Unlock()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(c.logCtx(context.Background()), c.opts.OperationTimeout)
+	defer cancel()
+	pipe := c.client.Pipeline()
+	for _, w := range ws {
+		pipe.LPush(ctx, w.ctl, "x")
+		// A token matters only until the call's next wait, at most an
+		// outage plus a block later.
+		pipe.PExpire(ctx, w.ctl, c.opts.OutageTolerance+2*c.opts.BlockTimeout)
+	}
+	// A failure means the connection is down: the subscription's
+	// reconnection wakes everyone again.
+	_, _ = pipe.Exec(ctx)
+}
+
 // ClaimBatch implements distributed.BatchClaimer: one script takes up to
 // limit assignments, best first.
 func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []string, limit int) ([]distributed.Claim, error) {
@@ -270,30 +437,57 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 		return nil, err
 	}
 	limit = min(max(1, limit), distributed.MaxBatch)
-	capList := strings.Join(lowerAll(caps), ",")
+	capSet := map[string]bool{}
+	for _, cp := range lowerAll(caps) {
+		capSet[cp] = true
+	}
 	reqID := newToken()
+	// Registered before the first script runs, so no announcement made
+	// after it can be missed (see keys.go).
+	w := &waiter{ctl: c.keys.ctl(reqID)}
+	c.waiting.Store(reqID, w)
+	defer c.waiting.Delete(reqID)
 	// go-redis cannot interrupt a blocking command when its context ends;
-	// a wake-up pushed to this instance's control list ends the wait.
-	ctl := c.keys.ctl(reqID)
+	// a wake-up pushed to this call's control list ends the wait.
 	client := c.client
 	stopWake := context.AfterFunc(ctx, func() {
 		wctx, cancel := context.WithTimeout(context.Background(), c.opts.OperationTimeout)
 		defer cancel()
-		client.LPush(wctx, ctl, "x")
+		// It may land after the call deleted the list: let it expire.
+		pipe := client.Pipeline()
+		pipe.LPush(wctx, w.ctl, "x")
+		pipe.PExpire(wctx, w.ctl, c.opts.OutageTolerance+2*c.opts.BlockTimeout)
+		_, _ = pipe.Exec(wctx)
 	})
 	defer stopWake()
 	defer func() {
-		if ctx.Err() != nil {
-			// Leave no registration behind for wake-ups to feed.
+		if w.finish() || ctx.Err() != nil {
+			// Leave no wake-ups behind (a push after the last script, or
+			// the one that ended the wait when ctx ended).
 			cctx, cancel := context.WithTimeout(context.Background(), c.opts.OperationTimeout)
 			defer cancel()
-			c.client.SRem(cctx, c.keys.claimers(), reqID)
-			c.client.Del(cctx, ctl)
+			c.client.Del(cctx, w.ctl)
 		}
 	}()
-	consumed, registered, session := "", "0", c.session(instance)
+	consumed, session := "", c.session(instance)
 	for {
-		v, err := c.runRetry(ctx, "claiming work", scriptClaim, instance, capList, reqID, consumed, registered, limit, session)
+		known := c.knownRKs()
+		eligible := make([]string, 0, len(known))
+		consumedAt := 0
+		for _, rk := range known {
+			if satisfies(rk, capSet) {
+				eligible = append(eligible, rk)
+				if c.keys.wake(rk) == consumed {
+					consumedAt = len(eligible)
+				}
+			}
+		}
+		waited := "0"
+		if w.takePushed() {
+			waited = "1" // the script deletes the list
+		}
+		v, err := c.runRetryKeys(ctx, "claiming work", scriptClaim, c.keys.with(eligible, w.ctl),
+			instance, reqID, consumedAt, waited, limit, session, len(known))
 		if err != nil {
 			return nil, err
 		}
@@ -310,23 +504,29 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 			return nil, c.notLive(instance, arr)
 		case "corrupt":
 			return nil, corrupt(arr)
+		case "rks":
+			// Our queue list was stale: claim again with the run's.
+			rks, err := c.staleRKs(arr, len(known))
+			if err != nil {
+				return nil, err
+			}
+			c.learnRKs(rks)
+			continue
 		case "empty":
-			registered = "1"
 		default:
 			return nil, malformed("claim reply", fmt.Errorf("%v", arr[0]))
 		}
-		wake := []string{ctl}
-		for _, k := range arr[1:] {
-			if s, ok := k.(string); ok {
-				wake = append(wake, s)
-			}
+		// A token consumed for an empty queue was one too many: dropped.
+		consumed = ""
+		wake := []string{w.ctl}
+		for _, rk := range eligible {
+			wake = append(wake, c.keys.wake(rk))
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		popped, err := c.client.BLPop(c.logCtx(ctx), c.opts.BlockTimeout, wake...).Result()
-		consumed = ""
-		if err == nil && len(popped) == 2 && strings.HasPrefix(popped[0], c.keys.base+"w:") {
+		if err == nil && len(popped) == 2 && popped[0] != w.ctl {
 			consumed = popped[0]
 		}
 		if ctx.Err() != nil {
@@ -410,22 +610,23 @@ func (c *Coordinator) Reclaim(ctx context.Context, l distributed.Lease, next *di
 	if err := c.connect(); err != nil {
 		return err
 	}
-	attempt, rk, prio, payload := 0, "", int64(0), ""
+	var rks []string
+	args := []any{l.Module, l.Token}
 	if next != nil {
-		if err := distributed.ValidateAssignment(*next); err != nil {
-			return err
-		}
+		var more []any
 		var err error
-		if rk, err = reqKey(next.Requires); err != nil {
+		if rks, more, err = enqueueArgs([]distributed.Assignment{*next}); err != nil {
 			return err
 		}
-		b, _ := json.Marshal(wireAssignment{Module: next.Module, Attempt: next.Attempt, Requires: lowerAll(next.Requires), Priority: next.Priority, MAC: next.MAC})
-		attempt, prio, payload = next.Attempt, next.Priority, string(b)
+		args = append(args, more...)
 		c.markEnqueued(next.Module)
 	}
-	v, err := c.runRetry(ctx, "reclaiming "+l.Module, scriptReclaim, l.Module, l.Token, attempt, rk, prio, payload)
+	v, err := c.runRetryKeys(ctx, "reclaiming "+l.Module, scriptReclaim, c.keys.with(rks), args...)
 	if err != nil {
 		return err
+	}
+	if v == "ok" {
+		c.addRKs(rks)
 	}
 	if v == "stale" {
 		return fmt.Errorf("%w: %s attempt %d (token %s) is not the current lease", distributed.ErrStaleLease, l.Module, l.Attempt, l.Token)
@@ -568,8 +769,23 @@ func (c *Coordinator) Complete(ctx context.Context, failed bool) error {
 	if failed {
 		f = 1
 	}
-	_, err := c.runRetry(ctx, "completing the run", scriptComplete, f)
-	return err
+	for {
+		known := c.knownRKs()
+		v, err := c.runRetryKeys(ctx, "completing the run", scriptComplete, c.keys.with(known), f, len(known))
+		if err != nil {
+			return err
+		}
+		arr, ok := v.([]any)
+		if !ok || len(arr) == 0 || arr[0] != "rks" {
+			return nil
+		}
+		// The run is marked completed; deleting its queues needs their keys.
+		rks, err := c.staleRKs(arr, len(known))
+		if err != nil {
+			return err
+		}
+		c.learnRKs(rks)
+	}
 }
 
 // State returns the run's state. It is not part of distributed.Coordinator;

@@ -118,8 +118,9 @@ func TestProcessesCorruptRecordFailsTheRun(t *testing.T) {
 			}
 			return base + "w:", err
 		}},
-		{"waiting claimers wrong type", func(c *goredis.Client, base, _ string) (string, error) {
-			return base + "claimers: holds a string", retype(c, base+"claimers")
+		{"queue count garbage", func(c *goredis.Client, base, _ string) (string, error) {
+			// Claims check their list of queues against it.
+			return base + "meta field nq", c.HSet(ctx, base+"meta", "nq", "many").Err()
 		}},
 		{"forged announcement", func(c *goredis.Client, base, _ string) (string, error) {
 			// A result announced for a module still queued.

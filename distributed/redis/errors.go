@@ -51,6 +51,8 @@ func (c *Coordinator) refusal(msg string) string {
 		return "Redis refused the credentials: the server requires a password; give the user and password in the Redis URL (redis://user:password@host:port)"
 	case code == "WRONGPASS" || strings.Contains(msg, "invalid password") || strings.Contains(msg, "invalid username-password"):
 		return "Redis refused the credentials: check the user and password in the Redis URL (redis://user:password@host:port)"
+	case strings.Contains(msg, "cluster support disabled"):
+		return "the server is not a Redis Cluster: use a redis:// (or rediss://) URL for a single server, redis+cluster:// only for a cluster"
 	case code == "MISCONF":
 		return "the server refuses writes because it cannot persist its data: fix its disk or persistence settings (see the server's log)"
 	case code == "NOSCRIPT" || (code == "ERR" && (strings.Contains(msg, "unknown command") || strings.Contains(msg, "scripting is disabled"))):

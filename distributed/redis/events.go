@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -10,13 +11,16 @@ import (
 )
 
 // subscriber follows the run's pub/sub channel on one connection and wakes
-// waiters: result announcements ("r:<module>") and state changes ("s").
+// waiters: result announcements ("r:<module>", or "b:" for a batch), state
+// changes ("s") and new queues ("q"). State changes, new queues and
+// resubscriptions also wake the process's waiting claimers (onWake).
 // Every (re)subscription starts a new epoch and wakes every waiter, since
 // announcements may have been missed while disconnected: waiters re-read
 // from Redis then (check-subscribe-recheck).
 type subscriber struct {
-	client  *goredis.Client
+	client  goredis.UniversalClient
 	channel string
+	onWake  func()     // wakes the process's waiting claimers
 	psMu    sync.Mutex // guards ps, replaced after a refused subscription
 	ps      *goredis.PubSub
 	cancel  context.CancelFunc
@@ -34,10 +38,10 @@ type subscriber struct {
 	modules   map[string]chan struct{} // closed when that module's result is announced
 }
 
-func startSubscriber(parent context.Context, client *goredis.Client, channel string) *subscriber {
+func startSubscriber(parent context.Context, client goredis.UniversalClient, channel string, onWake func()) *subscriber {
 	ctx, cancel := context.WithCancel(parent)
 	s := &subscriber{
-		client: client, channel: channel, ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
+		client: client, channel: channel, onWake: onWake, ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
 		ready: make(chan struct{}), broken: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
 	}
 	go s.loop(ctx)
@@ -95,38 +99,109 @@ func (s *subscriber) loop(ctx context.Context) {
 			continue
 		}
 		wait = 50 * time.Millisecond
-		s.mu.Lock()
-		switch m := msg.(type) {
-		case *goredis.Subscription:
-			s.epoch++
-			select {
-			case <-s.ready:
-			default:
-				close(s.ready)
-			}
-			// Announcements may have been missed: everyone looks again.
-			s.wakeAllLocked()
-		case *goredis.Message:
-			if mod, payload, hasPayload, ok := parseAnnouncement(m.Payload); ok {
-				// Only the waiters of this module wake: with thousands of
-				// modules in flight, waking all on every result would cost
-				// quadratic work.
-				if hasPayload {
-					s.payloads[mod] = payload
-				}
-				s.announced[mod] = true
-				if ch, ok := s.modules[mod]; ok {
-					close(ch)
-					delete(s.modules, mod)
-				}
-			} else {
-				s.stateSeq++
-				close(s.global)
-				s.global = make(chan struct{})
-			}
+		if s.handle(msg) && s.onWake != nil {
+			s.onWake()
 		}
-		s.mu.Unlock()
 	}
+}
+
+// handle records one message or subscription confirmation, and reports
+// whether waiting claimers must be woken.
+func (s *subscriber) handle(msg any) (wakeClaimers bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch m := msg.(type) {
+	case *goredis.Subscription:
+		s.epoch++
+		select {
+		case <-s.ready:
+		default:
+			close(s.ready)
+		}
+		// Announcements may have been missed: everyone looks again.
+		s.wakeAllLocked()
+		return true
+	case *goredis.Message:
+		if m.Payload == "q" {
+			return true // a new queue: only claimers care
+		}
+		if batch, ok := parseBatch(m.Payload); ok {
+			for _, a := range batch {
+				s.announceLocked(a.module, a.payload, a.hasPayload)
+			}
+			return false
+		}
+		if mod, payload, hasPayload, ok := parseAnnouncement(m.Payload); ok {
+			s.announceLocked(mod, payload, hasPayload)
+			return false
+		}
+		s.stateSeq++
+		close(s.global)
+		s.global = make(chan struct{})
+		return true
+	}
+	return false
+}
+
+// announceLocked records the result announcement of mod. Only the waiters
+// of this module wake: with thousands of modules in flight, waking all on
+// every result would cost quadratic work.
+func (s *subscriber) announceLocked(mod, payload string, hasPayload bool) {
+	if hasPayload {
+		s.payloads[mod] = payload
+	}
+	s.announced[mod] = true
+	if ch, ok := s.modules[mod]; ok {
+		close(ch)
+		delete(s.modules, mod)
+	}
+}
+
+type announcement struct {
+	module, payload string
+	hasPayload      bool
+}
+
+// parseBatch reads "b:" and, per result, "<length>:<module><length>:<result>"
+// (length -1: no result follows): the announcements of one batch of
+// results (see scriptPublish). It stops at the first malformed entry,
+// keeping those before it (a forged message announces nothing wrong:
+// results are validated when used).
+func parseBatch(msg string) ([]announcement, bool) {
+	rest, ok := strings.CutPrefix(msg, "b:")
+	if !ok {
+		return nil, false
+	}
+	// next reads one length-prefixed field; n == -1 means absent.
+	next := func() (string, int, bool) {
+		num, tail, ok := strings.Cut(rest, ":")
+		if !ok {
+			return "", 0, false
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil || n < -1 || n > len(tail) || strconv.Itoa(n) != num {
+			return "", 0, false
+		}
+		if n == -1 {
+			rest = tail
+			return "", -1, true
+		}
+		rest = tail[n:]
+		return tail[:n], n, true
+	}
+	var out []announcement
+	for rest != "" {
+		mod, n, ok := next()
+		if !ok || n < 0 {
+			break
+		}
+		payload, n, ok := next()
+		if !ok {
+			break
+		}
+		out = append(out, announcement{module: mod, payload: payload, hasPayload: n >= 0})
+	}
+	return out, true
 }
 
 // parseAnnouncement reads a message of the run's channel: "r:<module>"

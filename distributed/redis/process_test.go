@@ -67,7 +67,8 @@ func (s *syncBuffer) String() string {
 type scenario struct {
 	t      *testing.T
 	bin    string
-	srv    *redistest.Server
+	srv    *redistest.Server // where client() inspects the run's keys
+	url    string            // the URL the instances use
 	runID  string
 	total  int
 	env    []string
@@ -80,14 +81,14 @@ func newScenario(t *testing.T, srv *redistest.Server, total int, env ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &scenario{t: t, bin: bin, srv: srv, runID: newRunID(), total: total, env: env, report: filepath.Join(t.TempDir(), "report.json")}
+	return &scenario{t: t, bin: bin, srv: srv, url: srv.URL(), runID: newRunID(), total: total, env: env, report: filepath.Join(t.TempDir(), "report.json")}
 }
 
 // start launches instance index; extra holds flags and KEY=VALUE env entries.
 func (s *scenario) start(index int, extra ...string) *proc {
 	args := []string{
 		"--instance", strconv.Itoa(index), "--total", strconv.Itoa(s.total),
-		"--redis-url", s.srv.URL(), "--run-id", s.runID,
+		"--redis-url", s.url, "--run-id", s.runID,
 		"--heartbeat", "100ms", "--lease-timeout", "1s", "--master-timeout", "3s", "--capability-timeout", "20s",
 	}
 	env := append(os.Environ(), "GITHUB_ACTIONS=", "REDIS_URL=", "MODPIPE_RUN_ID=")
@@ -211,7 +212,12 @@ func (s *scenario) awaitInstances(n int) {
 // routingRun runs the example as a master and three workers and checks
 // where every module ran.
 func routingRun(t *testing.T, srv *redistest.Server) error {
-	s := newScenario(t, srv, 4)
+	return routingRunOf(newScenario(t, srv, 4))
+}
+
+// routingRunOf is routingRun for a scenario of four instances.
+func routingRunOf(s *scenario) error {
+	t := s.t
 	procs := []*proc{s.start(0), s.start(1, "--capability=docker"), s.start(2, "--capability=windows"), s.start(3, "--capability=macos")}
 	var problems []string
 	for _, p := range procs {

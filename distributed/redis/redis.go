@@ -6,7 +6,15 @@
 //
 // Claims, fenced results and reclaims are single Lua scripts; idle instances
 // block on lists (BLPOP) and follow the run over pub/sub, so nothing polls.
-// Every key of a run lives under "<prefix>:{<run id>}:" with a TTL.
+// Every key of a run lives under "<prefix>:{<run id>}:" with a TTL; the
+// names are built in keys.go, which also says how scripts learn the keys
+// of the per-requirement queues. Scripts receive every key they touch in
+// KEYS, and a run's keys share one hash tag, so the coordinator also works
+// on Redis Cluster: name it with a redis+cluster:// URL (see Options.URL).
+// Announcements use plain PUBLISH and SUBSCRIBE, which work on a cluster
+// (a message reaches subscribers on every node, carried over the cluster
+// bus); Redis 7's sharded pub/sub (SPUBLISH, SSUBSCRIBE) would keep it on
+// the run's node, and is left for later.
 package redis
 
 import (
@@ -31,6 +39,13 @@ type Options struct {
 	// URL of the server: redis://[user:password@]host:port[/db], or
 	// rediss:// for TLS. Empty: modpipe's --redis-url flag, then the
 	// MODPIPE_REDIS_URL and REDIS_URL environment variables.
+	//
+	// A Redis Cluster is named by redis+cluster:// (rediss+cluster:// for
+	// TLS) and one or more of its nodes, comma-separated:
+	// redis+cluster://[user:password@]host1:port1,host2:port2. The client
+	// learns the rest of the cluster from them. Every key of a run shares
+	// the hash tag {run id}, so a run lives on one node and runs spread
+	// over the cluster.
 	URL string
 	// KeyPrefix starts every key (default "modpipe").
 	KeyPrefix string
@@ -63,7 +78,7 @@ type Coordinator struct {
 	opts Options
 
 	mu       sync.Mutex
-	client   *goredis.Client
+	client   goredis.UniversalClient
 	keys     keys
 	events   *subscriber
 	counter  counter
@@ -79,6 +94,10 @@ type Coordinator struct {
 
 	enqueued sync.Map // module -> subscription epoch at enqueue
 	sessions sync.Map // instance index -> session this value registered it with
+	waiting  sync.Map // claim request id -> *waiter: Claim calls of this process
+
+	rkMu sync.Mutex
+	rks  []string // requirement keys known to have a queue (see keys.go)
 }
 
 var (
@@ -161,22 +180,75 @@ func (c *Coordinator) connectLocked(b distributed.RunBinding) error {
 	c.log = &clientLog{logger: c.opts.Logger, url: raw}
 	c.redacted = redact.URL(raw)
 	c.tls = strings.HasPrefix(raw, "rediss://")
-	opts, err := goredis.ParseURL(raw)
+	client, err := newClient(raw, c.opts)
 	if err != nil {
-		// ParseURL errors can quote the URL; never show the password.
-		return fmt.Errorf("redis coordinator: the Redis URL %s is not valid (%s); use redis://[user:password@]host:port[/db] or rediss:// for TLS", c.redacted, redact.String(err.Error(), raw))
+		// Parse errors can quote the URL; never show the password.
+		return fmt.Errorf("redis coordinator: the Redis URL %s is not valid (%s); use redis://[user:password@]host:port[/db], rediss:// for TLS, or redis+cluster://host1:port1,host2:port2 for a Redis Cluster", c.redacted, redact.String(err.Error(), raw))
 	}
-	opts.DialTimeout = c.opts.ConnectTimeout
-	opts.ReadTimeout = c.opts.OperationTimeout
-	opts.WriteTimeout = c.opts.OperationTimeout
-	opts.MaxRetries = -1 // retries are ours (withRetry), with fencing in mind
-	opts.PoolSize = max(opts.PoolSize, 16)
-	client := goredis.NewClient(opts)
 	client.AddHook(&c.counter)
 	c.client = client
 	c.keys = newKeys(c.opts.KeyPrefix, runID)
-	c.events = startSubscriber(c.logCtx(context.Background()), client, c.keys.events())
+	c.events = startSubscriber(c.logCtx(context.Background()), client, c.keys.events(), c.wakeClaimers)
 	return nil
+}
+
+// newClient makes a client for raw: a cluster client for
+// redis+cluster:// and rediss+cluster:// URLs, else a plain one.
+func newClient(raw string, o Options) (goredis.UniversalClient, error) {
+	if scheme, rest, ok := strings.Cut(raw, "+cluster://"); ok && (scheme == "redis" || scheme == "rediss") {
+		opts, err := goredis.ParseClusterURL(clusterURL(scheme, rest))
+		if err != nil {
+			return nil, err
+		}
+		opts.DialTimeout = o.ConnectTimeout
+		opts.ReadTimeout = o.OperationTimeout
+		opts.WriteTimeout = o.OperationTimeout
+		opts.MaxRetries = -1 // retries are ours (withRetry), with fencing in mind
+		opts.PoolSize = max(opts.PoolSize, 16)
+		return goredis.NewClusterClient(opts), nil
+	}
+	opts, err := goredis.ParseURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	opts.DialTimeout = o.ConnectTimeout
+	opts.ReadTimeout = o.OperationTimeout
+	opts.WriteTimeout = o.OperationTimeout
+	opts.MaxRetries = -1
+	opts.PoolSize = max(opts.PoolSize, 16)
+	return goredis.NewClient(opts), nil
+}
+
+// clusterURL turns the part after "<scheme>+cluster://" (user info, a
+// comma-separated node list, then path and query) into the URL go-redis's
+// ParseClusterURL reads: the first node as host, the others as addr
+// parameters.
+func clusterURL(scheme, rest string) string {
+	hostEnd := strings.IndexAny(rest, "/?")
+	if hostEnd < 0 {
+		hostEnd = len(rest)
+	}
+	hosts, tail := rest[:hostEnd], rest[hostEnd:]
+	user := ""
+	if at := strings.LastIndex(hosts, "@"); at >= 0 {
+		user, hosts = hosts[:at+1], hosts[at+1:]
+	}
+	nodes := strings.Split(hosts, ",")
+	path, query, _ := strings.Cut(tail, "?")
+	var extra []string
+	for _, n := range nodes[1:] {
+		if n != "" {
+			extra = append(extra, "addr="+n)
+		}
+	}
+	if query != "" {
+		extra = append(extra, query)
+	}
+	out := scheme + "://" + user + nodes[0] + path
+	if len(extra) > 0 {
+		out += "?" + strings.Join(extra, "&")
+	}
+	return out
 }
 
 // Close implements distributed.Coordinator.

@@ -4,16 +4,26 @@ import goredis "github.com/redis/go-redis/v9"
 
 // All Lua lives here. Every script reads the server's clock (TIME), so ages
 // and queue waits never depend on the instances' clocks, and refreshes the
-// TTL of what it writes. Scripts address queue and wake-up keys derived from
-// the run's base key; all of them share the run's hash tag.
+// TTL of what it writes, once per call. Scripts touch only keys they were
+// given in KEYS (see keys.go for the names and for how the per-requirement
+// queues reach the scripts).
 //
 // Common KEYS layout: KEYS[1] meta, KEYS[2] inst, KEYS[3] beat, KEYS[4] seq,
 // KEYS[5] qs, KEYS[6] asg, KEYS[7] lease, KEYS[8] res, KEYS[9] ct,
-// KEYS[10] refused.
-// ARGV[1] is always the base key, ARGV[2] the TTL in milliseconds.
+// KEYS[10] refused; then, for scripts that use queues, the queue and
+// wake-up key of each requirement key: KEYS[9+2p] and KEYS[10+2p] for the
+// p-th one.
+// ARGV[1] is always the run's pub/sub channel, ARGV[2] the TTL in
+// milliseconds.
+//
+// The server's work per module is what the engine pays for most, so the
+// scripts spend commands per call (a batch), not per assignment, wherever
+// the guarantees allow: one HMGET or HSET for all fields of a batch, one
+// ZPOPMIN for a batch from one queue, one RPOP with a count for its
+// wake-up tokens, one announcement for a batch of results.
 
 const luaCommon = `
-local base, ttl = ARGV[1], tonumber(ARGV[2])
+local chan, ttl = ARGV[1], tonumber(ARGV[2])
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -25,28 +35,14 @@ end
 local function state()
   return redis.call('HGET', KEYS[1], 'state') or 'running'
 end
--- wake every waiting claimer (each Claim call registers its own list)
-local function wake_all()
-  local ids = redis.call('SMEMBERS', base .. 'claimers')
-  for _, id in ipairs(ids) do
-    local k = base .. 'ctl:' .. id
-    redis.call('LPUSH', k, 'x')
-    redis.call('LTRIM', k, 0, 7)
-    touch(k)
+-- queue and wake-up key of the p-th requirement key passed
+local function qkey(p) return KEYS[9 + 2 * p] end
+local function wkey(p) return KEYS[10 + 2 * p] end
+-- redis.call(cmd, key, items...) in chunks (Lua's unpack has a limit)
+local function chunked(cmd, key, items, step)
+  for i = 1, #items, step do
+    redis.call(cmd, key, unpack(items, i, math.min(i + step - 1, #items)))
   end
-end
--- does an instance with caps (a set) satisfy the requirement key rk
--- ("a,b|c" means a and (b or c))?
-local function satisfies(rk, caps)
-  if rk == '' then return true end
-  for req in string.gmatch(rk, '[^,]+') do
-    local ok = false
-    for alt in string.gmatch(req, '[^|]+') do
-      if caps[alt] then ok = true break end
-    end
-    if not ok then return false end
-  end
-  return true
 end
 -- decode a JSON record, or nil when it is not a JSON object
 local function decode(raw)
@@ -57,9 +53,10 @@ end
 -- why instance id (a string) may not act with session: nil when it is
 -- registered with that session, accepted and alive (its last heartbeat no
 -- older than its lease timeout); else {'refused', reason} or
--- {'notreg', why, detail}.
-local function not_live(id, session, now)
-  if redis.call('EXISTS', KEYS[1]) == 0 then return {'notreg', 'gone', ''} end
+-- {'notreg', why, detail}. exists: whether the run's meta hash has a
+-- state (a registered run always has one).
+local function not_live(id, session, now, exists)
+  if not exists then return {'notreg', 'gone', ''} end
   local raw = redis.call('HGET', KEYS[2], id)
   if not raw then
     local ref = redis.call('HGET', KEYS[10], id)
@@ -80,16 +77,64 @@ local function not_live(id, session, now)
   end
   return nil
 end
--- enqueue an assignment: ARGV offsets given by the caller
-local function enqueue(module, attempt, rk, prio, payload)
-  local member = module .. '#' .. attempt
-  if redis.call('HSETNX', KEYS[6], member, payload) == 0 then return 0 end
-  local seq = redis.call('INCR', KEYS[4])
-  redis.call('ZADD', base .. 'q:' .. rk, -prio * 1e9 + seq, member)
-  if redis.call('SADD', KEYS[5], rk) == 1 then wake_all() end
-  redis.call('LPUSH', base .. 'w:' .. rk, 'x')
-  touch(KEYS[4], KEYS[5], KEYS[6], base .. 'q:' .. rk, base .. 'w:' .. rk)
-  return 1
+-- the requirement keys of the run, when the caller passed a stale list
+local function rks_reply()
+  local out = {'rks'}
+  for _, rk in ipairs(redis.call('SMEMBERS', KEYS[5])) do table.insert(out, rk) end
+  return out
+end
+-- enqueue assignments: ARGV[at] is R, the number of requirement keys
+-- passed (their queue and wake-up keys are pairs 1..R of KEYS), ARGV[at+1]
+-- to ARGV[at+R] the requirement keys, then groups of five: module,
+-- attempt, requirement index (1..R), priority, assignment JSON (whose
+-- "enq_ms":0 gets the server time). An assignment already queued (same
+-- module and attempt) is ignored.
+local function enqueue(at, now)
+  local R = tonumber(ARGV[at])
+  local first = at + R + 1
+  local fields = {}
+  for i = first, #ARGV, 5 do table.insert(fields, ARGV[i] .. '#' .. ARGV[i + 1]) end
+  if #fields == 0 then return end
+  local have = {}
+  for i = 1, #fields, 1000 do
+    local got = redis.call('HMGET', KEYS[6], unpack(fields, i, math.min(i + 999, #fields)))
+    for j, v in ipairs(got) do have[i + j - 1] = v end
+  end
+  local seen, new = {}, {}
+  for j, f in ipairs(fields) do
+    if not have[j] and not seen[f] then
+      seen[f] = true
+      table.insert(new, j)
+    end
+  end
+  if #new == 0 then return end
+  local seq = redis.call('INCRBY', KEYS[4], #new) - #new
+  local hset, per = {}, {}
+  for n, j in ipairs(new) do
+    local i = first + (j - 1) * 5
+    local payload = string.gsub(ARGV[i + 4], '"enq_ms":0', '"enq_ms":' .. now, 1)
+    table.insert(hset, fields[j])
+    table.insert(hset, payload)
+    local r = tonumber(ARGV[i + 2])
+    per[r] = per[r] or {}
+    table.insert(per[r], -tonumber(ARGV[i + 3]) * 1e9 + seq + n)
+    table.insert(per[r], fields[j])
+  end
+  chunked('HSET', KEYS[6], hset, 1000)
+  touch(KEYS[4], KEYS[6])
+  for r, z in pairs(per) do
+    chunked('ZADD', qkey(r), z, 1000)
+    local tokens = {}
+    for _ = 1, #z / 2 do table.insert(tokens, 'x') end
+    chunked('LPUSH', wkey(r), tokens, 1000)
+    touch(qkey(r), wkey(r))
+    if redis.call('SADD', KEYS[5], ARGV[at + r]) == 1 then
+      -- A new queue: claimers waiting elsewhere must learn its keys.
+      redis.call('HINCRBY', KEYS[1], 'nq', 1)
+      touch(KEYS[1], KEYS[5])
+      redis.call('PUBLISH', chan, 'q')
+    end
+  end
 end
 `
 
@@ -156,7 +201,7 @@ redis.call('HDEL', KEYS[10], id)
 redis.call('HSET', KEYS[2], id, ARGV[5])
 redis.call('HSET', KEYS[3], id, now)
 touch(KEYS[1], KEYS[2], KEYS[3])
-redis.call('PUBLISH', base .. 'events', 's')
+redis.call('PUBLISH', chan, 's')
 return {'ok', ''}
 `)
 
@@ -167,9 +212,11 @@ return {'ok', ''}
 // field). A lost instance
 // (heartbeat older than its lease timeout) that beats again is alive again.
 var scriptHeartbeat = goredis.NewScript(luaCommon + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
+-- A registered run always has a state; meta without one was made by an
+-- enqueue after the keys were lost.
+if not redis.call('HGET', KEYS[1], 'state') then return {'lost'} end
 local now = now_ms()
-local bad = not_live(ARGV[3], ARGV[4], now)
+local bad = not_live(ARGV[3], ARGV[4], now, true)
 if bad and not (bad[1] == 'notreg' and bad[2] == 'lost') then return bad end
 redis.call('HSET', KEYS[3], ARGV[3], now)
 touch(KEYS[3])
@@ -192,167 +239,208 @@ var scriptLeases = goredis.NewScript(luaCommon + `
 return {now_ms(), redis.call('HGETALL', KEYS[7])}
 `)
 
-// enqueue: from ARGV[3], groups of five: module, attempt, requirement
-// key, priority, assignment JSON (whose "enq_ms":0 gets the server time).
+// enqueue: ARGV from 3 as enqueue() in luaCommon describes.
 var scriptEnqueue = goredis.NewScript(luaCommon + `
 if state() == 'completed' then return 'ended' end
-local now = now_ms()
-for i = 3, #ARGV, 5 do
-  local payload = string.gsub(ARGV[i+4], '"enq_ms":0', '"enq_ms":' .. now, 1)
-  enqueue(ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3]), payload)
-end
+enqueue(3, now_ms())
 return 'ok'
 `)
 
-// claim: ARGV[3] instance, ARGV[4] capabilities (comma-separated),
-// ARGV[5] claim request id (idempotent retries), ARGV[6] the wake-up key
-// whose token this claimer consumed just before ("" if none), ARGV[7] '1'
-// when this Claim call has registered as a waiting claimer, ARGV[8] how
-// many assignments to take at most, ARGV[9] the session the claimer
-// registered with.
+// claim: KEYS after the fixed ones: the queue and wake-up key of every
+// requirement key the claimer satisfies, then the claim's control list.
+// ARGV[3] instance, ARGV[4] claim request id (idempotent retries),
+// ARGV[5] the index of the requirement key whose wake-up token this
+// claimer consumed just before (0 if none), ARGV[6] '1' when this Claim
+// call has waited before (its control list may hold tokens), ARGV[7] how
+// many assignments to take at most, ARGV[8] the session the claimer
+// registered with, ARGV[9] how many requirement keys the caller knows of.
 // Returns {'ok', assignment JSON, lease JSON, queue_wait_ms, ...} (one
-// triple per assignment) | {'empty', wake key...} | {'ended'} |
+// triple per assignment) | {'empty'} | {'rks', requirement key...} (the
+// caller's list is stale: claim again with these) | {'ended'} |
 // {'refused', reason} | {'notreg', why, detail} | {'corrupt', key,
-// field}: a claimer that is not
-// registered with its session, was refused or is lost takes nothing.
+// field}: a claimer that is not registered with its session, was refused
+// or is lost takes nothing.
 var scriptClaim = goredis.NewScript(luaCommon + `
-local prev = redis.call('HGET', KEYS[9], ARGV[5])
+local prev = redis.call('HGET', KEYS[9], ARGV[4])
 if prev then return cjson.decode(prev) end
-local function unregister()
-  redis.call('SREM', base .. 'claimers', ARGV[5])
-  redis.call('DEL', base .. 'ctl:' .. ARGV[5])
-end
-local registered = ARGV[7] == '1'
-if state() ~= 'running' then
-  if registered then unregister() end
+local ctl = KEYS[#KEYS]
+local waited = ARGV[6] == '1'
+local meta = redis.call('HMGET', KEYS[1], 'state', 'nq')
+if meta[1] and meta[1] ~= 'running' then
+  if waited then redis.call('DEL', ctl) end
   return {'ended'}
 end
 local now = now_ms()
-local bad = not_live(ARGV[3], ARGV[9], now)
+local bad = not_live(ARGV[3], ARGV[8], now, meta[1] ~= false)
 if bad then
-  if registered then unregister() end
+  if waited then redis.call('DEL', ctl) end
   return bad
 end
-local caps = {}
-for c in string.gmatch(ARGV[4], '[^,]+') do caps[c] = true end
-local eligible, wake = {}, {}
-for _, rk in ipairs(redis.call('SMEMBERS', KEYS[5])) do
-  if satisfies(rk, caps) then
-    table.insert(eligible, rk)
-    table.insert(wake, base .. 'w:' .. rk)
+if tonumber(meta[2] or '0') ~= tonumber(ARGV[9]) then return rks_reply() end
+local npairs = (#KEYS - 11) / 2
+local max = tonumber(ARGV[7])
+local picked, taken = {}, {}
+if npairs == 1 then
+  local z = redis.call('ZPOPMIN', qkey(1), max)
+  for i = 1, #z, 2 do table.insert(picked, z[i]) end
+  taken[1] = #picked
+elseif npairs > 1 then
+  -- the best max of every queue, then the best max of those
+  local cands = {}
+  for p = 1, npairs do
+    local z = redis.call('ZRANGE', qkey(p), 0, max - 1, 'WITHSCORES')
+    for i = 1, #z, 2 do table.insert(cands, {z[i], tonumber(z[i + 1]), p}) end
+  end
+  table.sort(cands, function(a, b) return a[2] < b[2] end)
+  local rem = {}
+  for i = 1, math.min(max, #cands) do
+    local c = cands[i]
+    table.insert(picked, c[1])
+    rem[c[3]] = rem[c[3]] or {}
+    table.insert(rem[c[3]], c[1])
+  end
+  for p, members in pairs(rem) do
+    redis.call('ZREM', qkey(p), unpack(members))
+    taken[p] = #members
   end
 end
-local out = {'ok'}
-local session = ARGV[9]
-local consumed = ARGV[6]
-for k = 1, tonumber(ARGV[8]) do
-  local best, best_score, best_rk
-  for _, rk in ipairs(eligible) do
-    local top = redis.call('ZRANGE', base .. 'q:' .. rk, 0, 0, 'WITHSCORES')
-    if top[1] and (not best or tonumber(top[2]) < best_score) then
-      best, best_score, best_rk = top[1], tonumber(top[2]), rk
-    end
-  end
-  if not best then break end
-  redis.call('ZREM', base .. 'q:' .. best_rk, best)
-  -- Keep one wake-up token per queued assignment: the token this claimer
-  -- consumed pays for one assignment of its queue; every other assignment
-  -- taken removes a token of its own queue.
-  local own = base .. 'w:' .. best_rk
-  if consumed == own then consumed = '' else redis.call('RPOP', own) end
-  -- The assignment stays in asg (until Complete) so that enqueueing the
-  -- same module and attempt again is ignored.
-  local payload = redis.call('HGET', KEYS[6], best)
+if #picked == 0 then return {'empty'} end
+-- Keep one wake-up token per queued assignment: the token this claimer
+-- consumed pays for one assignment of its queue; every other assignment
+-- taken removes a token of its own queue.
+local consumed = tonumber(ARGV[5])
+if consumed > 0 and (taken[consumed] or 0) > 0 then
+  taken[consumed] = taken[consumed] - 1
+  consumed = 0
+end
+for p, n in pairs(taken) do
+  if n > 0 then redis.call('RPOP', wkey(p), n) end
+end
+if consumed > 0 then redis.call('LPUSH', wkey(consumed), 'x') end
+-- The assignments stay in asg (until Complete) so that enqueueing the
+-- same module and attempt again is ignored.
+local payloads = redis.call('HMGET', KEYS[6], unpack(picked))
+local out, leases = {'ok'}, {}
+for k, payload in ipairs(payloads) do
   local a = cjson.decode(payload)
-  local lease = cjson.encode({module = a.module, attempt = a.attempt, holder = tonumber(ARGV[3]), session = session, token = ARGV[5] .. '.' .. k, claimed_ms = now})
-  redis.call('HSET', KEYS[7], a.module, lease)
+  local lease = cjson.encode({module = a.module, attempt = a.attempt, holder = tonumber(ARGV[3]), session = ARGV[8], token = ARGV[4] .. '.' .. k, claimed_ms = now})
+  table.insert(leases, a.module)
+  table.insert(leases, lease)
   table.insert(out, payload)
   table.insert(out, lease)
   table.insert(out, now - (tonumber(a.enq_ms) or now))
 end
-if #out == 1 then
-  redis.call('SADD', base .. 'claimers', ARGV[5])
-  touch(base .. 'claimers')
-  table.insert(wake, 1, 'empty')
-  return wake
-end
-if consumed ~= '' then redis.call('LPUSH', consumed, 'x') end
-if registered then unregister() end
-redis.call('HSET', KEYS[9], ARGV[5], cjson.encode(out))
+redis.call('HSET', KEYS[7], unpack(leases))
+if waited then redis.call('DEL', ctl) end
+redis.call('HSET', KEYS[9], ARGV[4], cjson.encode(out))
 touch(KEYS[7], KEYS[9])
 return out
 `)
 
-// reclaim: ARGV[3] module, ARGV[4] token, ARGV[5] next attempt (0: none),
-// ARGV[6] requirement key, ARGV[7] priority, ARGV[8] next assignment JSON.
+// reclaim: ARGV[3] module, ARGV[4] token, then from ARGV[5] the next
+// attempt to queue as enqueue() in luaCommon describes (R = 0 and no
+// group: none). Returns ok | stale.
 var scriptReclaim = goredis.NewScript(luaCommon + `
 local cur = redis.call('HGET', KEYS[7], ARGV[3])
 if not cur or cjson.decode(cur).token ~= ARGV[4] then return 'stale' end
 redis.call('HDEL', KEYS[7], ARGV[3])
-if tonumber(ARGV[5]) > 0 then
-  local payload = string.gsub(ARGV[8], '"enq_ms":0', '"enq_ms":' .. now_ms(), 1)
-  enqueue(ARGV[3], ARGV[5], ARGV[6], tonumber(ARGV[7]), payload)
-end
+if #ARGV > 5 then enqueue(5, now_ms()) end
 return 'ok'
 `)
 
 // publish: from ARGV[3], groups of four: module, token, result JSON, the
 // call's nonce. Returns ok or stale for each. A retry of the same call
 // (same nonce) after its reply was lost gets ok; any other publish for a
-// lease that is no longer current is stale.
+// lease that is no longer current is stale. One announcement carries the
+// batch: "r:<module>\n<result>" for one; for more, "b:" and, per result,
+// "<length>:<module><length>:<result>", with length -1 and no result for
+// one too large to travel (length-prefixed: cheaper to build and read
+// than JSON, in the script and in every subscribed process).
 var scriptPublish = goredis.NewScript(luaCommon + `
-local out = {}
-for i = 3, #ARGV, 4 do
-  local module, token, result, nonce = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]
-  local cur = redis.call('HGET', KEYS[7], module)
-  if not cur or cjson.decode(cur).token ~= token then
-    local stored = redis.call('HGET', KEYS[8], module)
+local mods = {}
+for i = 3, #ARGV, 4 do table.insert(mods, ARGV[i]) end
+local cur = redis.call('HMGET', KEYS[7], unpack(mods))
+local out, del, set, ann, done = {}, {}, {}, {}, {}
+for j, module in ipairs(mods) do
+  local i = 3 + (j - 1) * 4
+  local token, result, nonce = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if done[module] or not cur[j] or cjson.decode(cur[j]).token ~= token then
+    local stored = done[module] or redis.call('HGET', KEYS[8], module)
     if stored and cjson.decode(stored).nonce == nonce then
       table.insert(out, 'ok')
     else
       table.insert(out, 'stale')
     end
   else
-    redis.call('HDEL', KEYS[7], module)
-    redis.call('HSET', KEYS[8], module, result)
+    done[module] = result
+    table.insert(del, module)
+    table.insert(set, module)
+    table.insert(set, result)
     -- Small results travel with their announcement, so awaiting
     -- instances need not read them back.
     if string.len(result) <= 65536 then
-      redis.call('PUBLISH', base .. 'events', 'r:' .. module .. '\n' .. result)
+      table.insert(ann, {module, result})
     else
-      redis.call('PUBLISH', base .. 'events', 'r:' .. module)
+      table.insert(ann, {module})
     end
     table.insert(out, 'ok')
   end
 end
-touch(KEYS[8])
+if #del > 0 then
+  redis.call('HDEL', KEYS[7], unpack(del))
+  redis.call('HSET', KEYS[8], unpack(set))
+  touch(KEYS[8])
+  if #ann == 1 then
+    local a = ann[1]
+    if a[2] then
+      redis.call('PUBLISH', chan, 'r:' .. a[1] .. '\n' .. a[2])
+    else
+      redis.call('PUBLISH', chan, 'r:' .. a[1])
+    end
+  else
+    local parts = {'b:'}
+    for _, a in ipairs(ann) do
+      table.insert(parts, string.len(a[1]) .. ':' .. a[1])
+      if a[2] then
+        table.insert(parts, string.len(a[2]) .. ':' .. a[2])
+      else
+        table.insert(parts, '-1:')
+      end
+    end
+    redis.call('PUBLISH', chan, table.concat(parts))
+  end
+end
 return out
 `)
 
-// cancel: ARGV[3] instance, ARGV[4] reason.
+// cancel: ARGV[3] instance, ARGV[4] reason. Waiting claimers are woken by
+// their processes, which hear the announcement.
 var scriptCancel = goredis.NewScript(luaCommon + `
 if state() ~= 'running' then return 'noop' end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'by', ARGV[3], 'reason', ARGV[4])
-redis.call('PUBLISH', base .. 'events', 's') -- first: see complete
-wake_all()
+redis.call('PUBLISH', chan, 's')
 return 'ok'
 `)
 
-// complete: ARGV[3] failed (0/1). Keeps meta, inst and beat until their
-// TTL (so the run id cannot be reused) and deletes the run's working data:
-// queues, assignments, leases and results.
+// complete: KEYS after the fixed ones: the queue and wake-up key of every
+// requirement key the caller knows of; ARGV[3] failed (0/1), ARGV[4] how
+// many requirement keys the caller knows of. Marks the run completed and
+// announces it (once), then keeps meta, inst and beat until their TTL (so
+// the run id cannot be reused) and deletes the run's working data: queues,
+// assignments, leases and results. Returns ok, or {'rks', requirement
+// key...} when the caller's list is stale: call again with these (the run
+// is marked completed already; the next call deletes).
 var scriptComplete = goredis.NewScript(luaCommon + `
-if state() == 'completed' then return 'noop' end
-redis.call('HSET', KEYS[1], 'state', 'completed', 'failed', ARGV[3], 'completed_ms', now_ms())
-touch(KEYS[1], KEYS[2], KEYS[3], KEYS[10])
--- Announce first: a script that fails later (on a corrupt key) keeps what
--- it wrote, and the others must learn the run is over all the same.
-redis.call('PUBLISH', base .. 'events', 's')
-wake_all()
-for _, rk in ipairs(redis.call('SMEMBERS', KEYS[5])) do
-  redis.call('DEL', base .. 'q:' .. rk, base .. 'w:' .. rk)
+if state() ~= 'completed' then
+  redis.call('HSET', KEYS[1], 'state', 'completed', 'failed', ARGV[3], 'completed_ms', now_ms())
+  touch(KEYS[1], KEYS[2], KEYS[3], KEYS[10])
+  -- Announce first: a script that fails later (on a corrupt key) keeps
+  -- what it wrote, and the others must learn the run is over all the same.
+  redis.call('PUBLISH', chan, 's')
 end
-touch(base .. 'claimers')
+if tonumber(redis.call('HGET', KEYS[1], 'nq') or '0') ~= tonumber(ARGV[4]) then return rks_reply() end
+for p = 1, (#KEYS - 10) / 2 do redis.call('DEL', qkey(p), wkey(p)) end
+redis.call('HDEL', KEYS[1], 'nq')
 redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
 return 'ok'
 `)

@@ -33,6 +33,10 @@ func TestURLSecretsNeverPrinted(t *testing.T) {
 		{"wrong user and password", "redis://someone:" + pw + "@" + auth.Addr(), "refused the credentials"},
 		{"TLS against a plain server", "rediss://u:" + pw + "@" + plain.Addr(), "no TLS session"},
 		{"escaped password", "redis://u:" + strings.ReplaceAll(pw, "-", "%2D") + "@" + down, "cannot reach Redis"},
+		{"cluster, unreachable nodes", "redis+cluster://u:" + pw + "@" + down + "," + down, "cannot reach Redis"},
+		{"cluster, unknown query option", "redis+cluster://u:" + pw + "@" + plain.Addr() + "?password=" + pw, "is not valid"},
+		{"cluster URL against a plain server", "redis+cluster://u:" + pw + "@" + plain.Addr(), "refused the credentials"},
+		{"cluster URL, no cluster", "redis+cluster://" + plain.Addr(), "is not a Redis Cluster: use a redis://"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -126,7 +126,7 @@ func validateMeta(where string, m map[string]string) error {
 	default:
 		return malformed(where+" field failed", fmt.Errorf("%q is not 0 or 1", m["failed"]))
 	}
-	for _, f := range []string{"by", "created_ms", "completed_ms"} {
+	for _, f := range []string{"by", "created_ms", "completed_ms", "nq"} {
 		if v, ok := m[f]; ok && v != "" {
 			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
 				return malformed(where+" field "+f, err)
@@ -160,11 +160,11 @@ func (c *Coordinator) findCorrupt(ctx context.Context) error {
 	k := c.keys
 	want := []struct{ key, typ string }{
 		{k.meta(), "hash"}, {k.inst(), "hash"}, {k.beat(), "hash"}, {k.seq(), "string"}, {k.queues(), "set"},
-		{k.asg(), "hash"}, {k.lease(), "hash"}, {k.res(), "hash"}, {k.claims(), "hash"}, {k.claimers(), "set"},
+		{k.asg(), "hash"}, {k.lease(), "hash"}, {k.res(), "hash"}, {k.claims(), "hash"},
 	}
 	if rks, err := c.client.SMembers(ctx, k.queues()).Result(); err == nil {
 		for _, rk := range rks {
-			want = append(want, struct{ key, typ string }{k.base + "q:" + rk, "zset"}, struct{ key, typ string }{k.base + "w:" + rk, "list"})
+			want = append(want, struct{ key, typ string }{k.queue(rk), "zset"}, struct{ key, typ string }{k.wake(rk), "list"})
 		}
 	}
 	types := make([]*goredis.StatusCmd, len(want))

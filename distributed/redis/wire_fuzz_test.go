@@ -226,3 +226,51 @@ func FuzzClaimReply(f *testing.F) {
 		}
 	})
 }
+
+// encodeBatch is what scriptPublish's Lua builds for a batch announcement.
+func encodeBatch(as []announcement) string {
+	out := "b:"
+	for _, a := range as {
+		out += strconv.Itoa(len(a.module)) + ":" + a.module
+		if a.hasPayload {
+			out += strconv.Itoa(len(a.payload)) + ":" + a.payload
+		} else {
+			out += "-1:"
+		}
+	}
+	return out
+}
+
+func FuzzBatchAnnouncement(f *testing.F) {
+	f.Add(encodeBatch([]announcement{{module: "build", payload: `{"module":"build"}`, hasPayload: true}, {module: "big"}, {module: "a:b", payload: "3:x", hasPayload: true}}))
+	f.Add("b:5:build")
+	f.Add("b:-1:-1:")
+	f.Add("b:99:x")
+	f.Add("r:build")
+	f.Fuzz(func(t *testing.T, msg string) {
+		as, ok := parseBatch(msg)
+		if !ok {
+			if len(as) != 0 || len(msg) >= 2 && msg[:2] == "b:" {
+				t.Fatalf("%q: not a batch, yet %d announcements", msg, len(as))
+			}
+			return
+		}
+		// What was read is exactly a prefix of the message, re-encoded.
+		if enc := encodeBatch(as); len(enc) > len(msg) || msg[:len(enc)] != enc {
+			t.Fatalf("%q parsed as %+v, which encodes to %q", msg, as, enc)
+		}
+	})
+}
+
+func TestBatchAnnouncementRoundTrip(t *testing.T) {
+	want := []announcement{{module: "build", payload: `{"module":"build","x":"1:2"}`, hasPayload: true}, {module: "huge"}, {module: "e", payload: "", hasPayload: true}}
+	got, ok := parseBatch(encodeBatch(want))
+	if !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v (%v), want %+v", got, ok, want)
+	}
+	// A truncated batch keeps the entries before the cut.
+	msg := encodeBatch(want)
+	if got, _ := parseBatch(msg[:len(msg)-3]); len(got) != 2 {
+		t.Fatalf("truncated batch read as %+v, want the first two", got)
+	}
+}

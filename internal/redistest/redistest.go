@@ -5,6 +5,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os/exec"
@@ -163,4 +164,78 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Cluster is a Redis Cluster of redis-server processes started for one
+// test, every node a master (no replicas).
+type Cluster struct {
+	Nodes []*Server
+}
+
+// StartCluster starts n (at least 3) redis-server processes with cluster
+// mode on, joins them with redis-cli --cluster create (slots spread evenly,
+// no replicas), and waits until every node reports cluster_state:ok. The
+// nodes stop when the test ends. The test fails if the cluster does not
+// form within 60s.
+func StartCluster(t *testing.T, n int) *Cluster {
+	t.Helper()
+	if n < 3 {
+		t.Fatalf("redistest: a Redis Cluster needs at least 3 masters, not %d", n)
+	}
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Fatalf("redis-cli is not installed: %v (scripts/test.sh installs it from Debian packages)", err)
+	}
+	c := &Cluster{}
+	addrs := make([]string, n)
+	for i := range n {
+		dir := t.TempDir()
+		s := Start(t, Option{"--cluster-enabled", "yes", "--cluster-config-file", dir + "/nodes.conf", "--cluster-node-timeout", "5000"})
+		c.Nodes = append(c.Nodes, s)
+		addrs[i] = s.Addr()
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create %s: %v\n%s", strings.Join(addrs, " "), err, out)
+	}
+	for _, s := range c.Nodes {
+		for {
+			out, err := exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(s.Port), "cluster", "info").Output()
+			if err == nil && strings.Contains(string(out), "cluster_state:ok") {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the cluster node at %s did not report cluster_state:ok within 60s: %v\n%s", s.Addr(), err, out)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return c
+}
+
+// URL is the redis+cluster:// URL naming every node.
+func (c *Cluster) URL() string {
+	addrs := make([]string, len(c.Nodes))
+	for i, s := range c.Nodes {
+		addrs[i] = s.Addr()
+	}
+	return "redis+cluster://" + strings.Join(addrs, ",")
+}
+
+// Owner returns the node serving the hash slot of key: the one that
+// answers a read of it instead of redirecting (MOVED). The test fails if
+// no node does.
+func (c *Cluster) Owner(t *testing.T, key string) *Server {
+	t.Helper()
+	for _, s := range c.Nodes {
+		out, err := exec.Command("redis-cli", "-p", strconv.Itoa(s.Port), "exists", key).CombinedOutput()
+		if err == nil && !strings.Contains(string(out), "MOVED") {
+			return s
+		}
+	}
+	t.Fatalf("no node of the cluster serves the slot of key %s", key)
+	return nil
 }

@@ -1,0 +1,100 @@
+package redis_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/distributed/coordinatortest"
+	"github.com/modpipe/modpipe/distributed/redis"
+	"github.com/modpipe/modpipe/internal/redistest"
+)
+
+// runIDOn returns a fresh run id whose keys live on node (every key of a
+// run shares the hash tag {run id}, so they all have its slot).
+func runIDOn(t *testing.T, cl *redistest.Cluster, node int) string {
+	t.Helper()
+	for range 200 {
+		id := newRunID()
+		if cl.Owner(t, "modpipe:{"+id+"}:meta") == cl.Nodes[node] {
+			return id
+		}
+	}
+	t.Fatalf("no run id among 200 lands on node %d", node)
+	return ""
+}
+
+// TestClusterConformance runs the conformance suite on a real 3-master
+// Redis Cluster, with the suite's runs spread over all three nodes, and
+// checks that each node then holds keys of runs (so the cluster, not one
+// node, was exercised) and that a run's keys sit on one node only.
+func TestClusterConformance(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	var mu sync.Mutex
+	n := 0
+	byNode := map[int][]string{}
+	coordinatortest.Run(t, func(t *testing.T) distributed.Coordinator {
+		mu.Lock()
+		node := n % len(cl.Nodes)
+		n++
+		mu.Unlock()
+		id := runIDOn(t, cl, node)
+		mu.Lock()
+		byNode[node] = append(byNode[node], id)
+		mu.Unlock()
+		return redis.NewCoordinator(redis.Options{URL: cl.URL(), RunID: id})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, s := range cl.Nodes {
+		c := goredis.NewClient(&goredis.Options{Addr: s.Addr()})
+		keys, err := c.Keys(ctx, "modpipe:*").Result()
+		c.Close()
+		if err != nil {
+			t.Fatalf("listing the keys of node %d: %v", i, err)
+		}
+		if len(keys) == 0 {
+			t.Errorf("node %d holds no key, though runs %v were placed on it", i, byNode[i])
+		}
+		own := map[string]bool{}
+		for _, id := range byNode[i] {
+			own["{"+id+"}"] = true
+		}
+		for _, k := range keys {
+			found := false
+			for tag := range own {
+				if len(k) > len("modpipe:")+len(tag) && k[len("modpipe:"):len("modpipe:")+len(tag)] == tag {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("node %d holds key %s of a run placed elsewhere", i, k)
+			}
+		}
+	}
+}
+
+// TestClusterProcessesRouting is the routing scenario (a master and three
+// workers, separate processes) on a 3-master Redis Cluster, reached
+// through a redis+cluster:// URL naming one node only, for a run whose
+// keys live on another: the client must learn the cluster's layout.
+func TestClusterProcessesRouting(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	s := newScenario(t, cl.Nodes[0], 4)
+	s.runID = runIDOn(t, cl, 2)
+	s.srv = cl.Nodes[2]
+	s.url = "redis+cluster://" + cl.Nodes[0].Addr()
+	if err := routingRunOf(s); err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: cl.Nodes[2].Addr()})
+	defer c.Close()
+	keys, err := c.Keys(context.Background(), "modpipe:{"+s.runID+"}:*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("the run's keys are not on node 2 after the run: %v %v", keys, err)
+	}
+}
