@@ -34,12 +34,13 @@ go vet ./...
 ./scripts/crossos.sh
 go test -race -count=1 -timeout 20m ./...
 
-# Fuzz every decoder of data read back from Redis, URL redaction and the
-# go test -json parser,
-# briefly (5s each; `go test -fuzz` takes one target at a time).
+# Fuzz every decoder of data read back from Redis, artifact manifests, URL
+# redaction and the go test -json parser, briefly (5s each; `go test -fuzz`
+# takes one target at a time).
 for target in FuzzDecodeLease FuzzDecodeRegistration FuzzDecodeAssignment FuzzDecodeResult \
   FuzzParseState FuzzAnnouncement FuzzBatchAnnouncement FuzzBeatAndClaimRecord FuzzClaimReply; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 5s ./distributed/redis/
 done
 go test -run '^$' -fuzz '^FuzzURL$' -fuzztime 5s ./internal/redact/
 go test -run '^$' -fuzz '^FuzzParser$' -fuzztime 5s ./internal/gotest/
+go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 5s ./internal/transfer/
