@@ -15,8 +15,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/modpipe/modpipe/artifact"
 )
@@ -79,12 +84,24 @@ func Upload(ctx context.Context, t Target, base, name string, patterns []string)
 		src[i] = f.Path
 	}
 	relativeToCommonRoot(m)
+	var moved atomic.Int64
+	var sameBlob singleflight.Group // files of equal content, hashed at once, are sent once
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelFiles())
 	for i := range m.Files {
-		sent, err := uploadFile(ctx, t, root, src[i], &m.Files[i])
-		st.Moved += sent
-		if err != nil {
-			return fail(fmt.Errorf("file %s: %w", m.Files[i].Path, err))
-		}
+		g.Go(func() error {
+			sent, err := uploadFile(gctx, t, &sameBlob, root, src[i], &m.Files[i])
+			moved.Add(sent)
+			if err != nil {
+				return fmt.Errorf("file %s: %w", m.Files[i].Path, err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	st.Moved = moved.Load()
+	if err != nil {
+		return fail(err)
 	}
 	if err := m.Validate(); err != nil {
 		return fail(err)
@@ -215,6 +232,10 @@ func (c *collector) add(p string) error {
 	}
 }
 
+// parallelFiles is how many files of one artifact are hashed and moved at
+// once: SHA-256 is the slowest step and one file's hash runs on one core.
+func parallelFiles() int { return min(runtime.GOMAXPROCS(0), 4) }
+
 // bufSize is the buffer of every copy and hash loop: large enough that
 // system calls and channel hand-offs cost nothing next to SHA-256.
 const bufSize = 1 << 20
@@ -238,7 +259,7 @@ const racyWindow = 2 * time.Second
 // the mtime. Only for a file modified within racyWindow of the hashing,
 // where a write could land in the same mtime tick, is the stream hashed
 // again (verifyingReader). Downloads verify every byte in any case.
-func uploadFile(ctx context.Context, t Target, root *os.Root, src string, f *File) (int64, error) {
+func uploadFile(ctx context.Context, t Target, sameBlob *singleflight.Group, root *os.Root, src string, f *File) (int64, error) {
 	native := filepath.FromSlash(src)
 	hashStart := time.Now()
 	file, err := root.Open(native)
@@ -258,15 +279,23 @@ func uploadFile(ctx context.Context, t Target, root *os.Root, src string, f *Fil
 	digest := hex.EncodeToString(h.Sum(nil))
 	f.SHA256, f.Size = digest, n
 	racy := !before.ModTime().Before(hashStart.Add(-racyWindow))
-	return putIfAbsent(ctx, t.Store, digest, n, func() (io.Reader, func() error, error) {
-		if _, err := file.Seek(0, io.SeekStart); err != nil {
-			return nil, nil, err
-		}
-		if racy {
-			return &verifyingReader{r: onlyReader{file}, h: sha256.New(), want: digest}, func() error { return nil }, nil
-		}
-		return &unchangedReader{f: file, before: before}, func() error { return nil }, nil
+	led := false
+	v, err, _ := sameBlob.Do(digest, func() (any, error) {
+		led = true
+		return putIfAbsent(ctx, t.Store, digest, n, func() (io.Reader, func() error, error) {
+			if _, err := file.Seek(0, io.SeekStart); err != nil {
+				return nil, nil, err
+			}
+			if racy {
+				return &verifyingReader{r: onlyReader{file}, h: sha256.New(), want: digest}, func() error { return nil }, nil
+			}
+			return &unchangedReader{f: file, before: before}, func() error { return nil }, nil
+		})
 	})
+	if !led {
+		return 0, err // the file that sent the blob counts it
+	}
+	return v.(int64), err
 }
 
 // errChanged is the error of an upload whose file changed meanwhile.
@@ -383,12 +412,23 @@ func Download(ctx context.Context, src Source, m *Manifest, dir string) (Stats, 
 			return fail(fmt.Errorf("directory %s: %w", d, err))
 		}
 	}
+	var moved atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelFiles())
 	for _, f := range m.Files {
-		moved, err := downloadFile(ctx, src, root, f)
-		st.Moved += moved
-		if err != nil {
-			return fail(fmt.Errorf("file %s: %w", f.Path, err))
-		}
+		g.Go(func() error {
+			n, err := downloadFile(gctx, src, root, f)
+			moved.Add(n)
+			if err != nil {
+				return fmt.Errorf("file %s: %w", f.Path, err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	st.Moved = moved.Load()
+	if err != nil {
+		return fail(err)
 	}
 	st.Files, st.Bytes, st.Time = len(m.Files), m.Bytes(), time.Since(start)
 	return st, nil

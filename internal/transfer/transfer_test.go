@@ -305,11 +305,13 @@ func TestConcurrentDownloadsFetchOnce(t *testing.T) {
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
+	var moved atomic.Int64
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := Download(context.Background(), Source{Store: store, Name: "s", Cache: cache}, m, filepath.Join(t.TempDir(), "d", string(rune('a'+i))))
+			st, err := Download(context.Background(), Source{Store: store, Name: "s", Cache: cache}, m, filepath.Join(t.TempDir(), "d", string(rune('a'+i))))
+			moved.Add(st.Moved)
 			errs <- err
 		}()
 	}
@@ -328,6 +330,10 @@ func TestConcurrentDownloadsFetchOnce(t *testing.T) {
 	}
 	if g := store.gets.Load(); g != 1 {
 		t.Errorf("%d Gets for one blob downloaded %d times on one instance, want 1", g, n)
+	}
+	// The download that fetched the blob reports it as moved, once.
+	if got, want := moved.Load(), m.Bytes(); got != want {
+		t.Errorf("the downloads report %d bytes moved in all, want %d (one fetch)", got, want)
 	}
 }
 
