@@ -17,7 +17,7 @@ import (
 
 // Server is a redis-server started for one test.
 type Server struct {
-	t    *testing.T
+	t    testing.TB
 	Port int
 	dir  string
 	args []string
@@ -42,7 +42,7 @@ func ReplicaOf(addr string) Option {
 
 // Start starts a server and stops it when the test ends. The test fails if
 // redis-server is not installed (scripts/test.sh installs it).
-func Start(t *testing.T, opts ...Option) *Server {
+func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not installed: %v (scripts/test.sh installs it from Debian packages)", err)
@@ -156,7 +156,7 @@ func (s *Server) Resume() {
 // Dir is the server's data directory.
 func (s *Server) Dir() string { return s.dir }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

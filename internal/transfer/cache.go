@@ -40,7 +40,9 @@ func (c *Cache) Open(ctx context.Context, digest string, size int64) (io.ReadClo
 	if f, err := os.Open(final); err == nil {
 		return f, 0, nil
 	}
-	v, err, shared := c.group.Do(digest, func() (any, error) {
+	led := false
+	v, err, _ := c.group.Do(digest, func() (any, error) {
+		led = true
 		if _, err := os.Stat(final); err == nil {
 			return int64(0), nil
 		}
@@ -50,8 +52,9 @@ func (c *Cache) Open(ctx context.Context, digest string, size int64) (io.ReadClo
 		return nil, 0, err
 	}
 	moved := v.(int64)
-	if shared {
-		moved = 0 // the leader counts it
+	if !led {
+		moved = 0 // the caller that fetched it counts it (singleflight's
+		// "shared" is true for that caller too)
 	}
 	f, err := os.Open(final)
 	if err != nil {

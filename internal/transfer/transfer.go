@@ -15,8 +15,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/modpipe/modpipe/artifact"
 )
@@ -79,12 +84,24 @@ func Upload(ctx context.Context, t Target, base, name string, patterns []string)
 		src[i] = f.Path
 	}
 	relativeToCommonRoot(m)
+	var moved atomic.Int64
+	var sameBlob singleflight.Group // files of equal content, hashed at once, are sent once
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelFiles())
 	for i := range m.Files {
-		sent, err := uploadFile(ctx, t, root, src[i], &m.Files[i])
-		st.Moved += sent
-		if err != nil {
-			return fail(fmt.Errorf("file %s: %w", m.Files[i].Path, err))
-		}
+		g.Go(func() error {
+			sent, err := uploadFile(gctx, t, &sameBlob, root, src[i], &m.Files[i])
+			moved.Add(sent)
+			if err != nil {
+				return fmt.Errorf("file %s: %w", m.Files[i].Path, err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	st.Moved = moved.Load()
+	if err != nil {
+		return fail(err)
 	}
 	if err := m.Validate(); err != nil {
 		return fail(err)
@@ -215,27 +232,102 @@ func (c *collector) add(p string) error {
 	}
 }
 
+// parallelFiles is how many files of one artifact are hashed and moved at
+// once: SHA-256 is the slowest step and one file's hash runs on one core.
+func parallelFiles() int { return min(runtime.GOMAXPROCS(0), 4) }
+
+// bufSize is the buffer of every copy and hash loop: large enough that
+// system calls and channel hand-offs cost nothing next to SHA-256.
+const bufSize = 1 << 20
+
+// racyWindow is how recent a file's modification time may be for the
+// size+mtime check to be trusted: file systems keep mtime in ticks (a few
+// milliseconds on Linux, 2 s on FAT), so a write in the same tick as the
+// hashing can leave size and mtime unchanged. Git calls such files "racily
+// clean" and re-reads them; so does uploadFile.
+const racyWindow = 2 * time.Second
+
 // uploadFile hashes f's file, then sends it unless the store has its blob.
-func uploadFile(ctx context.Context, t Target, root *os.Root, src string, f *File) (int64, error) {
+//
+// A file that changes while it is uploaded is refused (Put fails and
+// commits nothing). The digest needs a full read before the upload (it is
+// the key, and content the store has is not sent again), so a second
+// SHA-256 pass over the bytes being sent would double the cost of the
+// slowest step. Instead the bytes are streamed as they are and, before the
+// store sees the end of the stream, the open file's size and modification
+// time are compared with the ones read before hashing: any write changes
+// the mtime. Only for a file modified within racyWindow of the hashing,
+// where a write could land in the same mtime tick, is the stream hashed
+// again (verifyingReader). Downloads verify every byte in any case.
+func uploadFile(ctx context.Context, t Target, sameBlob *singleflight.Group, root *os.Root, src string, f *File) (int64, error) {
 	native := filepath.FromSlash(src)
+	hashStart := time.Now()
 	file, err := root.Open(native)
 	if err != nil {
 		return 0, err
 	}
-	digest, n, err := artifact.Digest(file)
-	file.Close()
+	defer file.Close()
+	before, err := file.Stat()
 	if err != nil {
 		return 0, fmt.Errorf("reading: %w", err)
 	}
+	h := sha256.New()
+	n, err := io.CopyBuffer(onlyWriter{h}, onlyReader{file}, make([]byte, bufSize))
+	if err != nil {
+		return 0, fmt.Errorf("reading: %w", err)
+	}
+	digest := hex.EncodeToString(h.Sum(nil))
 	f.SHA256, f.Size = digest, n
-	return putIfAbsent(ctx, t.Store, digest, n, func() (io.Reader, func() error, error) {
-		file, err := root.Open(native)
-		if err != nil {
-			return nil, nil, err
-		}
-		return &verifyingReader{r: file, h: sha256.New(), want: digest}, file.Close, nil
+	racy := !before.ModTime().Before(hashStart.Add(-racyWindow))
+	led := false
+	v, err, _ := sameBlob.Do(digest, func() (any, error) {
+		led = true
+		return putIfAbsent(ctx, t.Store, digest, n, func() (io.Reader, func() error, error) {
+			if _, err := file.Seek(0, io.SeekStart); err != nil {
+				return nil, nil, err
+			}
+			if racy {
+				return &verifyingReader{r: onlyReader{file}, h: sha256.New(), want: digest}, func() error { return nil }, nil
+			}
+			return &unchangedReader{f: file, before: before}, func() error { return nil }, nil
+		})
 	})
+	if !led {
+		return 0, err // the file that sent the blob counts it
+	}
+	return v.(int64), err
 }
+
+// errChanged is the error of an upload whose file changed meanwhile.
+var errChanged = errors.New("the file changed while it was uploaded; upload it again once nothing writes to it")
+
+// unchangedReader streams a file; at the end it returns errChanged
+// instead of io.EOF when the file's size or modification time differs
+// from before, so that the store's Put fails and commits nothing.
+type unchangedReader struct {
+	f      *os.File
+	before fs.FileInfo
+}
+
+func (u *unchangedReader) Read(p []byte) (int, error) {
+	n, err := u.f.Read(p)
+	if err == io.EOF {
+		now, serr := u.f.Stat()
+		if serr != nil {
+			return n, fmt.Errorf("checking that the file did not change: %w", serr)
+		}
+		if now.Size() != u.before.Size() || !now.ModTime().Equal(u.before.ModTime()) {
+			return n, errChanged
+		}
+	}
+	return n, err
+}
+
+// onlyWriter and onlyReader hide ReadFrom and WriteTo so that
+// io.CopyBuffer uses its (large) buffer.
+type onlyWriter struct{ io.Writer }
+
+type onlyReader struct{ io.Reader }
 
 // putIfAbsent stores a blob unless the store has it already, and returns
 // the bytes sent.
@@ -277,7 +369,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	v.h.Write(p[:n])
 	if err == io.EOF {
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want {
-			return n, errors.New("the file changed while it was uploaded; upload it again once nothing writes to it")
+			return n, errChanged
 		}
 	}
 	return n, err
@@ -320,12 +412,23 @@ func Download(ctx context.Context, src Source, m *Manifest, dir string) (Stats, 
 			return fail(fmt.Errorf("directory %s: %w", d, err))
 		}
 	}
+	var moved atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelFiles())
 	for _, f := range m.Files {
-		moved, err := downloadFile(ctx, src, root, f)
-		st.Moved += moved
-		if err != nil {
-			return fail(fmt.Errorf("file %s: %w", f.Path, err))
-		}
+		g.Go(func() error {
+			n, err := downloadFile(gctx, src, root, f)
+			moved.Add(n)
+			if err != nil {
+				return fmt.Errorf("file %s: %w", f.Path, err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	st.Moved = moved.Load()
+	if err != nil {
+		return fail(err)
 	}
 	st.Files, st.Bytes, st.Time = len(m.Files), m.Bytes(), time.Since(start)
 	return st, nil
@@ -390,11 +493,45 @@ func openBlob(ctx context.Context, s artifact.Store, digest string) (io.ReadClos
 var ErrDigestMismatch = errors.New("content does not match its SHA-256")
 
 // copyVerified copies r to w, checking that r yields exactly size bytes
-// whose SHA-256 is digest.
+// whose SHA-256 is digest. SHA-256 is the slowest step, so it runs on a
+// goroutine of its own, over the chunk just written while the next one is
+// read and written: the copy takes about as long as the hashing alone.
+// The caller commits w only when copyVerified returns nil.
 func copyVerified(ctx context.Context, w io.Writer, r io.Reader, digest string, size int64, storeName string) error {
+	const buffers = 3
+	full := make(chan []byte, buffers)
+	free := make(chan []byte, buffers)
+	for range buffers {
+		free <- make([]byte, bufSize)
+	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), artifact.ContextReader(ctx, io.NopCloser(io.LimitReader(r, size+1))))
-	if err != nil {
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for b := range full {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+	}()
+	src := artifact.ContextReader(ctx, io.NopCloser(io.LimitReader(r, size+1)))
+	var n int64
+	var err error
+	for err == nil {
+		buf := <-free
+		var k int
+		k, err = io.ReadFull(src, buf)
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				err = werr
+				break
+			}
+			n += int64(k)
+			full <- buf[:k]
+		}
+	}
+	close(full)
+	<-hashed
+	if err != io.EOF && err != io.ErrUnexpectedEOF {
 		return err
 	}
 	if n != size {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modpipe/modpipe/artifact"
 )
@@ -304,11 +305,13 @@ func TestConcurrentDownloadsFetchOnce(t *testing.T) {
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
+	var moved atomic.Int64
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := Download(context.Background(), Source{Store: store, Name: "s", Cache: cache}, m, filepath.Join(t.TempDir(), "d", string(rune('a'+i))))
+			st, err := Download(context.Background(), Source{Store: store, Name: "s", Cache: cache}, m, filepath.Join(t.TempDir(), "d", string(rune('a'+i))))
+			moved.Add(st.Moved)
 			errs <- err
 		}()
 	}
@@ -327,6 +330,10 @@ func TestConcurrentDownloadsFetchOnce(t *testing.T) {
 	}
 	if g := store.gets.Load(); g != 1 {
 		t.Errorf("%d Gets for one blob downloaded %d times on one instance, want 1", g, n)
+	}
+	// The download that fetched the blob reports it as moved, once.
+	if got, want := moved.Load(), m.Bytes(); got != want {
+		t.Errorf("the downloads report %d bytes moved in all, want %d (one fetch)", got, want)
 	}
 }
 
@@ -403,5 +410,87 @@ func TestManifestPathsAreRelativeToTheCommonRoot(t *testing.T) {
 		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
 			t.Errorf("%v: paths %v, want %v", tc.paths, got, tc.want)
 		}
+	}
+}
+
+// meddlingStore runs meddle once, after the first bytes a Put read, as a
+// program writing to the file being uploaded would.
+type meddlingStore struct {
+	artifact.Store
+	meddle func()
+}
+
+func (m *meddlingStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	return m.Store.Put(ctx, key, &meddlingReader{r: r, meddle: m.meddle}, size)
+}
+
+type meddlingReader struct {
+	r      io.Reader
+	meddle func()
+	done   bool
+}
+
+func (m *meddlingReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if n > 0 && !m.done {
+		m.done = true
+		m.meddle()
+	}
+	return n, err
+}
+
+func TestUploadRefusesAFileThatChangesDuringUpload(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// age is how old the file's mtime is before the upload; restore
+		// puts the mtime back after the change, as a writer might.
+		age     time.Duration
+		restore bool
+	}{
+		// An old file takes the size+mtime check: the write changes mtime.
+		{name: "old file, mtime changes", age: time.Hour},
+		// A file modified just now is hashed again while it is sent, so
+		// even a change that keeps size and mtime is caught.
+		{name: "fresh file, mtime kept", age: 0, restore: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			path := filepath.Join(base, "out", "blob")
+			write(t, path, strings.Repeat("a", 3*bufSize+17), 0o644)
+			mtime := time.Now().Add(-tc.age)
+			if err := os.Chtimes(path, mtime, mtime); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			store := &meddlingStore{Store: artifact.NewDirStore(dir), meddle: func() {
+				f, err := os.OpenFile(path, os.O_WRONLY, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := f.WriteAt([]byte("CHANGED"), 2*bufSize); err != nil {
+					t.Error(err)
+				}
+				if err := f.Close(); err != nil {
+					t.Error(err)
+				}
+				if tc.restore {
+					if err := os.Chtimes(path, mtime, mtime); err != nil {
+						t.Error(err)
+					}
+				}
+			}}
+			_, _, err := Upload(context.Background(), Target{Store: store, Name: "s"}, base, "a", []string{"out"})
+			if err == nil || !errors.Is(err, errChanged) {
+				t.Fatalf("Upload of a file changed meanwhile: err = %v, want one wrapping %q", err, errChanged)
+			}
+			blobs, err := filepath.Glob(filepath.Join(dir, "blobs", "sha256", "*"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(blobs) != 0 {
+				t.Errorf("the store holds %v after a refused upload, want nothing", blobs)
+			}
+		})
 	}
 }
