@@ -150,6 +150,11 @@ func (s *ArtifactStore) connectLocked(b distributed.RunBinding) error {
 		return fmt.Errorf("redis artifact store: run id %q may not contain braces", runID)
 	}
 	s.where = artRedactURL(raw)
+	if strings.Contains(strings.SplitN(raw, "://", 2)[0], "+cluster") {
+		// Its scripts still build chunk key names inside Lua, which a
+		// cluster cannot route.
+		return fmt.Errorf("redis artifact store: %s is a Redis Cluster, which the Redis artifact store does not support yet; choose another store with --artifact-store (s3://bucket/prefix, or file:///path on a file system every instance shares)", s.where)
+	}
 	opts, err := goredis.ParseURL(raw)
 	if err != nil {
 		// ParseURL errors can quote the URL; never show the password.

@@ -2,6 +2,8 @@ package redis_test
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,7 +86,9 @@ func TestClusterConformance(t *testing.T) {
 // keys live on another: the client must learn the cluster's layout.
 func TestClusterProcessesRouting(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
-	s := newScenario(t, cl.Nodes[0], 4)
+	// The Redis artifact store does not run on a cluster yet: the example's
+	// artifacts go to a directory all these processes share.
+	s := newScenario(t, cl.Nodes[0], 4, "MODPIPE_ARTIFACT_STORE=file://"+filepath.ToSlash(t.TempDir()))
 	s.runID = runIDOn(t, cl, 2)
 	s.srv = cl.Nodes[2]
 	s.url = "redis+cluster://" + cl.Nodes[0].Addr()
@@ -96,5 +100,15 @@ func TestClusterProcessesRouting(t *testing.T) {
 	keys, err := c.Keys(context.Background(), "modpipe:{"+s.runID+"}:*").Result()
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("the run's keys are not on node 2 after the run: %v %v", keys, err)
+	}
+}
+
+// The Redis artifact store says plainly that it does not run on a cluster,
+// and what to use instead, rather than calling the URL invalid.
+func TestArtifactStoreRefusesClusterURL(t *testing.T) {
+	s := redis.NewArtifactStore(redis.Options{})
+	err := s.BindRun(distributed.RunBinding{RunID: "r", URL: "redis+cluster://user:pw@127.0.0.1:1,127.0.0.1:2"})
+	if err == nil || !strings.Contains(err.Error(), "does not support yet") || !strings.Contains(err.Error(), "--artifact-store") || strings.Contains(err.Error(), "pw") {
+		t.Fatalf("err = %v", err)
 	}
 }
