@@ -139,19 +139,12 @@ func TestProcessesTamperedBlobInS3Refused(t *testing.T) {
 }
 
 func TestProcessesWorkerKilledMidUpload(t *testing.T) {
-	// The killed worker leaves its build directory (the example's
-	// .build-tool-*, in this package's directory) behind.
-	t.Cleanup(func() {
-		left, _ := filepath.Glob(".build-tool-*")
-		for _, dir := range left {
-			if err := os.RemoveAll(dir); err != nil {
-				t.Error(err)
-			}
-		}
-	})
 	srv := redistest.Start(t)
 	const padSize = 128 << 20
 	s := newScenario(t, srv, 4, "DEMO_TOOL_PAD="+strconv.Itoa(padSize))
+	// The killed worker leaves its build directory behind: keep it out of
+	// the source tree, and away from other test processes running in it.
+	s.dir = t.TempDir()
 	master := s.start(0)
 	workers := map[int]*proc{1: s.start(1, "--capability=docker,linux"), 2: s.start(2, "--capability=windows"), 3: s.start(3, "--capability=docker,macos")}
 	c := s.client()

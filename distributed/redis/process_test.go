@@ -73,6 +73,9 @@ type scenario struct {
 	total  int
 	env    []string
 	report string
+	// dir, when set, is the instances' working directory (where the
+	// example's build-tool makes its build directory).
+	dir string
 }
 
 func newScenario(t *testing.T, srv *redistest.Server, total int, env ...string) *scenario {
@@ -106,6 +109,7 @@ func (s *scenario) start(index int, extra ...string) *proc {
 	p := &proc{index: index, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(s.bin, args...)
 	p.cmd.Env = env
+	p.cmd.Dir = s.dir
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		s.t.Fatal(err)
