@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,19 +133,9 @@ func (s *ArtifactStore) connect() (*goredis.Client, artifactKeys, error) {
 }
 
 func (s *ArtifactStore) connectLocked(b distributed.RunBinding) error {
-	raw := cmp.Or(s.opts.URL, b.URL, os.Getenv("MODPIPE_REDIS_URL"), os.Getenv("REDIS_URL"))
-	if raw == "" {
-		return fmt.Errorf("redis artifact store: %w: no Redis URL; pass --redis-url, or set MODPIPE_REDIS_URL or REDIS_URL (redis://user:password@host:6379/0, rediss:// for TLS)", distributed.ErrNotConfigured)
-	}
-	runID := cmp.Or(s.opts.RunID, b.RunID, os.Getenv("MODPIPE_RUN_ID"))
-	if runID == "" && os.Getenv("GITHUB_RUN_ID") != "" {
-		runID = os.Getenv("GITHUB_RUN_ID") + "-" + cmp.Or(os.Getenv("GITHUB_RUN_ATTEMPT"), "1")
-	}
-	if runID == "" {
-		return errors.New("redis artifact store: no run id; every instance of a run must use the same one: pass --run-id or set MODPIPE_RUN_ID (under GitHub Actions it defaults to GITHUB_RUN_ID-GITHUB_RUN_ATTEMPT)")
-	}
-	if strings.ContainsAny(runID, "{}") {
-		return fmt.Errorf("redis artifact store: run id %q may not contain braces", runID)
+	raw, runID, err := resolveRun("redis artifact store", s.opts, b)
+	if err != nil {
+		return err
 	}
 	s.where = artRedactURL(raw)
 	if strings.Contains(strings.SplitN(raw, "://", 2)[0], "+cluster") {

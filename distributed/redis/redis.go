@@ -162,19 +162,9 @@ func (c *Coordinator) connect() error {
 }
 
 func (c *Coordinator) connectLocked(b distributed.RunBinding) error {
-	raw := cmp.Or(c.opts.URL, b.URL, os.Getenv("MODPIPE_REDIS_URL"), os.Getenv("REDIS_URL"))
-	if raw == "" {
-		return fmt.Errorf("redis coordinator: %w: no Redis URL; pass --redis-url, or set MODPIPE_REDIS_URL or REDIS_URL (redis://user:password@host:6379/0, rediss:// for TLS)", distributed.ErrNotConfigured)
-	}
-	runID := cmp.Or(c.opts.RunID, b.RunID, os.Getenv("MODPIPE_RUN_ID"))
-	if runID == "" && os.Getenv("GITHUB_RUN_ID") != "" {
-		runID = os.Getenv("GITHUB_RUN_ID") + "-" + cmp.Or(os.Getenv("GITHUB_RUN_ATTEMPT"), "1")
-	}
-	if runID == "" {
-		return errors.New("redis coordinator: no run id; every instance of a run must use the same one: pass --run-id or set MODPIPE_RUN_ID (under GitHub Actions it defaults to GITHUB_RUN_ID-GITHUB_RUN_ATTEMPT)")
-	}
-	if strings.ContainsAny(runID, "{}") {
-		return fmt.Errorf("redis coordinator: run id %q may not contain braces", runID)
+	raw, runID, err := resolveRun("redis coordinator", c.opts, b)
+	if err != nil {
+		return err
 	}
 	c.rawURL = raw
 	c.log = &clientLog{logger: c.opts.Logger, url: raw}
@@ -357,4 +347,26 @@ func retryable(err error) bool {
 		return transientReply(msg) // any other reply is an answer, not an outage
 	}
 	return true
+}
+
+// resolveRun finds the Redis URL and run id of a coordinator or artifact
+// store (who, for messages): Options set in code first, then what modpipe
+// resolved from flags (b), then the environment; under GitHub Actions the
+// run id defaults to GITHUB_RUN_ID-GITHUB_RUN_ATTEMPT.
+func resolveRun(who string, o Options, b distributed.RunBinding) (raw, runID string, err error) {
+	raw = cmp.Or(o.URL, b.URL, os.Getenv("MODPIPE_REDIS_URL"), os.Getenv("REDIS_URL"))
+	if raw == "" {
+		return "", "", fmt.Errorf("%s: %w: no Redis URL; pass --redis-url, or set MODPIPE_REDIS_URL or REDIS_URL (redis://user:password@host:6379/0, rediss:// for TLS)", who, distributed.ErrNotConfigured)
+	}
+	runID = cmp.Or(o.RunID, b.RunID, os.Getenv("MODPIPE_RUN_ID"))
+	if runID == "" && os.Getenv("GITHUB_RUN_ID") != "" {
+		runID = os.Getenv("GITHUB_RUN_ID") + "-" + cmp.Or(os.Getenv("GITHUB_RUN_ATTEMPT"), "1")
+	}
+	if runID == "" {
+		return "", "", fmt.Errorf("%s: no run id; every instance of a run must use the same one: pass --run-id or set MODPIPE_RUN_ID (under GitHub Actions it defaults to GITHUB_RUN_ID-GITHUB_RUN_ATTEMPT)", who)
+	}
+	if strings.ContainsAny(runID, "{}") {
+		return "", "", fmt.Errorf("%s: run id %q may not contain braces", who, runID)
+	}
+	return raw, runID, nil
 }
