@@ -56,6 +56,28 @@ func shapes(t *testing.T) []shape {
 			ArtifactsOut: "dist/artifacts",
 			Instances:    plan([]string{"linux"}, []string{"docker"}, 0, nil),
 		}},
+		// The pipeline in a Go module of its own (ci/go.mod), a worker
+		// offering cgo for the race tests, master as the default branch.
+		{"own-module", Spec{
+			Main:         ".",
+			ModuleDir:    "ci",
+			Branches:     []string{"master"},
+			ArtifactsOut: "dist",
+			Instances: func() []Instance {
+				t.Helper()
+				in, _, err := PlanWorkers([]string{"linux"}, []string{"cgo"}, 0, [][]string{{"cgo"}}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return in
+			}(),
+		}},
+		{"own-module-single", Spec{
+			Main:      "./cmd/pipeline",
+			ModuleDir: "build/ci",
+			Name:      "Build & test",
+			Instances: plan([]string{"linux"}, nil, 0, nil),
+		}},
 	}
 }
 

@@ -28,6 +28,16 @@ var linuxHostedCaps = []string{"docker"}
 // The result is deterministic: need and caps are case-insensitive and their
 // order and duplicates do not matter. Notes are sorted, one finding each.
 func Plan(need []string, caps []string, extra int, runners map[string]string) (instances []Instance, notes []string, err error) {
+	return PlanWorkers(need, caps, extra, nil, runners)
+}
+
+// PlanWorkers is Plan with workers asked for by capability (--worker CAPS):
+// each entry of workers is one more Linux worker, right after the extra
+// ones, offering those capabilities besides what hosted Linux runners
+// offer. It runs on the Linux runner (the hosted one, or the override for
+// linux). A capability that modules require and some worker offers gets no
+// note; a worker capability no module requires gets one.
+func PlanWorkers(need []string, caps []string, extra int, workers [][]string, runners map[string]string) (instances []Instance, notes []string, err error) {
 	if extra < 0 {
 		return nil, nil, fmt.Errorf("extra workers: %d is negative", extra)
 	}
@@ -75,8 +85,19 @@ func Plan(need []string, caps []string, extra int, runners map[string]string) (i
 	for _, os := range knownOS {
 		if oses[os] && runners[os] == "" {
 			if _, hosted := githubRunners[os]; !hosted {
-				return nil, nil, fmt.Errorf("modules need %s, which has no hosted runner: register a self-hosted %s runner and pass its label as the runner override for %s (e.g. %s=self-hosted-%s)", os, os, os, os, os)
+				return nil, nil, fmt.Errorf("modules need %s, which has no hosted runner: register a self-hosted %s runner and pass its label with --runner %s=LABEL (e.g. --runner %s=self-hosted-%s)", os, os, os, os, os)
 			}
+		}
+	}
+
+	workerCaps, err := normalizeWorkers(workers)
+	if err != nil {
+		return nil, nil, err
+	}
+	offered := slices.Compact(slices.Sorted(slices.Values(slices.Concat(workerCaps...))))
+	for _, c := range offered {
+		if !slices.Contains(wanted, c) && !slices.Contains(linuxHostedCaps, c) {
+			notes = append(notes, fmt.Sprintf("--worker %s: no module requires capability %q", c, c))
 		}
 	}
 
@@ -89,7 +110,10 @@ func Plan(need []string, caps []string, extra int, runners map[string]string) (i
 			}
 			continue
 		}
-		notes = append(notes, fmt.Sprintf("no generated instance offers capability %q, so modules that require it cannot run: hosted runners do not have it. Register a self-hosted runner that does and add an instance with that runner's label and capability %q (Instance.Runner, Instance.Capabilities), or start a worker there by hand with --capability %s", c, c, c))
+		if slices.Contains(offered, c) {
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("no generated instance offers capability %q, so modules that require it cannot run: add a worker job that offers it with --worker %s (repeatable; comma-separate several capabilities of one worker). Worker jobs run on the Linux runner: if the hosted one lacks %s, point Linux at a self-hosted runner that has it with --runner linux=LABEL", c, c, c))
 	}
 	for os := range runners {
 		if !oses[os] {
@@ -105,6 +129,16 @@ func Plan(need []string, caps []string, extra int, runners map[string]string) (i
 	for range extra {
 		instances = append(instances, linux())
 	}
+	for _, wc := range workerCaps {
+		in := linux()
+		for _, c := range wc {
+			if !slices.Contains(in.Capabilities, c) {
+				in.Capabilities = append(in.Capabilities, c)
+			}
+		}
+		slices.Sort(in.Capabilities)
+		instances = append(instances, in)
+	}
 	for _, os := range knownOS[1:] {
 		if oses[os] {
 			instances = append(instances, Instance{Index: len(instances), OS: os, Runner: runners[os]})
@@ -114,4 +148,33 @@ func Plan(need []string, caps []string, extra int, runners map[string]string) (i
 		return nil, nil, fmt.Errorf("%d instances: a GitHub matrix runs at most %d jobs", len(instances), maxInstances)
 	}
 	return instances, notes, nil
+}
+
+// normalizeWorkers checks the capabilities of each requested worker and
+// returns them lower-cased, sorted and without duplicates.
+func normalizeWorkers(workers [][]string) ([][]string, error) {
+	out := make([][]string, 0, len(workers))
+	for i, w := range workers {
+		var caps []string
+		for _, c := range w {
+			c = strings.ToLower(strings.TrimSpace(c))
+			switch {
+			case c == "":
+				continue
+			case slices.Contains(knownOS, c):
+				return nil, fmt.Errorf("worker %d: %q is an OS, not a capability: workers for an OS are added when modules need it (OnOS, MatrixTarget), and their runner is set with --runner %s=LABEL", i+1, c, c)
+			case !capRE.MatchString(c):
+				return nil, fmt.Errorf("worker %d: capability %q: use letters, digits and . _ - only", i+1, c)
+			}
+			if !slices.Contains(caps, c) {
+				caps = append(caps, c)
+			}
+		}
+		if len(caps) == 0 {
+			return nil, fmt.Errorf("worker %d offers no capability: name at least one (e.g. --worker cgo), or use --extra-workers for plain Linux workers", i+1)
+		}
+		slices.Sort(caps)
+		out = append(out, caps)
+	}
+	return out, nil
 }

@@ -109,8 +109,13 @@ func TestPlanNotes(t *testing.T) {
 	}
 	for i, c := range []string{"gpu", "tpu"} {
 		n := notes[i]
-		if !strings.Contains(n, `"`+c+`"`) || !strings.Contains(n, "self-hosted runner") || !strings.Contains(n, "--capability "+c) {
-			t.Errorf("note for %s does not say how to add a runner: %q", c, n)
+		if !strings.Contains(n, `"`+c+`"`) || !strings.Contains(n, "self-hosted runner") || !strings.Contains(n, "--worker "+c) || !strings.Contains(n, "--runner linux=LABEL") {
+			t.Errorf("note for %s does not say how to add a worker that offers it: %q", c, n)
+		}
+		// Only options of the generator's command line: a user of
+		// `workflow github` cannot reach Go fields or a worker's own flags.
+		if strings.Contains(n, "Instance.") || strings.Contains(n, "--capability") {
+			t.Errorf("note for %s names something the user of the generator cannot reach: %q", c, n)
 		}
 		if strings.Contains(n, "docker") {
 			t.Errorf("note mentions docker, which is offered: %q", n)
@@ -140,9 +145,9 @@ func TestPlanErrors(t *testing.T) {
 		want    []string // all in the error
 	}{
 		{"freebsd without a runner", []string{"linux", "freebsd"}, nil, 0, nil,
-			[]string{"freebsd", "no hosted runner", "self-hosted", "runner override", "freebsd=self-hosted-freebsd"}},
+			[]string{"freebsd", "no hosted runner", "self-hosted", "--runner freebsd=LABEL", "--runner freebsd=self-hosted-freebsd"}},
 		{"freebsd as a capability", nil, []string{"freebsd"}, 0, map[string]string{"windows": "w"},
-			[]string{"freebsd", "runner override"}},
+			[]string{"freebsd", "--runner freebsd="}},
 		{"unknown OS", []string{"plan9"}, nil, 0, nil, []string{`"plan9"`, "linux, windows, macos, freebsd"}},
 		{"darwin is not an OS name", []string{"darwin"}, nil, 0, nil, []string{`"darwin"`, "macos"}},
 		{"negative extra", nil, nil, -1, nil, []string{"negative"}},
@@ -166,5 +171,48 @@ func TestPlanErrors(t *testing.T) {
 				t.Errorf("results despite the error: %+v %q", in, notes)
 			}
 		})
+	}
+}
+
+func TestPlanWorkers(t *testing.T) {
+	in, notes, err := PlanWorkers([]string{"linux", "windows"}, []string{"docker", "CGO", "gpu"}, 1,
+		[][]string{{"cgo", "Docker"}, {"gpu", "cgo", "gpu"}, {"extra"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Instance{
+		{Index: 0, OS: "linux", Capabilities: []string{"docker"}},
+		{Index: 1, OS: "linux", Capabilities: []string{"docker"}},
+		{Index: 2, OS: "linux", Capabilities: []string{"cgo", "docker"}},
+		{Index: 3, OS: "linux", Capabilities: []string{"cgo", "docker", "gpu"}},
+		{Index: 4, OS: "linux", Capabilities: []string{"docker", "extra"}},
+		{Index: 5, OS: "windows"},
+	}
+	if !reflect.DeepEqual(in, want) {
+		t.Errorf("instances\n got %+v\nwant %+v", in, want)
+	}
+	// cgo and gpu are offered by a worker: no note for them; extra is
+	// offered but nothing needs it.
+	if want := []string{`--worker extra: no module requires capability "extra"`}; !reflect.DeepEqual(notes, want) {
+		t.Errorf("notes %q, want %q", notes, want)
+	}
+	// The workers come out of Spec validation whole.
+	if _, err := GitHub(Spec{Instances: in}); err != nil {
+		t.Errorf("GitHub refuses the planned workers: %v", err)
+	}
+
+	for _, c := range []struct {
+		workers [][]string
+		want    string
+	}{
+		{[][]string{{"windows"}}, "is an OS"},
+		{[][]string{{"a b"}}, `"a b"`},
+		{[][]string{{}}, "offers no capability"},
+		{[][]string{{"cgo"}, {" "}}, "worker 2"},
+	} {
+		in, notes, err := PlanWorkers(nil, nil, 0, c.workers, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) || in != nil || notes != nil {
+			t.Errorf("workers %q: %+v %q, error %v; want an error containing %q and no results", c.workers, in, notes, err, c.want)
+		}
 	}
 }
