@@ -142,7 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 // code), choose the mode, run, present.
 func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "workflow" {
-		return p.mainWorkflow(args[1:], stdout, stderr)
+		return p.mainWorkflow(ctx, args[1:], stdout, stderr)
 	}
 	o, _, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {

@@ -19,7 +19,12 @@ const workflowFile = "../.github/workflows/modpipe.yml"
 
 // regenerate is the command that writes workflowFile, run from the
 // repository root.
-const regenerate = "go run ./ci workflow github --extra-workers 1 --name modpipe > .github/workflows/modpipe.yml"
+const regenerate = "go run ./ci " + workflowArgs + " > .github/workflows/modpipe.yml"
+
+// workflowArgs are the arguments that generate workflowFile. The branch is
+// given, not detected: the file must not depend on the clone it is
+// generated in.
+const workflowArgs = "workflow github --extra-workers 1 --name modpipe --branch main"
 
 // ciBinary is this program, built once by TestMain.
 var ciBinary string
@@ -55,7 +60,7 @@ func runCI(t *testing.T, args ...string) string {
 }
 
 func TestCheckedInWorkflowIsUpToDate(t *testing.T) {
-	want := runCI(t, "workflow", "github", "--extra-workers", "1", "--name", "modpipe")
+	want := runCI(t, strings.Fields(workflowArgs)...)
 	got, err := os.ReadFile(workflowFile)
 	if err != nil {
 		t.Fatalf("reading the checked-in workflow: %v; create it from the repository root with:\n\t%s", err, regenerate)
@@ -66,7 +71,7 @@ func TestCheckedInWorkflowIsUpToDate(t *testing.T) {
 }
 
 func TestWorkflowRunsOnLinuxWindowsAndMacOSAndPassesActionlint(t *testing.T) {
-	gh := []byte(runCI(t, "workflow", "github", "--extra-workers", "1", "--name", "modpipe"))
+	gh := []byte(runCI(t, strings.Fields(workflowArgs)...))
 	dir := t.TempDir()
 	l, err := actionlint.NewLinter(io.Discard, &actionlint.LinterOptions{WorkingDir: dir})
 	if err != nil {

@@ -13,7 +13,7 @@
 // workflow this program generates (keep it up to date; ci_test.go fails when
 // it is not):
 //
-//	go run ./ci workflow github --extra-workers 1 --name modpipe > .github/workflows/modpipe.yml
+//	go run ./ci workflow github --extra-workers 1 --name modpipe --branch main > .github/workflows/modpipe.yml
 package main
 
 import (
