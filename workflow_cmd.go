@@ -128,7 +128,7 @@ func (pl *plan) workflow(ctx context.Context, o *workflowOptions, wd string, std
 		fmt.Fprintf(stderr, "note: %s\n", n)
 	}
 	spec := workflow.Spec{
-		Name: o.name, Main: layout.Main, ModuleDir: layout.ModuleDir, Command: o.command(layout),
+		Name: o.name, Main: layout.Main, ModuleDir: layout.ModuleDir, GoVersion: layout.GoVersion, Command: o.command(layout),
 		Branches: branches, PullRequest: o.pullRequest, RedisSecret: o.secret, ArtifactsOut: o.artifactsOut, Instances: instances,
 	}
 	if o.kind == "gitlab" {

@@ -383,6 +383,7 @@ func TestRealLayoutWorkflowRunsAsGenerated(t *testing.T) {
 	gl, _ := runIn(t, ci, nil, bin, "workflow", "gitlab", "--artifacts-out", "dist")
 	var glDoc struct {
 		Pipeline struct {
+			Image     string   `yaml:"image"`
 			Script    []string `yaml:"script"`
 			Artifacts struct {
 				Paths []string `yaml:"paths"`
@@ -391,6 +392,9 @@ func TestRealLayoutWorkflowRunsAsGenerated(t *testing.T) {
 	}
 	if err := yaml.Unmarshal([]byte(gl), &glDoc); err != nil {
 		t.Fatal(err)
+	}
+	if glDoc.Pipeline.Image != "golang:1.26" {
+		t.Errorf("GitLab image %q, want golang:1.26, the Go of ci/go.mod (not the project's 1.21)", glDoc.Pipeline.Image)
 	}
 	_ = os.RemoveAll(filepath.Join(ci, "dist"))
 	runIn(t, clone, []string{"GITHUB_ACTIONS="}, "bash", "-e", "-c", strings.Join(glDoc.Pipeline.Script, "\n"))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -63,6 +64,25 @@ type Layout struct {
 	// Main is the program's package path as `go run` takes it in the
 	// directory the pipeline runs in: the root, or ModuleDir.
 	Main string
+	// GoVersion is the language version (major.minor, e.g. "1.26") of the
+	// go line of the module's go.mod; empty when there is none.
+	GoVersion string
+}
+
+// goLineRE finds the go directive of a go.mod and its major.minor version.
+var goLineRE = regexp.MustCompile(`(?m)^go[ \t]+(1\.[0-9]+)(?:\.[0-9]+|rc[0-9]+)?[ \t]*(?://.*)?\r?$`)
+
+// goVersion returns the major.minor version of the go line of the go.mod
+// at path, or "" when it has none.
+func goVersion(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	if m := goLineRE.FindSubmatch(b); m != nil {
+		return string(m[1]), nil
+	}
+	return "", nil
 }
 
 // FindLayout finds the Go module of the pipeline program main, a package
@@ -85,6 +105,9 @@ func FindLayout(root, main string) (l Layout, note string, err error) {
 		_, err := os.Stat(filepath.Join(d, "go.mod"))
 		switch {
 		case err == nil:
+			if l.GoVersion, err = goVersion(filepath.Join(d, "go.mod")); err != nil {
+				return l, "", fmt.Errorf("finding the Go version of %s: %w", main, err)
+			}
 			modRel, err := filepath.Rel(root, d)
 			if err != nil {
 				return l, "", fmt.Errorf("finding the Go module of %s: %w", main, err)

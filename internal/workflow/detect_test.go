@@ -124,11 +124,11 @@ func TestFindLayout(t *testing.T) {
 		main string
 		want Layout
 	}{
-		{"./ci", Layout{ModuleDir: "ci", Main: "."}},
-		{"ci", Layout{ModuleDir: "ci", Main: "."}},
-		{"./ci/cmd/release", Layout{ModuleDir: "ci", Main: "./cmd/release"}},
-		{"./tools/pipeline", Layout{Main: "./tools/pipeline"}}, // the root's module
-		{"./nested/mod/deep/ci", Layout{ModuleDir: "nested/mod", Main: "./deep/ci"}},
+		{"./ci", Layout{ModuleDir: "ci", Main: ".", GoVersion: "1.26"}},
+		{"ci", Layout{ModuleDir: "ci", Main: ".", GoVersion: "1.26"}},
+		{"./ci/cmd/release", Layout{ModuleDir: "ci", Main: "./cmd/release", GoVersion: "1.26"}},
+		{"./tools/pipeline", Layout{Main: "./tools/pipeline", GoVersion: "1.21"}},    // the root's module
+		{"./nested/mod/deep/ci", Layout{ModuleDir: "nested/mod", Main: "./deep/ci"}}, // no go line
 	} {
 		got, note, err := FindLayout(root, c.main)
 		if err != nil || note != "" || got != c.want {
@@ -154,5 +154,29 @@ func TestFindLayout(t *testing.T) {
 		if _, _, err := FindLayout(root, m); err == nil || !strings.Contains(err.Error(), "relative to the repository root") {
 			t.Errorf("FindLayout(%s): error %v, want one asking for a path relative to the root", m, err)
 		}
+	}
+}
+
+func TestGoVersion(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]string{
+		"module m\n\ngo 1.21\n":                                               "1.21",
+		"module m\n\ngo 1.26.0\n\nrequire x v1\n":                             "1.26",
+		"module m\r\n\r\ngo 1.24.3\r\n":                                       "1.24",
+		"module m\ngo 1.22rc1\n":                                              "1.22",
+		"module m\n// go 1.9 in a comment\ngo 1.23 // the language version\n": "1.23",
+		"module m\n":                     "",
+		"module m\ntoolchain go1.26.1\n": "",
+	} {
+		p := filepath.Join(dir, "go.mod")
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := goVersion(p); err != nil || got != want {
+			t.Errorf("goVersion(%q) = %q, %v; want %q", content, got, err, want)
+		}
+	}
+	if _, err := goVersion(filepath.Join(dir, "missing", "go.mod")); err == nil {
+		t.Errorf("goVersion of a missing file: no error")
 	}
 }

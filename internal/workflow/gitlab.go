@@ -85,8 +85,11 @@ func GitLab(s Spec) ([]byte, error) {
 	}
 	w.line("pipeline:")
 	w.line("  stage: pipeline")
-	w.comment(2, "Linux runners run the job in this image; Windows, macOS and other shell runners ignore it.")
-	w.line("  image: golang:1.26")
+	w.comment(2,
+		"Linux runners run the job in this image, of the Go that the pipeline's go.mod names;",
+		"Windows, macOS and other shell runners ignore it.",
+	)
+	w.line("  image: golang:%s", s.GoVersion)
 	if docker {
 		w.comment(2,
 			"Instances offering docker need Docker inside the job: on GitLab.com's Linux",

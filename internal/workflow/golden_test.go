@@ -61,6 +61,7 @@ func shapes(t *testing.T) []shape {
 		{"own-module", Spec{
 			Main:         ".",
 			ModuleDir:    "ci",
+			GoVersion:    "1.27",
 			Branches:     []string{"master"},
 			ArtifactsOut: "dist",
 			Instances: func() []Instance {

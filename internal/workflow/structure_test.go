@@ -92,16 +92,17 @@ func orderedKeys(t *testing.T, n *yaml.Node, path ...string) []string {
 
 // expectation is what a spec's generated files must contain.
 type expectation struct {
-	total    int
-	runners  []string // per instance, for the CI system at hand
-	caps     []string // per instance, comma-separated
-	main     string
-	secret   string
-	branches []string
-	pr       bool
-	out      string // Spec.ArtifactsOut
-	dir      string // Spec.ModuleDir
-	command  string // in the header
+	total     int
+	runners   []string // per instance, for the CI system at hand
+	caps      []string // per instance, comma-separated
+	main      string
+	secret    string
+	branches  []string
+	pr        bool
+	out       string // Spec.ArtifactsOut
+	dir       string // Spec.ModuleDir
+	goVersion string
+	command   string // in the header
 }
 
 // single reports whether the run is one plain job.
@@ -137,6 +138,7 @@ func (e expectation) runFlags() string {
 func expect(s Spec, table map[string]string, kind string) expectation {
 	e := expectation{total: len(s.Instances), main: cmpOr(s.Main, "./ci"), secret: cmpOr(s.RedisSecret, "REDIS_URL"), branches: s.Branches, pr: s.PullRequest, out: s.ArtifactsOut, dir: s.ModuleDir}
 	e.command = s.Command
+	e.goVersion = cmpOr(s.GoVersion, "1.26")
 	if e.command == "" {
 		e.command = "go run " + e.main + " workflow " + kind
 		if e.dir != "" {
@@ -398,8 +400,8 @@ func checkGitLab(t *testing.T, b []byte, e expectation) {
 	if st := get(t, job, "stage").(string); !slices.Contains(stages, st) {
 		t.Errorf("stage %q not in stages %q", st, stages)
 	}
-	if got := get(t, job, "image"); got != "golang:1.26" {
-		t.Errorf("image %v", got)
+	if got, want := get(t, job, "image"), "golang:"+e.goVersion; got != want {
+		t.Errorf("image %v, want %s", got, want)
 	}
 	report, reportGlob := "modpipe-report", "modpipe-report.json"
 	if e.single() {
@@ -630,6 +632,13 @@ func TestInvalidSpecs(t *testing.T) {
 		{"branch negation", Spec{Branches: []string{"!main"}, Instances: linux()}, "branch"},
 		{"empty branch", Spec{Branches: []string{""}, Instances: linux()}, "branch"},
 		{"name newline", Spec{Name: "a\nb", Instances: linux()}, "control"},
+		{"command newline", Spec{Command: "go run ./ci\nname: evil", Instances: linux()}, "control"},
+		{"module dir up", Spec{ModuleDir: "../ci", Instances: linux()}, "module directory"},
+		{"module dir absolute", Spec{ModuleDir: "/ci", Instances: linux()}, "module directory"},
+		{"module dir not clean", Spec{ModuleDir: "ci/", Instances: linux()}, "module directory"},
+		{"module dir dot", Spec{ModuleDir: ".", Instances: linux()}, "module directory"},
+		{"go version", Spec{GoVersion: "1.26; rm", Instances: linux()}, "Go version"},
+		{"go version patch", Spec{GoVersion: "1.26.1", Instances: linux()}, "major.minor"},
 		{"too many", Spec{Instances: func() []Instance {
 			var in []Instance
 			for i := range 257 {

@@ -34,6 +34,10 @@ type Spec struct {
 	// cd), actions/setup-go reads the Go version from its go.mod, and Main,
 	// ArtifactsOut and the reports are relative to it. Empty: the root.
 	ModuleDir string
+	// GoVersion is the Go version (major.minor, e.g. "1.26") of the module
+	// that is built: GitLab runs the job in the golang image of that
+	// version (GitHub's setup-go reads it from go.mod itself). Default 1.26.
+	GoVersion string
 	// Command is the command that regenerates the file, run from the
 	// repository root; the header records it so that "do not edit by hand"
 	// can be honoured. Default: go run Main workflow github|gitlab.
@@ -113,6 +117,9 @@ var (
 	capRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 )
 
+// goVersionRE matches a Spec.GoVersion.
+var goVersionRE = regexp.MustCompile(`^1\.[0-9]+$`)
+
 // artifactsOutRE matches an --artifacts-out directory the generators accept.
 var artifactsOutRE = regexp.MustCompile(`^[A-Za-z0-9._][A-Za-z0-9._/-]*$`)
 
@@ -153,6 +160,12 @@ func normalize(s Spec) (Spec, error) {
 	}
 	if s.ModuleDir != "" && (!artifactsOutRE.MatchString(s.ModuleDir) || path.Clean(s.ModuleDir) != s.ModuleDir || s.ModuleDir == "." || slices.Contains(strings.Split(s.ModuleDir, "/"), "..")) {
 		return s, fmt.Errorf("module directory %q: use a clean relative path below the repository root such as ci (letters, digits and . _ / -, no ..)", s.ModuleDir)
+	}
+	if s.GoVersion == "" {
+		s.GoVersion = "1.26"
+	}
+	if !goVersionRE.MatchString(s.GoVersion) {
+		return s, fmt.Errorf("Go version %q: want major.minor, such as 1.26", s.GoVersion)
 	}
 	if strings.ContainsFunc(s.Command, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return s, fmt.Errorf("command %q contains control characters", s.Command)
