@@ -83,7 +83,7 @@ func parseWorkflowFlags(args []string, stderr io.Writer) (*workflowOptions, int)
 	fs.StringVar(&o.name, "name", "pipeline", "workflow `NAME`")
 	fs.StringVar(&o.artifactsOut, "artifacts-out", "", "the master copies every artifact of the run into `DIR` (--artifacts-out; relative to where the pipeline runs), and its job publishes it (actions/upload-artifact, GitLab artifacts:)")
 	fs.Var(&o.branches, "branch", "run on pushes to `BRANCH` (repeatable; default: the repository's default branch, from git)")
-	fs.Var(&o.workers, "worker", "one more Linux worker job offering the comma-separated `CAPS` (repeatable), e.g. --worker cgo,docker for modules that RequireCapability(\"cgo\")")
+	fs.Var(&o.workers, "worker", "one more Linux worker job offering the comma-separated `CAPS` (repeatable), e.g. --worker cgo,docker for modules that RequiresCapability(\"cgo\")")
 	fs.Var(&o.runners, "runner", "use runner label `OS=LABEL` for an OS (repeatable), e.g. freebsd=self-hosted-freebsd")
 	if err := fs.Parse(args[1:]); err != nil {
 		if err == flag.ErrHelp {

@@ -91,8 +91,8 @@ func TestWorkflowWorkerFlag(t *testing.T) {
 
 	for _, bad := range []string{"windows", "a b", ","} {
 		code, _, errOut := runMain(t, capsPipeline(), nil, "workflow", "github", "--worker", bad)
-		if code != 2 || !strings.Contains(errOut, "worker 1") {
-			t.Errorf("--worker %q: exit %d, stderr %q; want 2 and an error about worker 1", bad, code, errOut)
+		if code != 2 || !strings.Contains(errOut, "--worker") || !strings.Contains(errOut, "worker 1") {
+			t.Errorf("--worker %q: exit %d, stderr %q; want 2 and an error about --worker, worker 1", bad, code, errOut)
 		}
 	}
 }

@@ -162,16 +162,16 @@ func normalizeWorkers(workers [][]string) ([][]string, error) {
 			case c == "":
 				continue
 			case slices.Contains(knownOS, c):
-				return nil, fmt.Errorf("worker %d: %q is an OS, not a capability: workers for an OS are added when modules need it (OnOS, MatrixTarget), and their runner is set with --runner %s=LABEL", i+1, c, c)
+				return nil, fmt.Errorf("--worker %s (worker %d): %q is an OS, not a capability: workers for an OS are added when modules need it (OnOS, MatrixTarget), and their runner is set with --runner %s=LABEL", strings.Join(w, ","), i+1, c, c)
 			case !capRE.MatchString(c):
-				return nil, fmt.Errorf("worker %d: capability %q: use letters, digits and . _ - only", i+1, c)
+				return nil, fmt.Errorf("--worker %s (worker %d): capability %q: use letters, digits and . _ - only", strings.Join(w, ","), i+1, c)
 			}
 			if !slices.Contains(caps, c) {
 				caps = append(caps, c)
 			}
 		}
 		if len(caps) == 0 {
-			return nil, fmt.Errorf("worker %d offers no capability: name at least one (e.g. --worker cgo), or use --extra-workers for plain Linux workers", i+1)
+			return nil, fmt.Errorf("--worker %q (worker %d) offers no capability: name at least one (e.g. --worker cgo), or use --extra-workers for plain Linux workers", strings.Join(w, ","), i+1)
 		}
 		slices.Sort(caps)
 		out = append(out, caps)
