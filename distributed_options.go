@@ -82,6 +82,13 @@ type DistributedOptions struct {
 	// pose as that OS. A real instance — one process per CI job — takes
 	// its capabilities from Capabilities or --capability.
 	LocalCapabilities map[int][]string
+
+	// WorkflowWorkers declares, in code, worker jobs of the CI workflow that
+	// `workflow github|gitlab` generates: each entry is one more Linux worker
+	// offering those capabilities, like --worker (which adds more). For
+	// example [][]string{{"cgo"}} gives the modules that
+	// RequiresCapability("cgo") a worker to run on. It changes nothing else.
+	WorkflowWorkers [][]string
 }
 
 // UseDistributed configures distributed mode; see DistributedOptions.

@@ -56,6 +56,8 @@ func (p *Pipeline) mainWorkflow(ctx context.Context, args []string, stdout, stde
 		fmt.Fprintf(stderr, "modpipe: finding the repository: %v\n", err)
 		return 2
 	}
+	// Workers declared in code come first, then those of --worker.
+	o.workers = append(slices.Clone(workerFlag(p.dist.WorkflowWorkers)), o.workers...)
 	out, err := pl.workflow(ctx, o, wd, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)

@@ -150,3 +150,27 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// Workers declared in code (DistributedOptions.WorkflowWorkers) come before
+// those of --worker.
+func TestWorkflowWorkersDeclaredInCode(t *testing.T) {
+	p := capsPipeline().UseDistributed(DistributedOptions{WorkflowWorkers: [][]string{{"cgo"}}})
+	code, out, errOut := runMain(t, p, nil, "workflow", "github", "--branch", "main", "--worker", "gpu")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if strings.Contains(errOut, `capability "cgo"`) {
+		t.Errorf("the worker declared in code offers cgo, yet stderr says none does:\n%s", errOut)
+	}
+	var got []string
+	for _, in := range parseGenerated(t, out).Jobs["pipeline"].Strategy.Matrix.Include {
+		got = append(got, in.Role+" "+in.Capabilities)
+	}
+	want := []string{"master docker", "worker cgo,docker", "worker docker,gpu", "worker "}
+	if !slices.Equal(got, want) {
+		t.Errorf("matrix\n got %q\nwant %q", got, want)
+	}
+	if code, _, errOut := runMain(t, capsPipeline().UseDistributed(DistributedOptions{WorkflowWorkers: [][]string{{"macos"}}}), nil, "workflow", "github"); code != 2 || !strings.Contains(errOut, "is an OS") {
+		t.Errorf("a declared worker offering an OS: exit %d, %s; want 2", code, errOut)
+	}
+}
