@@ -148,9 +148,10 @@ func main() {
 `,
 }
 
-// goEnv keeps the go command offline and on this toolchain: everything the
-// project needs is in the module cache already.
-var goEnv = []string{"GOPROXY=off", "GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS="}
+// goEnv keeps the go command on this toolchain and out of any workspace.
+// The modules the project needs are modpipe's, which the module cache has
+// once modpipe is built (go mod tidy fetches them otherwise).
+var goEnv = []string{"GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS="}
 
 // runIn runs a command in dir with env added and fails the test unless it
 // exits 0; it returns stdout and stderr.
