@@ -2,7 +2,7 @@ package redis_test
 
 import (
 	"context"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +10,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/modpipe/modpipe/artifact"
+	"github.com/modpipe/modpipe/artifact/storetest"
 	"github.com/modpipe/modpipe/distributed"
 	"github.com/modpipe/modpipe/distributed/coordinatortest"
 	"github.com/modpipe/modpipe/distributed/redis"
@@ -83,12 +85,14 @@ func TestClusterConformance(t *testing.T) {
 // TestClusterProcessesRouting is the routing scenario (a master and three
 // workers, separate processes) on a 3-master Redis Cluster, reached
 // through a redis+cluster:// URL naming one node only, for a run whose
-// keys live on another: the client must learn the cluster's layout.
+// keys live on another: the client must learn the cluster's layout. The
+// example's artifact (a binary built on one worker and run on another)
+// travels through the Redis artifact store on the cluster.
 func TestClusterProcessesRouting(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
-	// The Redis artifact store does not run on a cluster yet: the example's
-	// artifacts go to a directory all these processes share.
-	s := newScenario(t, cl.Nodes[0], 4, "MODPIPE_ARTIFACT_STORE=file://"+filepath.ToSlash(t.TempDir()))
+	// The example's artifact goes through the coordinator's own store,
+	// on the cluster too.
+	s := newScenario(t, cl.Nodes[0], 4)
 	s.runID = runIDOn(t, cl, 2)
 	s.srv = cl.Nodes[2]
 	s.url = "redis+cluster://" + cl.Nodes[0].Addr()
@@ -101,14 +105,55 @@ func TestClusterProcessesRouting(t *testing.T) {
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("the run's keys are not on node 2 after the run: %v %v", keys, err)
 	}
+	if !slices.ContainsFunc(keys, func(k string) bool { return strings.HasPrefix(k, "modpipe:{"+s.runID+"}:art:m:") }) {
+		t.Errorf("no artifact manifest of the run on node 2: the example's artifact did not go through the Redis store; keys: %v", keys)
+	}
 }
 
-// The Redis artifact store says plainly that it does not run on a cluster,
-// and what to use instead, rather than calling the URL invalid.
-func TestArtifactStoreRefusesClusterURL(t *testing.T) {
-	s := redis.NewArtifactStore(redis.Options{})
-	err := s.BindRun(distributed.RunBinding{RunID: "r", URL: "redis+cluster://user:pw@127.0.0.1:1,127.0.0.1:2"})
-	if err == nil || !strings.Contains(err.Error(), "does not support yet") || !strings.Contains(err.Error(), "--artifact-store") || strings.Contains(err.Error(), "pw") {
-		t.Fatalf("err = %v", err)
+// TestClusterArtifactStoreConformance runs the artifact store's
+// conformance suite on a real 3-master Redis Cluster, reached through a
+// redis+cluster:// URL naming one node, with the stores' runs spread over
+// all three nodes (small chunks, so blobs span several chunk keys), and
+// checks that every node then holds artifact keys of the runs placed on
+// it, and only of those.
+func TestClusterArtifactStoreConformance(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	var mu sync.Mutex
+	n := 0
+	byNode := map[int][]string{}
+	storetest.Run(t, func(t *testing.T) artifact.Store {
+		mu.Lock()
+		node := n % len(cl.Nodes)
+		n++
+		mu.Unlock()
+		id := runIDOn(t, cl, node)
+		mu.Lock()
+		byNode[node] = append(byNode[node], id)
+		mu.Unlock()
+		s := redis.NewArtifactStore(redis.Options{URL: "redis+cluster://" + cl.Nodes[0].Addr(), RunID: id}, redis.WithArtifactChunkSize(64<<10))
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, s := range cl.Nodes {
+		c := goredis.NewClient(&goredis.Options{Addr: s.Addr()})
+		keys, err := c.Keys(ctx, "modpipe:*:art:*").Result()
+		c.Close()
+		if err != nil {
+			t.Fatalf("listing the keys of node %d: %v", i, err)
+		}
+		if len(keys) == 0 {
+			t.Errorf("node %d holds no artifact key, though runs %v were placed on it", i, byNode[i])
+		}
+		for _, k := range keys {
+			found := false
+			for _, id := range byNode[i] {
+				found = found || strings.HasPrefix(k, "modpipe:{"+id+"}:art:")
+			}
+			if !found {
+				t.Errorf("node %d holds key %s of a run placed elsewhere", i, k)
+			}
+		}
 	}
 }
