@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/modpipe/modpipe/artifact"
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/ident"
 	"github.com/modpipe/modpipe/internal/redact"
 )
 
@@ -299,9 +299,7 @@ func (s *ArtifactStore) Put(ctx context.Context, key string, r io.Reader, size i
 		return fmt.Errorf("redis artifact store: put %s: %w: %d bytes do not fit the run's artifact budget of %d bytes in Redis (%d in use); raise it with redis.WithArtifactBudget (within the server's maxmemory), or use an S3 store (--artifact-store s3://bucket/prefix) for large artifacts",
 			key, artifact.ErrStoreFull, size, s.cfg.budget, res[1])
 	}
-	var idb [16]byte
-	_, _ = rand.Read(idb[:])
-	id := hex.EncodeToString(idb[:])
+	id := ident.Random(16)
 	sent := int64(0) // chunks whose SET was sent (it may have landed even if it failed)
 	defer func() {
 		if err != nil {
