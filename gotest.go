@@ -117,6 +117,7 @@ type GoTestError struct {
 // goTestErrorMax is how many failures GoTestError's message names.
 const goTestErrorMax = 20
 
+// Error names each failure (at most 20; the module's log has them all).
 func (e *GoTestError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "go test: %d failed:", len(e.Failures))
@@ -131,6 +132,7 @@ func (e *GoTestError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the error of the go test command itself.
 func (e *GoTestError) Unwrap() error { return e.Err }
 
 // GoTest runs `go test -json` with args (flags and packages, as for go test;
