@@ -32,54 +32,66 @@ func runIDOn(t *testing.T, cl *redistest.Cluster, node int) string {
 	return ""
 }
 
+// spread places the runs of a conformance suite on the nodes of a cluster
+// in turn, and checks afterwards where their keys are.
+type spread struct {
+	cl     *redistest.Cluster
+	mu     sync.Mutex
+	n      int
+	byNode map[int][]string
+}
+
+func newSpread(cl *redistest.Cluster) *spread { return &spread{cl: cl, byNode: map[int][]string{}} }
+
+// next returns a fresh run id whose keys live on the next node.
+func (s *spread) next(t *testing.T) string {
+	s.mu.Lock()
+	node := s.n % len(s.cl.Nodes)
+	s.n++
+	s.mu.Unlock()
+	id := runIDOn(t, s.cl, node)
+	s.mu.Lock()
+	s.byNode[node] = append(s.byNode[node], id)
+	s.mu.Unlock()
+	return id
+}
+
+// check fails unless every node holds keys "modpipe:{<run id>}:<kind>..."
+// (kind "" for every key of a run) of the runs placed on it, and none of
+// runs placed elsewhere: the cluster, not one node, was exercised, and a
+// run's keys sit on its node only.
+func (s *spread) check(t *testing.T, kind string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, srv := range s.cl.Nodes {
+		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+		keys, err := c.Keys(ctx, "modpipe:*"+kind+"*").Result()
+		c.Close()
+		if err != nil {
+			t.Fatalf("listing the keys of node %d: %v", i, err)
+		}
+		if len(keys) == 0 {
+			t.Errorf("node %d holds no %q key, though runs %v were placed on it", i, kind, s.byNode[i])
+		}
+		for _, k := range keys {
+			if !slices.ContainsFunc(s.byNode[i], func(id string) bool { return strings.HasPrefix(k, "modpipe:{"+id+"}:"+kind) }) {
+				t.Errorf("node %d holds key %s of a run placed elsewhere", i, k)
+			}
+		}
+	}
+}
+
 // TestClusterConformance runs the conformance suite on a real 3-master
 // Redis Cluster, with the suite's runs spread over all three nodes, and
 // checks that each node then holds keys of runs (so the cluster, not one
 // node, was exercised) and that a run's keys sit on one node only.
 func TestClusterConformance(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
-	var mu sync.Mutex
-	n := 0
-	byNode := map[int][]string{}
+	runs := newSpread(cl)
 	coordinatortest.Run(t, func(t *testing.T) distributed.Coordinator {
-		mu.Lock()
-		node := n % len(cl.Nodes)
-		n++
-		mu.Unlock()
-		id := runIDOn(t, cl, node)
-		mu.Lock()
-		byNode[node] = append(byNode[node], id)
-		mu.Unlock()
-		return redis.NewCoordinator(redis.Options{URL: cl.URL(), RunID: id})
+		return redis.NewCoordinator(redis.Options{URL: cl.URL(), RunID: runs.next(t)})
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for i, s := range cl.Nodes {
-		c := goredis.NewClient(&goredis.Options{Addr: s.Addr()})
-		keys, err := c.Keys(ctx, "modpipe:*").Result()
-		c.Close()
-		if err != nil {
-			t.Fatalf("listing the keys of node %d: %v", i, err)
-		}
-		if len(keys) == 0 {
-			t.Errorf("node %d holds no key, though runs %v were placed on it", i, byNode[i])
-		}
-		own := map[string]bool{}
-		for _, id := range byNode[i] {
-			own["{"+id+"}"] = true
-		}
-		for _, k := range keys {
-			found := false
-			for tag := range own {
-				if len(k) > len("modpipe:")+len(tag) && k[len("modpipe:"):len("modpipe:")+len(tag)] == tag {
-					found = true
-				}
-			}
-			if !found {
-				t.Errorf("node %d holds key %s of a run placed elsewhere", i, k)
-			}
-		}
-	}
+	runs.check(t, "")
 }
 
 // TestClusterProcessesRouting is the routing scenario (a master and three
@@ -118,42 +130,11 @@ func TestClusterProcessesRouting(t *testing.T) {
 // it, and only of those.
 func TestClusterArtifactStoreConformance(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
-	var mu sync.Mutex
-	n := 0
-	byNode := map[int][]string{}
+	runs := newSpread(cl)
 	storetest.Run(t, func(t *testing.T) artifact.Store {
-		mu.Lock()
-		node := n % len(cl.Nodes)
-		n++
-		mu.Unlock()
-		id := runIDOn(t, cl, node)
-		mu.Lock()
-		byNode[node] = append(byNode[node], id)
-		mu.Unlock()
-		s := redis.NewArtifactStore(redis.Options{URL: "redis+cluster://" + cl.Nodes[0].Addr(), RunID: id}, redis.WithArtifactChunkSize(64<<10))
+		s := redis.NewArtifactStore(redis.Options{URL: "redis+cluster://" + cl.Nodes[0].Addr(), RunID: runs.next(t)}, redis.WithArtifactChunkSize(64<<10))
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for i, s := range cl.Nodes {
-		c := goredis.NewClient(&goredis.Options{Addr: s.Addr()})
-		keys, err := c.Keys(ctx, "modpipe:*:art:*").Result()
-		c.Close()
-		if err != nil {
-			t.Fatalf("listing the keys of node %d: %v", i, err)
-		}
-		if len(keys) == 0 {
-			t.Errorf("node %d holds no artifact key, though runs %v were placed on it", i, byNode[i])
-		}
-		for _, k := range keys {
-			found := false
-			for _, id := range byNode[i] {
-				found = found || strings.HasPrefix(k, "modpipe:{"+id+"}:art:")
-			}
-			if !found {
-				t.Errorf("node %d holds key %s of a run placed elsewhere", i, k)
-			}
-		}
-	}
+	runs.check(t, "art:")
 }
