@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,6 +21,7 @@ import (
 	"github.com/modpipe/modpipe/artifact"
 	"github.com/modpipe/modpipe/distributed"
 	"github.com/modpipe/modpipe/internal/cluster"
+	"github.com/modpipe/modpipe/internal/redact"
 	"github.com/modpipe/modpipe/internal/render"
 	"github.com/modpipe/modpipe/internal/transfer"
 )
@@ -155,7 +155,7 @@ func describeStore(s artifact.Store) string {
 func openStoreURL(raw string, coord distributed.Coordinator, schemes map[string]func(string) (artifact.Store, error)) (artifact.Store, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, fmt.Errorf("--artifact-store %q is not a URL; use file:///path, s3://bucket/prefix, redis://host:port or rediss://host:port", redactURL(raw))
+		return nil, fmt.Errorf("--artifact-store %q is not a URL; use file:///path, s3://bucket/prefix, redis://host:port or rediss://host:port", redact.URL(raw))
 	}
 	switch scheme {
 	case "file":
@@ -167,33 +167,21 @@ func openStoreURL(raw string, coord distributed.Coordinator, schemes map[string]
 	case "redis", "rediss":
 		as, ok := coord.(distributed.ArtifactStorer)
 		if !ok {
-			return nil, fmt.Errorf("--artifact-store %s: a Redis artifact store is opened through the Redis coordinator (p.UseCoordinator(redis.NewCoordinator(...))); without it, call p.UseArtifactStore(redis.NewArtifactStore(redis.Options{...})) in code", redactURL(raw))
+			return nil, fmt.Errorf("--artifact-store %s: a Redis artifact store is opened through the Redis coordinator (p.UseCoordinator(redis.NewCoordinator(...))); without it, call p.UseArtifactStore(redis.NewArtifactStore(redis.Options{...})) in code", redact.URL(raw))
 		}
 		return as.ArtifactStore(raw)
 	}
 	if open := schemes[scheme]; open != nil {
 		s, err := open(raw)
 		if err != nil {
-			return nil, fmt.Errorf("--artifact-store %s: %w", redactURL(raw), err)
+			return nil, fmt.Errorf("--artifact-store %s: %w", redact.URL(raw), err)
 		}
 		return s, nil
 	}
 	if scheme == "s3" {
-		return nil, fmt.Errorf("--artifact-store %s: S3 stores are opened by package github.com/modpipe/modpipe/artifact/s3, which this program does not link in; add p.ArtifactStoreScheme(\"s3\", s3.OpenURL) to the pipeline", redactURL(raw))
+		return nil, fmt.Errorf("--artifact-store %s: S3 stores are opened by package github.com/modpipe/modpipe/artifact/s3, which this program does not link in; add p.ArtifactStoreScheme(\"s3\", s3.OpenURL) to the pipeline", redact.URL(raw))
 	}
-	return nil, fmt.Errorf("--artifact-store %s: unknown scheme %q; use file://, s3://, redis:// or rediss://", redactURL(raw), scheme)
-}
-
-// redactURL hides a URL's password.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		if i := strings.LastIndex(raw, "@"); i >= 0 {
-			return "***" + raw[i:]
-		}
-		return raw
-	}
-	return u.Redacted()
+	return nil, fmt.Errorf("--artifact-store %s: unknown scheme %q; use file://, s3://, redis:// or rediss://", redact.URL(raw), scheme)
 }
 
 // runWithArtifacts wraps one Run: it gives the run its artifact

@@ -50,6 +50,8 @@ type CommandError struct {
 	Err  error
 }
 
+// Error quotes the command, its exit code (or why it did not run) and the
+// tail of its output.
 func (e *CommandError) Error() string {
 	var b strings.Builder
 	if e.ExitCode >= 0 {
@@ -64,6 +66,8 @@ func (e *CommandError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying error (an *exec.ExitError, or why the
+// command could not start or was stopped).
 func (e *CommandError) Unwrap() error { return e.Err }
 
 // commandTailLines is how much output a CommandError quotes.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/defaults"
 )
 
 // DistributedOptions spread one pipeline over several instances of the same
@@ -118,18 +119,11 @@ const minSharedSecret = 16
 
 // withDefaults fills unset options and validates them.
 func (o DistributedOptions) withDefaults() (DistributedOptions, error) {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&o.HeartbeatInterval, 10*time.Second)
-	def(&o.LeaseTimeout, 30*time.Second)
-	def(&o.CapabilityTimeout, 5*time.Minute)
-	def(&o.MasterTimeout, 2*time.Minute)
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 3
-	}
+	defaults.Positive(&o.HeartbeatInterval, 10*time.Second)
+	defaults.Positive(&o.LeaseTimeout, 30*time.Second)
+	defaults.Positive(&o.CapabilityTimeout, 5*time.Minute)
+	defaults.Positive(&o.MasterTimeout, 2*time.Minute)
+	defaults.Positive(&o.MaxAttempts, 3)
 	if o.Parallelism <= 0 {
 		o.Parallelism = max(2, runtime.NumCPU())
 	}

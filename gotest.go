@@ -1,7 +1,6 @@
 package modpipe
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -117,6 +116,7 @@ type GoTestError struct {
 // goTestErrorMax is how many failures GoTestError's message names.
 const goTestErrorMax = 20
 
+// Error names each failure (at most 20; the module's log has them all).
 func (e *GoTestError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "go test: %d failed:", len(e.Failures))
@@ -131,6 +131,7 @@ func (e *GoTestError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the error of the go test command itself.
 func (e *GoTestError) Unwrap() error { return e.Err }
 
 // GoTest runs `go test -json` with args (flags and packages, as for go test;
@@ -202,27 +203,16 @@ func goTestDir(args []string) (string, []string) {
 // goTestSink receives go test's standard output: it feeds each line to the
 // parser and writes a readable form into the module's log.
 type goTestSink struct {
-	mu      sync.Mutex
-	parser  *gotest.Parser
-	log     *logbuf.LineWriter
-	partial []byte
+	mu     sync.Mutex
+	parser *gotest.Parser
+	log    *logbuf.LineWriter
+	lines  logbuf.Splitter
 }
 
 func (s *goTestSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.partial = append(s.partial, p...)
-	for {
-		i := bytes.IndexByte(s.partial, '\n')
-		if i < 0 {
-			break
-		}
-		s.line(s.partial[:i])
-		s.partial = s.partial[i+1:]
-	}
-	if len(s.partial) == 0 {
-		s.partial = nil
-	}
+	s.lines.Write(p, s.line)
 	return len(p), nil
 }
 
@@ -240,10 +230,7 @@ func (s *goTestSink) line(line []byte) {
 func (s *goTestSink) flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.partial) > 0 {
-		s.line(s.partial)
-		s.partial = nil
-	}
+	s.lines.Flush(s.line)
 	s.log.Flush()
 }
 

@@ -294,11 +294,11 @@ type Status string
 
 // Statuses an executing instance publishes.
 const (
-	StatusSucceeded Status = "succeeded"
-	StatusFailed    Status = "failed"
-	StatusSkipped   Status = "skipped"
-	StatusTimedOut  Status = "timed-out"
-	StatusCancelled Status = "cancelled"
+	StatusSucceeded Status = "succeeded" // returned without error; the Result carries a Value
+	StatusFailed    Status = "failed"    // returned an error or panicked
+	StatusSkipped   Status = "skipped"   // a condition decided at run time skipped it
+	StatusTimedOut  Status = "timed-out" // its last attempt outlived its Timeout
+	StatusCancelled Status = "cancelled" // the run was cancelled or stopped while it ran
 )
 
 // Result is a module's outcome, published by the instance that ran it.

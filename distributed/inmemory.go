@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/modpipe/modpipe/internal/ident"
 )
 
 // InMemory is a Coordinator for the instances of one process: tests, and
@@ -121,7 +123,7 @@ func (m *InMemory) Register(ctx context.Context, r Registration) error {
 		return fmt.Errorf("%w: instance %d is held by a live instance (session %s, last heartbeat %s ago); give every instance its own index, or wait until the holder is lost (lease timeout %s)",
 			ErrIndexTaken, r.Instance, cur.reg.Session, now.Sub(cur.seen).Round(time.Millisecond), cur.reg.LeaseTimeout)
 	}
-	r.Capabilities = lower(r.Capabilities)
+	r.Capabilities = ident.Lower(r.Capabilities)
 	if r.Instance != 0 {
 		if master, ok := m.instances[0]; ok {
 			if err := mismatch(r, master.reg); err != nil {
@@ -437,11 +439,3 @@ func (m *InMemory) AwaitState(ctx context.Context, known RunState) (RunState, er
 
 // Close implements Coordinator; the in-memory coordinator holds nothing.
 func (m *InMemory) Close() error { return nil }
-
-func lower(caps []string) []string {
-	out := make([]string, len(caps))
-	for i, c := range caps {
-		out[i] = strings.ToLower(c)
-	}
-	return out
-}

@@ -48,6 +48,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"github.com/modpipe/modpipe/artifact"
+	"github.com/modpipe/modpipe/internal/redact"
 )
 
 // Options configure a Store. Only Bucket is required.
@@ -120,7 +121,7 @@ func NewStore(o Options) (*Store, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("s3 artifact store: endpoint %s is not valid; use https://host[:port] or http://host:port", redactURL(raw))
+		return nil, fmt.Errorf("s3 artifact store: endpoint %s is not valid; use https://host[:port] or http://host:port", redact.URL(raw))
 	}
 	var secrets []string
 	if pw, ok := u.User.Password(); ok && pw != "" {
@@ -435,18 +436,6 @@ func scrubText(s string, secrets []string) string {
 		}
 	}
 	return s
-}
-
-// redactURL shows a URL without its user information and query.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	u.User = nil
-	u.RawQuery = ""
-	u.Fragment = ""
-	return u.String()
 }
 
 // String describes the store in messages: endpoint, bucket and prefix,

@@ -2,12 +2,10 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +15,8 @@ import (
 
 	"github.com/modpipe/modpipe/artifact"
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/ident"
+	"github.com/modpipe/modpipe/internal/redact"
 )
 
 // ArtifactStore is an artifact.Store in Redis, normally the server of the
@@ -28,7 +28,11 @@ import (
 // Once every chunk is in, one Lua script checks they all exist and sets
 // the key's manifest ("<id> <size> <chunk size>"), which is what makes the
 // blob visible; the chunks of a value it replaces are deleted in the same
-// step. A failed Put deletes its chunks; a killed one leaves chunks that
+// step. Scripts receive every key they touch in KEYS (chunk keys are built
+// in Go, keys.go): the caller reads the manifest it replaces or deletes,
+// passes that value's chunk keys, and the script goes ahead only if the
+// manifest is still the one read (else the caller reads it again). So the
+// store also works on a Redis Cluster (a redis+cluster:// URL). A failed Put deletes its chunks; a killed one leaves chunks that
 // nothing points to, which expire with the run.
 //
 // Every key lives under "<prefix>:{<run id>}:art:" (the run's hash tag)
@@ -42,7 +46,7 @@ type ArtifactStore struct {
 	cfg  artifactConfig
 
 	mu      sync.Mutex
-	client  *goredis.Client
+	client  goredis.UniversalClient
 	keys    artifactKeys
 	bound   bool
 	bindErr error
@@ -119,7 +123,7 @@ func (s *ArtifactStore) BindRun(b distributed.RunBinding) error {
 	return s.bindErr
 }
 
-func (s *ArtifactStore) connect() (*goredis.Client, artifactKeys, error) {
+func (s *ArtifactStore) connect() (goredis.UniversalClient, artifactKeys, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.bound {
@@ -137,26 +141,19 @@ func (s *ArtifactStore) connectLocked(b distributed.RunBinding) error {
 	if err != nil {
 		return err
 	}
-	s.where = artRedactURL(raw)
-	if strings.Contains(strings.SplitN(raw, "://", 2)[0], "+cluster") {
-		// Its scripts still build chunk key names inside Lua, which a
-		// cluster cannot route.
-		return fmt.Errorf("redis artifact store: %s is a Redis Cluster, which the Redis artifact store does not support yet; choose another store with --artifact-store (s3://bucket/prefix, or file:///path on a file system every instance shares)", s.where)
-	}
-	opts, err := goredis.ParseURL(raw)
+	s.where = redact.URL(raw)
+	o := s.opts
+	// One command moves at most a chunk; allow for slow links. newClient
+	// sets no automatic retries: a failed Put is retried whole by its
+	// caller (a reservation must not be counted twice).
+	o.OperationTimeout += time.Duration(s.cfg.chunk>>20) * time.Second
+	client, err := newClient(raw, o)
 	if err != nil {
-		// ParseURL errors can quote the URL; never show the password.
-		return fmt.Errorf("redis artifact store: the Redis URL %s is not valid; use redis://[user:password@]host:port[/db] or rediss:// for TLS", s.where)
+		// Parse errors can quote the URL; never show the password.
+		return fmt.Errorf("redis artifact store: the Redis URL %s is not valid (%s); use redis://[user:password@]host:port[/db], rediss:// for TLS, or redis+cluster://host1:port1,host2:port2 for a Redis Cluster", s.where, redact.String(err.Error(), raw))
 	}
-	opts.DialTimeout = s.opts.ConnectTimeout
-	// One command moves at most a chunk; allow for slow links.
-	opts.ReadTimeout = s.opts.OperationTimeout + time.Duration(s.cfg.chunk>>20)*time.Second
-	opts.WriteTimeout = opts.ReadTimeout
-	// No automatic retries: a failed Put is retried whole by its caller
-	// (a reservation must not be counted twice).
-	opts.MaxRetries = -1
-	s.client = goredis.NewClient(opts)
-	s.keys = artifactKeys{base: s.opts.KeyPrefix + ":{" + runID + "}:art:"}
+	s.client = client
+	s.keys = newArtifactKeys(s.opts.KeyPrefix, runID)
 	return nil
 }
 
@@ -172,91 +169,104 @@ func (s *ArtifactStore) Close() error {
 	return s.client.Close()
 }
 
-// artifactKeys names every key of the store; all share the run's hash tag.
-type artifactKeys struct {
-	base string // "<prefix>:{<run id>}:art:"
-}
+// maxChunks bounds the chunks of one blob: a script call receives every
+// chunk key of the blob it commits, replaces or deletes.
+const maxChunks = 1 << 16
 
-func (k artifactKeys) used() string               { return k.base + "used" }     // counter: bytes reserved or stored
-func (k artifactKeys) manifest(key string) string { return k.base + "m:" + key } // string: "<id> <size> <chunk>"
-func (k artifactKeys) chunkBase() string          { return k.base + "c:" }       // + "<id>:<index>": one chunk
-func (k artifactKeys) chunk(id string, i int64) string {
-	return k.chunkBase() + id + ":" + strconv.FormatInt(i, 10)
-}
-
-// Lua shared by the scripts: ARGV[1] is the chunk key base, ARGV[2] the
-// TTL in milliseconds; KEYS[1] is the used counter.
+// Lua shared by the scripts: KEYS[1] is the used counter, ARGV[1] the TTL
+// in milliseconds. Every key a script touches is one of its KEYS.
 const artLuaCommon = `
-local cbase, ttl = ARGV[1], tonumber(ARGV[2])
+local ttl = tonumber(ARGV[1])
 local function release(n)
   if n <= 0 then return end
   if redis.call('DECRBY', KEYS[1], n) < 0 then redis.call('SET', KEYS[1], 0) end
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
-local function drop(id, size, chunk)
-  local n = math.ceil(size / chunk)
-  for i = 0, n - 1 do redis.call('UNLINK', cbase .. id .. ':' .. i) end
-end
-local function parse(m)
-  local id, size, chunk = string.match(m, '^(%x+) (%d+) (%d+)$')
-  if not id or tonumber(chunk) <= 0 then return nil end
-  return id, tonumber(size), tonumber(chunk)
+local function drop(from)
+  for i = from, #KEYS do redis.call('UNLINK', KEYS[i]) end
 end
 `
 
-// reserve: ARGV[3] size, ARGV[4] budget. Returns {1, used} or {0, used}.
-var artReserve = goredis.NewScript(artLuaCommon + `
-local size, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+// reserve: ARGV[2] size, ARGV[3] budget. Returns {1, used} or {0, used}.
+const artReserveLua = artLuaCommon + `
+local size, budget = tonumber(ARGV[2]), tonumber(ARGV[3])
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 if used + size > budget then return {0, used} end
 redis.call('INCRBY', KEYS[1], size)
 redis.call('PEXPIRE', KEYS[1], ttl)
 return {1, used + size}
-`)
+`
 
-// commit: KEYS[2] manifest; ARGV[3] id, ARGV[4] size, ARGV[5] chunk size.
-// Returns 1, or -1 if a chunk is missing (expired): nothing changes then.
-var artCommit = goredis.NewScript(artLuaCommon + `
-local id, size, chunk = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-for i = 0, math.ceil(size / chunk) - 1 do
-  if redis.call('PEXPIRE', cbase .. id .. ':' .. i, ttl) == 0 then return -1 end
+var artReserve = goredis.NewScript(artReserveLua)
+
+// commit: KEYS[2] the manifest, KEYS[3] to KEYS[2+n] the new chunks, the
+// rest the chunks of the value it replaces; ARGV[2] the new manifest,
+// ARGV[3] n, ARGV[4] the manifest the caller read ("" for none), ARGV[5]
+// the bytes to release with it. Returns 1; -1 if a new chunk is missing
+// (expired); -2 if the manifest is no longer ARGV[4]. Nothing changes
+// unless it returns 1.
+const artCommitLua = artLuaCommon + `
+local n = tonumber(ARGV[3])
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[4] then return -2 end
+for i = 3, 2 + n do
+  if redis.call('PEXPIRE', KEYS[i], ttl) == 0 then return -1 end
 end
-local old = redis.call('GET', KEYS[2])
-redis.call('SET', KEYS[2], id .. ' ' .. ARGV[4] .. ' ' .. ARGV[5], 'PX', ttl)
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
 redis.call('PEXPIRE', KEYS[1], ttl)
-if old then
-  local oid, osize, ochunk = parse(old)
-  if oid and oid ~= id then
-    drop(oid, osize, ochunk)
-    release(osize)
-  end
-end
+drop(3 + n)
+release(tonumber(ARGV[5]))
 return 1
-`)
+`
 
-// abort: ARGV[3] id, ARGV[4] size, ARGV[5] chunk size: drops the chunks of
-// an upload that will not be committed and releases its reservation.
-var artAbort = goredis.NewScript(artLuaCommon + `
-drop(ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
-release(tonumber(ARGV[4]))
+var artCommit = goredis.NewScript(artCommitLua)
+
+// abort: KEYS[2] onwards the chunks of an upload that will not be
+// committed; ARGV[2] its reservation, released.
+const artAbortLua = artLuaCommon + `
+drop(2)
+release(tonumber(ARGV[2]))
 return 1
-`)
+`
 
-// delete: KEYS[2] manifest. Returns 1 if a blob was deleted, 0 if absent.
-var artDelete = goredis.NewScript(artLuaCommon + `
-local old = redis.call('GET', KEYS[2])
-if not old then return 0 end
+var artAbort = goredis.NewScript(artAbortLua)
+
+// delete: KEYS[2] the manifest, the rest its chunks; ARGV[2] the manifest
+// the caller read, ARGV[3] the bytes to release. Returns 1 if the blob was
+// deleted, 0 if absent, -2 if the manifest is no longer ARGV[2].
+const artDeleteLua = artLuaCommon + `
+local cur = redis.call('GET', KEYS[2])
+if not cur then return 0 end
+if cur ~= ARGV[2] then return -2 end
 redis.call('DEL', KEYS[2])
-local oid, osize, ochunk = parse(old)
-if oid then
-  drop(oid, osize, ochunk)
-  release(osize)
-end
+drop(3)
+release(tonumber(ARGV[3]))
 return 1
-`)
+`
 
-func (s *ArtifactStore) scriptArgs(k artifactKeys, extra ...any) []any {
-	return append([]any{k.chunkBase(), s.cfg.retention.Milliseconds()}, extra...)
+var artDelete = goredis.NewScript(artDeleteLua)
+
+// artRetries bounds how often a commit or delete reads the manifest again
+// because a concurrent writer changed it in between.
+const artRetries = 20
+
+// replaced returns the chunk keys and the size of the blob manifest m
+// names, for a script that replaces or deletes it: none for "" or a
+// malformed manifest (its chunks, if any, expire with the run).
+func (k artifactKeys) replaced(m string) ([]string, int64) {
+	info, err := parseManifest(m)
+	if err != nil {
+		return nil, 0
+	}
+	return k.chunks(info.id, info.chunkCount()), info.size
+}
+
+// current reads the manifest of key ("" when there is none).
+func current(ctx context.Context, client goredis.UniversalClient, k artifactKeys, key string) (string, error) {
+	m, err := client.Get(ctx, k.manifest(key)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return "", nil
+	}
+	return m, err
 }
 
 // Put implements artifact.Store.
@@ -270,11 +280,15 @@ func (s *ArtifactStore) Put(ctx context.Context, key string, r io.Reader, size i
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("redis artifact store: put %s: %w", key, err)
 	}
+	chunk := int64(s.cfg.chunk)
+	if n := (size + chunk - 1) / chunk; n > maxChunks {
+		return fmt.Errorf("redis artifact store: put %s: %d bytes make %d chunks of %d bytes, over the limit of %d; raise the chunk size (redis.WithArtifactChunkSize) or use an S3 store (--artifact-store s3://bucket/prefix)", key, size, n, chunk, maxChunks)
+	}
 	client, k, err := s.connect()
 	if err != nil {
 		return err
 	}
-	res, err := artReserve.Run(ctx, client, []string{k.used()}, s.scriptArgs(k, size, s.cfg.budget)...).Int64Slice()
+	res, err := artReserve.Run(ctx, client, []string{k.used()}, s.ttl(), size, s.cfg.budget).Int64Slice()
 	if err != nil {
 		return s.describe(ctx, "put", key, err)
 	}
@@ -285,16 +299,14 @@ func (s *ArtifactStore) Put(ctx context.Context, key string, r io.Reader, size i
 		return fmt.Errorf("redis artifact store: put %s: %w: %d bytes do not fit the run's artifact budget of %d bytes in Redis (%d in use); raise it with redis.WithArtifactBudget (within the server's maxmemory), or use an S3 store (--artifact-store s3://bucket/prefix) for large artifacts",
 			key, artifact.ErrStoreFull, size, s.cfg.budget, res[1])
 	}
-	var idb [16]byte
-	_, _ = rand.Read(idb[:])
-	id := hex.EncodeToString(idb[:])
-	chunk := int64(s.cfg.chunk)
+	id := ident.Random(16)
+	sent := int64(0) // chunks whose SET was sent (it may have landed even if it failed)
 	defer func() {
 		if err != nil {
 			// The caller's context may be what failed; clean up anyway.
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.OperationTimeout)
 			defer cancel()
-			_ = artAbort.Run(actx, client, []string{k.used()}, s.scriptArgs(k, id, size, chunk)...).Err()
+			_ = artAbort.Run(actx, client, append([]string{k.used()}, k.chunks(id, sent)...), s.ttl(), size).Err()
 		}
 	}()
 	sr := artifact.SizedReader(ctx, r, size)
@@ -307,6 +319,7 @@ func (s *ArtifactStore) Put(ctx context.Context, key string, r io.Reader, size i
 			}
 			return fmt.Errorf("redis artifact store: put %s: %w", key, err)
 		}
+		sent++
 		if err := client.Set(ctx, k.chunk(id, i), buf[:n], s.cfg.retention).Err(); err != nil {
 			return s.describe(ctx, "put", key, err)
 		}
@@ -318,15 +331,37 @@ func (s *ArtifactStore) Put(ctx context.Context, key string, r io.Reader, size i
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("redis artifact store: put %s: %w", key, err)
 	}
-	ok, err := artCommit.Run(ctx, client, []string{k.used(), k.manifest(key)}, s.scriptArgs(k, id, size, chunk)...).Int64()
-	if err != nil {
-		return s.describe(ctx, "put", key, err)
-	}
-	if ok != 1 {
-		return fmt.Errorf("redis artifact store: put %s: chunks expired before the upload was committed; raise the retention (redis.WithArtifactRetention, now %s) or check the server's eviction policy (maxmemory-policy noeviction)", key, s.cfg.retention)
-	}
-	return nil
+	return s.commit(ctx, client, k, key, blobInfo{id: id, size: size, chunk: chunk})
 }
+
+// commit makes the uploaded blob b the value of key, dropping the value
+// it replaces.
+func (s *ArtifactStore) commit(ctx context.Context, client goredis.UniversalClient, k artifactKeys, key string, b blobInfo) error {
+	manifest := b.id + " " + strconv.FormatInt(b.size, 10) + " " + strconv.FormatInt(b.chunk, 10)
+	fresh := k.chunks(b.id, b.chunkCount())
+	for range artRetries {
+		old, err := current(ctx, client, k, key)
+		if err != nil {
+			return s.describe(ctx, "put", key, err)
+		}
+		oldChunks, oldSize := k.replaced(old)
+		keys := append(append([]string{k.used(), k.manifest(key)}, fresh...), oldChunks...)
+		ok, err := artCommit.Run(ctx, client, keys, s.ttl(), manifest, len(fresh), old, oldSize).Int64()
+		switch {
+		case err != nil:
+			return s.describe(ctx, "put", key, err)
+		case ok == 1:
+			return nil
+		case ok == -1:
+			return fmt.Errorf("redis artifact store: put %s: chunks expired before the upload was committed; raise the retention (redis.WithArtifactRetention, now %s) or check the server's eviction policy (maxmemory-policy noeviction)", key, s.cfg.retention)
+		}
+		// -2: another writer changed the manifest since it was read.
+	}
+	return fmt.Errorf("redis artifact store %s: put %s: the key changed under concurrent writers %d times in a row; nothing was committed: try again", s.where, key, artRetries)
+}
+
+// ttl is the scripts' ARGV[1]: the retention in milliseconds.
+func (s *ArtifactStore) ttl() int64 { return s.cfg.retention.Milliseconds() }
 
 // blobInfo is a parsed manifest.
 type blobInfo struct {
@@ -334,7 +369,7 @@ type blobInfo struct {
 	size, chunk int64
 }
 
-func (s *ArtifactStore) lookup(ctx context.Context, op, key string) (*goredis.Client, artifactKeys, blobInfo, error) {
+func (s *ArtifactStore) lookup(ctx context.Context, op, key string) (goredis.UniversalClient, artifactKeys, blobInfo, error) {
 	if err := artifact.ValidKey(key); err != nil {
 		return nil, artifactKeys{}, blobInfo{}, fmt.Errorf("redis artifact store: %w", err)
 	}
@@ -372,11 +407,14 @@ func parseManifest(m string) (blobInfo, error) {
 	}
 	size, err1 := strconv.ParseInt(f[1], 10, 64)
 	chunk, err2 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil || size < 0 || chunk <= 0 || chunk > 512<<20 {
+	if err1 != nil || err2 != nil || size < 0 || chunk <= 0 || chunk > 512<<20 || (size+chunk-1)/chunk > maxChunks {
 		return blobInfo{}, bad
 	}
 	return blobInfo{id: f[0], size: size, chunk: chunk}, nil
 }
+
+// chunkCount is how many chunks the blob has.
+func (b blobInfo) chunkCount() int64 { return (b.size + b.chunk - 1) / b.chunk }
 
 // Get implements artifact.Store: chunks are fetched one at a time as the
 // stream is read.
@@ -391,7 +429,7 @@ func (s *ArtifactStore) Get(ctx context.Context, key string) (io.ReadCloser, err
 type chunkReader struct {
 	ctx    context.Context
 	s      *ArtifactStore
-	client *goredis.Client
+	client goredis.UniversalClient
 	k      artifactKeys
 	key    string
 	info   blobInfo
@@ -494,10 +532,25 @@ func (s *ArtifactStore) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := artDelete.Run(ctx, client, []string{k.used(), k.manifest(key)}, s.scriptArgs(k)...).Err(); err != nil {
-		return s.describe(ctx, "delete", key, err)
+	for range artRetries {
+		old, err := current(ctx, client, k, key)
+		if err != nil {
+			return s.describe(ctx, "delete", key, err)
+		}
+		if old == "" {
+			return nil
+		}
+		chunks, size := k.replaced(old)
+		res, err := artDelete.Run(ctx, client, append([]string{k.used(), k.manifest(key)}, chunks...), s.ttl(), old, size).Int64()
+		if err != nil {
+			return s.describe(ctx, "delete", key, err)
+		}
+		if res != -2 {
+			return nil
+		}
+		// -2: another writer changed the manifest since it was read.
 	}
-	return nil
+	return fmt.Errorf("redis artifact store %s: delete %s: the key changed under concurrent writers %d times in a row; nothing was deleted: try again", s.where, key, artRetries)
 }
 
 // Used reports how many bytes of the budget are taken (stored blobs and
@@ -534,17 +587,6 @@ func (s *ArtifactStore) describe(ctx context.Context, op, key string, err error)
 		hint = ": cannot reach Redis at " + s.where + ": check the URL and that the server is up"
 	}
 	return fmt.Errorf("redis artifact store %s: %s %s%s: %w", s.where, op, key, hint, err)
-}
-
-// artRedactURL returns the URL without user information, for messages.
-func artRedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "(unparseable URL)"
-	}
-	u.User = nil
-	u.RawQuery = ""
-	return u.String()
 }
 
 func artTrim(s string) string {

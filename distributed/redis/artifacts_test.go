@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -346,5 +347,56 @@ func TestArtifactPutKilledMidUpload(t *testing.T) {
 	got, err := io.ReadAll(rc)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("Get after the re-upload: %d bytes, %v; want the %d bytes written", len(got), err, len(data))
+	}
+}
+
+// Concurrent overwrites of one key (each commit replaces whatever value is
+// current when it runs, re-reading it when another writer got in first)
+// leave one whole value, its chunks only, and a budget counter equal to
+// its size.
+func TestArtifactConcurrentOverwritesLeakNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	s, runID := newArtifactStore(t, srv.URL(), redis.WithArtifactChunkSize(64<<10))
+	c := rawClient(t, srv)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*5)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 5 {
+				size := int64(64<<10*(1+(w+i)%4) + w)
+				if err := s.Put(ctx, "k", bytes.NewReader(bytes.Repeat([]byte{byte(w)}, int(size))), size); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent Put: %v", err)
+	}
+	size, err := s.Stat(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used, err := s.Used(ctx); err != nil || used != size {
+		t.Errorf("Used = %d, %v after the overwrites; want the size of the one value left, %d", used, err, size)
+	}
+	chunks, err := c.Keys(ctx, "modpipe:{"+runID+"}:art:c:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int((size + 64<<10 - 1) / (64 << 10)); len(chunks) != want {
+		t.Errorf("%d chunk keys left for one value of %d bytes; want %d", len(chunks), size, want)
+	}
+	rc, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil || int64(len(got)) != size || !bytes.Equal(got, bytes.Repeat(got[:1], len(got))) {
+		t.Fatalf("the value left: %d bytes, %v; want %d bytes of one writer", len(got), err, size)
 	}
 }

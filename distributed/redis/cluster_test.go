@@ -2,7 +2,7 @@ package redis_test
 
 import (
 	"context"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +10,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/modpipe/modpipe/artifact"
+	"github.com/modpipe/modpipe/artifact/storetest"
 	"github.com/modpipe/modpipe/distributed"
 	"github.com/modpipe/modpipe/distributed/coordinatortest"
 	"github.com/modpipe/modpipe/distributed/redis"
@@ -30,65 +32,79 @@ func runIDOn(t *testing.T, cl *redistest.Cluster, node int) string {
 	return ""
 }
 
-// TestClusterConformance runs the conformance suite on a real 3-master
-// Redis Cluster, with the suite's runs spread over all three nodes, and
-// checks that each node then holds keys of runs (so the cluster, not one
-// node, was exercised) and that a run's keys sit on one node only.
-func TestClusterConformance(t *testing.T) {
-	cl := redistest.StartCluster(t, 3)
-	var mu sync.Mutex
-	n := 0
-	byNode := map[int][]string{}
-	coordinatortest.Run(t, func(t *testing.T) distributed.Coordinator {
-		mu.Lock()
-		node := n % len(cl.Nodes)
-		n++
-		mu.Unlock()
-		id := runIDOn(t, cl, node)
-		mu.Lock()
-		byNode[node] = append(byNode[node], id)
-		mu.Unlock()
-		return redis.NewCoordinator(redis.Options{URL: cl.URL(), RunID: id})
-	})
+// spread places the runs of a conformance suite on the nodes of a cluster
+// in turn, and checks afterwards where their keys are.
+type spread struct {
+	cl     *redistest.Cluster
+	mu     sync.Mutex
+	n      int
+	byNode map[int][]string
+}
+
+func newSpread(cl *redistest.Cluster) *spread { return &spread{cl: cl, byNode: map[int][]string{}} }
+
+// next returns a fresh run id whose keys live on the next node.
+func (s *spread) next(t *testing.T) string {
+	s.mu.Lock()
+	node := s.n % len(s.cl.Nodes)
+	s.n++
+	s.mu.Unlock()
+	id := runIDOn(t, s.cl, node)
+	s.mu.Lock()
+	s.byNode[node] = append(s.byNode[node], id)
+	s.mu.Unlock()
+	return id
+}
+
+// check fails unless every node holds keys "modpipe:{<run id>}:<kind>..."
+// (kind "" for every key of a run) of the runs placed on it, and none of
+// runs placed elsewhere: the cluster, not one node, was exercised, and a
+// run's keys sit on its node only.
+func (s *spread) check(t *testing.T, kind string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i, s := range cl.Nodes {
-		c := goredis.NewClient(&goredis.Options{Addr: s.Addr()})
-		keys, err := c.Keys(ctx, "modpipe:*").Result()
+	for i, srv := range s.cl.Nodes {
+		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+		keys, err := c.Keys(ctx, "modpipe:*"+kind+"*").Result()
 		c.Close()
 		if err != nil {
 			t.Fatalf("listing the keys of node %d: %v", i, err)
 		}
 		if len(keys) == 0 {
-			t.Errorf("node %d holds no key, though runs %v were placed on it", i, byNode[i])
-		}
-		own := map[string]bool{}
-		for _, id := range byNode[i] {
-			own["{"+id+"}"] = true
+			t.Errorf("node %d holds no %q key, though runs %v were placed on it", i, kind, s.byNode[i])
 		}
 		for _, k := range keys {
-			found := false
-			for tag := range own {
-				if len(k) > len("modpipe:")+len(tag) && k[len("modpipe:"):len("modpipe:")+len(tag)] == tag {
-					found = true
-				}
-			}
-			if !found {
+			if !slices.ContainsFunc(s.byNode[i], func(id string) bool { return strings.HasPrefix(k, "modpipe:{"+id+"}:"+kind) }) {
 				t.Errorf("node %d holds key %s of a run placed elsewhere", i, k)
 			}
 		}
 	}
 }
 
+// TestClusterConformance runs the conformance suite on a real 3-master
+// Redis Cluster, with the suite's runs spread over all three nodes, and
+// checks that each node then holds keys of runs (so the cluster, not one
+// node, was exercised) and that a run's keys sit on one node only.
+func TestClusterConformance(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	runs := newSpread(cl)
+	coordinatortest.Run(t, func(t *testing.T) distributed.Coordinator {
+		return redis.NewCoordinator(redis.Options{URL: cl.URL(), RunID: runs.next(t)})
+	})
+	runs.check(t, "")
+}
+
 // TestClusterProcessesRouting is the routing scenario (a master and three
 // workers, separate processes) on a 3-master Redis Cluster, reached
 // through a redis+cluster:// URL naming one node only, for a run whose
-// keys live on another: the client must learn the cluster's layout.
+// keys live on another: the client must learn the cluster's layout. The
+// example's artifact (a binary built on one worker and run on another)
+// travels through the Redis artifact store on the cluster.
 func TestClusterProcessesRouting(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
-	// The Redis artifact store does not run on a cluster yet: the example's
-	// artifacts go to a directory all these processes share.
-	s := newScenario(t, cl.Nodes[0], 4, "MODPIPE_ARTIFACT_STORE=file://"+filepath.ToSlash(t.TempDir()))
+	// The example's artifact goes through the coordinator's own store,
+	// on the cluster too.
+	s := newScenario(t, cl.Nodes[0], 4)
 	s.runID = runIDOn(t, cl, 2)
 	s.srv = cl.Nodes[2]
 	s.url = "redis+cluster://" + cl.Nodes[0].Addr()
@@ -101,14 +117,24 @@ func TestClusterProcessesRouting(t *testing.T) {
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("the run's keys are not on node 2 after the run: %v %v", keys, err)
 	}
+	if !slices.ContainsFunc(keys, func(k string) bool { return strings.HasPrefix(k, "modpipe:{"+s.runID+"}:art:m:") }) {
+		t.Errorf("no artifact manifest of the run on node 2: the example's artifact did not go through the Redis store; keys: %v", keys)
+	}
 }
 
-// The Redis artifact store says plainly that it does not run on a cluster,
-// and what to use instead, rather than calling the URL invalid.
-func TestArtifactStoreRefusesClusterURL(t *testing.T) {
-	s := redis.NewArtifactStore(redis.Options{})
-	err := s.BindRun(distributed.RunBinding{RunID: "r", URL: "redis+cluster://user:pw@127.0.0.1:1,127.0.0.1:2"})
-	if err == nil || !strings.Contains(err.Error(), "does not support yet") || !strings.Contains(err.Error(), "--artifact-store") || strings.Contains(err.Error(), "pw") {
-		t.Fatalf("err = %v", err)
-	}
+// TestClusterArtifactStoreConformance runs the artifact store's
+// conformance suite on a real 3-master Redis Cluster, reached through a
+// redis+cluster:// URL naming one node, with the stores' runs spread over
+// all three nodes (small chunks, so blobs span several chunk keys), and
+// checks that every node then holds artifact keys of the runs placed on
+// it, and only of those.
+func TestClusterArtifactStoreConformance(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	runs := newSpread(cl)
+	storetest.Run(t, func(t *testing.T) artifact.Store {
+		s := redis.NewArtifactStore(redis.Options{URL: "redis+cluster://" + cl.Nodes[0].Addr(), RunID: runs.next(t)}, redis.WithArtifactChunkSize(64<<10))
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+	runs.check(t, "art:")
 }

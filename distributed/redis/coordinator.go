@@ -2,8 +2,6 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/ident"
 )
 
 // run calls a script with keys (nil: the run's fixed keys) and the common
@@ -72,7 +71,7 @@ func enqueueArgs(as []distributed.Assignment) (rks []string, args []any, err err
 			i = len(rks)
 			index[rk] = i
 		}
-		payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: lowerAll(a.Requires), Priority: a.Priority, MAC: a.MAC})
+		payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: ident.Lower(a.Requires), Priority: a.Priority, MAC: a.MAC})
 		groups = append(groups, a.Module, a.Attempt, i, a.Priority, string(payload))
 	}
 	args = make([]any, 0, 1+len(rks)+len(groups))
@@ -157,7 +156,7 @@ func reply(where string, v any) ([]any, error) {
 
 // Register implements distributed.Coordinator.
 func (c *Coordinator) Register(ctx context.Context, r distributed.Registration) error {
-	reg, _ := json.Marshal(wireRegistration{Caps: lowerAll(r.Capabilities), Session: r.Session, Total: r.Total,
+	reg, _ := json.Marshal(wireRegistration{Caps: ident.Lower(r.Capabilities), Session: r.Session, Total: r.Total,
 		Fingerprint: r.Fingerprint, LeaseMS: r.LeaseTimeout.Milliseconds(), MAC: r.MAC})
 	v, err := c.runRetry(ctx, "registering instance "+strconv.Itoa(r.Instance), scriptRegister,
 		r.Instance, r.Fingerprint, string(reg), r.Session, r.Total, r.LeaseTimeout.Milliseconds())
@@ -438,10 +437,10 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 	}
 	limit = min(max(1, limit), distributed.MaxBatch)
 	capSet := map[string]bool{}
-	for _, cp := range lowerAll(caps) {
+	for _, cp := range ident.Lower(caps) {
 		capSet[cp] = true
 	}
-	reqID := newToken()
+	reqID := ident.Random(12)
 	// Registered before the first script runs, so no announcement made
 	// after it can be missed (see keys.go).
 	w := &waiter{ctl: c.keys.ctl(reqID)}
@@ -651,7 +650,7 @@ func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result)
 			continue
 		}
 		w := toWireResult(r)
-		w.Nonce = newToken()
+		w.Nonce = ident.Random(12)
 		payload, err := json.Marshal(w)
 		if err != nil {
 			errs[i] = fmt.Errorf("%w: result of %s: %v", distributed.ErrInvalid, r.Module, err)
@@ -876,18 +875,4 @@ func parseState(meta string, state, by, reason, failed, registered any) (distrib
 		return s, malformed(where+"failed", fmt.Errorf("%q is not 0 or 1", str(failed)))
 	}
 	return s, nil
-}
-
-func lowerAll(caps []string) []string {
-	out := make([]string, len(caps))
-	for i, c := range caps {
-		out[i] = strings.ToLower(c)
-	}
-	return out
-}
-
-func newToken() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -1,5 +1,7 @@
 package redis
 
+import "strconv"
+
 // Every key name of a run is built here, and only here: scripts receive
 // every key they touch through KEYS (never by concatenating names in Lua),
 // so a run also works on Redis Cluster, where a script may only touch keys
@@ -89,4 +91,32 @@ func (k keys) with(rks []string, extra ...string) []string {
 		out = append(out, k.queue(rk), k.wake(rk))
 	}
 	return append(out, extra...)
+}
+
+// artifactKeys names every key of the artifact store (artifacts.go); all
+// share the run's hash tag. Chunk keys, like every other key, are built
+// here and passed to the scripts in KEYS.
+type artifactKeys struct {
+	base string // "<prefix>:{<run id>}:art:"
+}
+
+func newArtifactKeys(prefix, runID string) artifactKeys {
+	return artifactKeys{base: newKeys(prefix, runID).base + "art:"}
+}
+
+func (k artifactKeys) used() string               { return k.base + "used" }     // counter: bytes reserved or stored
+func (k artifactKeys) manifest(key string) string { return k.base + "m:" + key } // string: "<id> <size> <chunk>"
+
+// chunk is the string holding chunk i of upload id.
+func (k artifactKeys) chunk(id string, i int64) string {
+	return k.base + "c:" + id + ":" + strconv.FormatInt(i, 10)
+}
+
+// chunks lists the keys of chunks [0, n) of upload id.
+func (k artifactKeys) chunks(id string, n int64) []string {
+	out := make([]string, n)
+	for i := range n {
+		out[i] = k.chunk(id, i)
+	}
+	return out
 }

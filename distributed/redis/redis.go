@@ -31,6 +31,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/defaults"
 	"github.com/modpipe/modpipe/internal/redact"
 )
 
@@ -123,16 +124,11 @@ func NewCoordinator(o Options) *Coordinator {
 // positive, an empty KeyPrefix) with the defaults its doc names; the
 // coordinator and the artifact store share them.
 func (o Options) withDefaults() Options {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&o.KeyTTL, 24*time.Hour)
-	def(&o.ConnectTimeout, 5*time.Second)
-	def(&o.OperationTimeout, 5*time.Second)
-	def(&o.OutageTolerance, 20*time.Second)
-	def(&o.BlockTimeout, 30*time.Second)
+	defaults.Positive(&o.KeyTTL, 24*time.Hour)
+	defaults.Positive(&o.ConnectTimeout, 5*time.Second)
+	defaults.Positive(&o.OperationTimeout, 5*time.Second)
+	defaults.Positive(&o.OutageTolerance, 20*time.Second)
+	defaults.Positive(&o.BlockTimeout, 30*time.Second)
 	o.KeyPrefix = cmp.Or(o.KeyPrefix, "modpipe")
 	return o
 }

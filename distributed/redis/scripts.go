@@ -50,14 +50,10 @@ local function decode(raw)
   if ok and type(v) == 'table' then return v end
   return nil
 end
--- why instance id (a string) may not act with session: nil when it is
--- registered with that session, accepted and alive (its last heartbeat no
--- older than its lease timeout); else {'refused', reason} or
--- {'notreg', why, detail}. exists: whether the run's meta hash has a
--- state (a registered run always has one).
-local function not_live(id, session, now, exists)
-  if not exists then return {'notreg', 'gone', ''} end
-  local raw = redis.call('HGET', KEYS[2], id)
+-- not_live's verdict (below) from raw, id's registration record (false
+-- when there is none), and beat, its last heartbeat (false when there is
+-- none; nil: read it if the lease timeout needs it).
+local function judge_live(id, session, now, raw, beat)
   if not raw then
     local ref = redis.call('HGET', KEYS[10], id)
     if ref then
@@ -71,11 +67,22 @@ local function not_live(id, session, now, exists)
   if not reg then return {'corrupt', KEYS[2], id} end
   if reg.session ~= session then return {'notreg', 'replaced', reg.session or ''} end
   local lm = tonumber(reg.lease_ms) or 0
-  local beat = tonumber(redis.call('HGET', KEYS[3], id) or '0')
-  if lm > 0 and now - beat > lm then
+  if lm <= 0 then return nil end
+  if beat == nil then beat = redis.call('HGET', KEYS[3], id) end
+  beat = tonumber(beat or '0')
+  if now - beat > lm then
     return {'notreg', 'lost', tostring(now - beat) .. 'ms (lease timeout ' .. lm .. 'ms)'}
   end
   return nil
+end
+-- why instance id (a string) may not act with session: nil when it is
+-- registered with that session, accepted and alive (its last heartbeat no
+-- older than its lease timeout); else {'refused', reason} or
+-- {'notreg', why, detail}. exists: whether the run's meta hash has a
+-- state (a registered run always has one).
+local function not_live(id, session, now, exists)
+  if not exists then return {'notreg', 'gone', ''} end
+  return judge_live(id, session, now, redis.call('HGET', KEYS[2], id))
 end
 -- the requirement keys of the run, when the caller passed a stale list
 local function rks_reply()
@@ -211,22 +218,29 @@ return {'ok', ''}
 // refused (reason) | notreg (unknown or replaced, detail) | corrupt (key,
 // field). A lost instance
 // (heartbeat older than its lease timeout) that beats again is alive again.
+//
+// An idle instance pays for its heartbeats, so the script reads what it
+// needs in as few commands as it can (one HMGET per hash: the instance's
+// and the master's fields together): 7 commands inside the script.
 var scriptHeartbeat = goredis.NewScript(luaCommon + `
 -- A registered run always has a state; meta without one was made by an
 -- enqueue after the keys were lost.
-if not redis.call('HGET', KEYS[1], 'state') then return {'lost'} end
+local m = redis.call('HMGET', KEYS[1], 'state', 'by', 'reason', 'failed')
+if not m[1] then return {'lost'} end
 local now = now_ms()
-local bad = not_live(ARGV[3], ARGV[4], now, true)
+local regs = redis.call('HMGET', KEYS[2], ARGV[3], '0')
+local beats = redis.call('HMGET', KEYS[3], ARGV[3], '0')
+local bad = judge_live(ARGV[3], ARGV[4], now, regs[1], beats[1])
 if bad and not (bad[1] == 'notreg' and bad[2] == 'lost') then return bad end
 redis.call('HSET', KEYS[3], ARGV[3], now)
 touch(KEYS[3])
-local mb = redis.call('HGET', KEYS[3], '0')
+local mb = beats[2]
+if ARGV[3] == '0' then mb = now end -- the master's own heartbeat, just written
 local reg, age = 0, 0
-if redis.call('HEXISTS', KEYS[2], '0') == 1 and mb then
+if regs[2] and mb then
   reg, age = 1, now - tonumber(mb)
 end
-local m = redis.call('HMGET', KEYS[1], 'state', 'by', 'reason', 'failed')
-return {'ok', reg, age, m[1] or '', m[2] or '', m[3] or '', m[4] or '', redis.call('HLEN', KEYS[2])}
+return {'ok', reg, age, m[1], m[2] or '', m[3] or '', m[4] or '', redis.call('HLEN', KEYS[2])}
 `)
 
 // instances: returns {now_ms, inst hash flattened, beat hash flattened}.

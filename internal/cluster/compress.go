@@ -16,9 +16,9 @@ import (
 // MaxDecodedValueSize once decoded, which also bounds what a receiver
 // decompresses (a small payload crafted to expand without end is refused).
 const (
-	CompressAbove       = 64 << 10
-	MaxValueSize        = distributed.MaxValueSize
-	MaxDecodedValueSize = 64 << 20
+	CompressAbove       = 64 << 10                 // bytes of JSON above which a value is compressed
+	MaxValueSize        = distributed.MaxValueSize // bytes on the wire
+	MaxDecodedValueSize = 64 << 20                 // bytes once decompressed
 )
 
 // zstdMagic starts every zstd frame; no JSON text starts with it.

@@ -3,13 +3,12 @@ package cluster
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
 	"github.com/modpipe/modpipe/distributed"
 	"github.com/modpipe/modpipe/internal/engine"
+	"github.com/modpipe/modpipe/internal/ident"
 )
 
 // ErrInvalidPipeline is wrapped by an instance's error when its pipeline
@@ -60,7 +59,7 @@ type Member struct {
 // run's master, and ErrBadConfig when its index is taken or the run ended.
 func Join(ctx context.Context, r Run) (*Member, error) {
 	cfg := r.Config
-	cfg.Session = newSession()
+	cfg.Session = ident.Random(8) // this process's registration
 	cfg.Grace = cmp.Or(cfg.Grace, engine.DefaultGrace)
 	if cfg.Instance == 0 {
 		cfg.Local = &LocalWork{}
@@ -145,11 +144,4 @@ func refused(instance int, err error) error {
 		return fmt.Errorf("%w: instance %d no longer belongs to the run: %w", ErrBadConfig, instance, err)
 	}
 	return err
-}
-
-// newSession returns a random id for this process's registration.
-func newSession() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -49,6 +49,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error names the panic's value (the stack is in Stack).
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 // Exec runs node n in the calling goroutine: its Check, then attempts with

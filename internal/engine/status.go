@@ -8,15 +8,15 @@ type Status uint8
 
 // Node statuses, in the order of the public modpipe constants.
 const (
-	Pending Status = iota
-	Running
-	Succeeded
-	Failed
-	Skipped
-	TimedOut
-	Cancelled
-	DependencyFailed
-	IgnoredFailure
+	Pending          Status = iota // not started
+	Running                        // executing
+	Succeeded                      // returned without error
+	Failed                         // returned an error, panicked, or could not run
+	Skipped                        // not run: a condition, OS or skipped dependency
+	TimedOut                       // the last attempt outlived its timeout
+	Cancelled                      // the run was cancelled or stopped
+	DependencyFailed               // not run: a dependency failed
+	IgnoredFailure                 // failed, but marked IgnoreFailure
 )
 
 var statusNames = [...]string{"pending", "running", "succeeded", "failed", "skipped", "timed-out", "cancelled", "dependency-failed", "ignored-failure"}
@@ -44,11 +44,11 @@ type Kind uint8
 
 // Error kinds.
 const (
-	KindNone Kind = iota
-	KindError
-	KindTimeout
-	KindCancel
-	KindPanic
+	KindNone    Kind = iota // no error
+	KindError               // the module returned an error
+	KindTimeout             // an attempt outlived its timeout
+	KindCancel              // the run was cancelled
+	KindPanic               // the module panicked
 )
 
 var kindNames = [...]string{"", "error", "timeout", "cancel", "panic"}

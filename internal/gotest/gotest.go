@@ -40,9 +40,9 @@ type Status string
 // Outcomes. A test that never reported one (its package ended while it was
 // running, as on a timeout) is counted as failed.
 const (
-	Pass Status = "pass"
-	Fail Status = "fail"
-	Skip Status = "skip"
+	Pass Status = "pass" // passed
+	Fail Status = "fail" // failed, panicked, timed out, or never reported
+	Skip Status = "skip" // skipped
 )
 
 // Kind tells what a failure is.

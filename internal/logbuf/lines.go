@@ -10,12 +10,12 @@ import (
 // each one into a Buffer with a time stamp and a prefix. It also keeps the
 // whole stream, for the caller to return as captured output.
 type LineWriter struct {
-	buf     *Buffer
-	prefix  string
-	quiet   bool
-	mu      sync.Mutex
-	partial []byte
-	all     bytes.Buffer
+	buf    *Buffer
+	prefix string
+	quiet  bool
+	mu     sync.Mutex
+	lines  Splitter
+	all    bytes.Buffer
 }
 
 // NewLineWriter returns a writer that logs into buf. With quiet set the lines
@@ -32,18 +32,7 @@ func (w *LineWriter) Write(p []byte) (int, error) {
 	if w.quiet {
 		return len(p), nil
 	}
-	w.partial = append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			break
-		}
-		w.emit(w.partial[:i])
-		w.partial = w.partial[i+1:]
-	}
-	if len(w.partial) == 0 {
-		w.partial = nil
-	}
+	w.lines.Write(p, w.emit)
 	return len(p), nil
 }
 
@@ -51,10 +40,7 @@ func (w *LineWriter) Write(p []byte) (int, error) {
 func (w *LineWriter) Flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.partial) > 0 {
-		w.emit(w.partial)
-		w.partial = nil
-	}
+	w.lines.Flush(w.emit)
 }
 
 // String returns everything written.

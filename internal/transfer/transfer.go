@@ -3,7 +3,6 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/modpipe/modpipe/artifact"
+	"github.com/modpipe/modpipe/internal/ident"
 )
 
 // Stats describe one transfer.
@@ -452,7 +452,7 @@ func downloadFile(ctx context.Context, src Source, root *os.Root, f File) (moved
 		return moved, err
 	}
 	defer r.Close()
-	tmp := filepath.Join(filepath.Dir(native), ".modpipe-"+randomHex()+".tmp")
+	tmp := filepath.Join(filepath.Dir(native), ".modpipe-"+ident.Random(8)+".tmp")
 	out, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return moved, err
@@ -541,10 +541,4 @@ func copyVerified(ctx context.Context, w io.Writer, r io.Reader, digest string, 
 		return fmt.Errorf("%w: the blob in %s has SHA-256 %s, the manifest says %s (tampered with or damaged; nothing was kept)", ErrDigestMismatch, storeName, got, digest)
 	}
 	return nil
-}
-
-func randomHex() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
