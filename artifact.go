@@ -121,20 +121,6 @@ func (a Artifact) manifest() transfer.Manifest {
 	return m
 }
 
-// ArtifactStoreScheme lets --artifact-store (MODPIPE_ARTIFACT_STORE) open
-// URLs of a scheme modpipe does not link in by itself, such as
-// p.ArtifactStoreScheme("s3", s3.OpenURL) with package
-// github.com/modpipe/modpipe/artifact/s3: the root package stays free of
-// the S3 client for pipelines that do not use it. file://, redis:// and
-// rediss:// (through the Redis coordinator) need nothing.
-func (p *Pipeline) ArtifactStoreScheme(scheme string, open func(url string) (artifact.Store, error)) *Pipeline {
-	if p.art.schemes == nil {
-		p.art.schemes = map[string]func(string) (artifact.Store, error){}
-	}
-	p.art.schemes[scheme] = open
-	return p
-}
-
 func artifactFromManifest(m *transfer.Manifest) Artifact {
 	a := Artifact{Version: m.Version, Name: m.Name, Digest: m.Digest, Origin: m.Origin, Dirs: m.Dirs, Files: make([]ArtifactFile, len(m.Files))}
 	for i, f := range m.Files {
