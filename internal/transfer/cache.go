@@ -31,13 +31,15 @@ func NewCache(dir string, store artifact.Store, name string) *Cache {
 
 // Open returns the blob with the given digest and size, fetching and
 // verifying it first if the cache does not hold it, and the bytes fetched
-// (0 when the cache had it).
-func (c *Cache) Open(ctx context.Context, digest string, size int64) (io.ReadCloser, int64, error) {
+// (0 when the cache had it). progress, when set, counts the fetch (its
+// first pass; see Progress).
+func (c *Cache) Open(ctx context.Context, digest string, size int64, progress *Progress) (io.ReadCloser, int64, error) {
 	if _, err := artifact.DigestKey(digest); err != nil {
 		return nil, 0, err
 	}
 	final := filepath.Join(c.dir, digest)
 	if f, err := os.Open(final); err == nil {
+		progress.addFirst(size)
 		return f, 0, nil
 	}
 	led := false
@@ -46,12 +48,15 @@ func (c *Cache) Open(ctx context.Context, digest string, size int64) (io.ReadClo
 		if _, err := os.Stat(final); err == nil {
 			return int64(0), nil
 		}
-		return size, c.fetch(ctx, digest, size, final)
+		return size, c.fetch(ctx, digest, size, final, progress)
 	})
 	if err != nil {
 		return nil, 0, err
 	}
 	moved := v.(int64)
+	if !led || moved == 0 {
+		progress.addFirst(size) // fetched by another caller, or before
+	}
 	if !led {
 		moved = 0 // the caller that fetched it counts it (singleflight's
 		// "shared" is true for that caller too)
@@ -63,7 +68,7 @@ func (c *Cache) Open(ctx context.Context, digest string, size int64) (io.ReadClo
 	return f, moved, nil
 }
 
-func (c *Cache) fetch(ctx context.Context, digest string, size int64, final string) error {
+func (c *Cache) fetch(ctx context.Context, digest string, size int64, final string, progress *Progress) error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("artifact cache: %w", err)
 	}
@@ -76,7 +81,7 @@ func (c *Cache) fetch(ctx context.Context, digest string, size int64, final stri
 	if err != nil {
 		return fmt.Errorf("artifact cache: %w", err)
 	}
-	err = copyVerified(ctx, tmp, r, digest, size, c.name)
+	err = copyVerified(ctx, tmp, progress.counting(r, (*Progress).addFirst), digest, size, c.name)
 	err = errors.Join(err, tmp.Close())
 	if err == nil {
 		err = os.Rename(tmp.Name(), final)

@@ -42,6 +42,8 @@ type Target struct {
 	// Origin is set for a store only this instance can read (see
 	// Manifest.Origin).
 	Origin string
+	// Progress, when set, counts the bytes as they move.
+	Progress *Progress
 }
 
 // Upload stores the files that patterns name (files, directories, globs;
@@ -72,6 +74,7 @@ func Upload(ctx context.Context, t Target, base, name string, patterns []string)
 			return fail(err)
 		}
 	}
+	t.Progress.setTotal(c.bytes)
 	m := &Manifest{Version: Version, Name: name, Origin: t.Origin, Files: c.files, Dirs: c.dirs}
 	if m.Files == nil {
 		m.Files = []File{}
@@ -156,6 +159,7 @@ type collector struct {
 	seen  map[string]bool
 	files []File
 	dirs  []string
+	bytes int64 // the files' sizes when collected
 }
 
 func (c *collector) pattern(p string) error {
@@ -225,6 +229,7 @@ func (c *collector) add(p string) error {
 		if !c.seen[p] {
 			c.seen[p] = true
 			c.files = append(c.files, File{Path: p, Mode: uint32(fi.Mode().Perm())})
+			c.bytes += fi.Size()
 		}
 		return nil
 	default:
@@ -272,7 +277,7 @@ func uploadFile(ctx context.Context, t Target, sameBlob *singleflight.Group, roo
 		return 0, fmt.Errorf("reading: %w", err)
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(onlyWriter{h}, onlyReader{file}, make([]byte, bufSize))
+	n, err := io.CopyBuffer(onlyWriter{h}, t.Progress.counting(file, (*Progress).addFirst), make([]byte, bufSize))
 	if err != nil {
 		return 0, fmt.Errorf("reading: %w", err)
 	}
@@ -282,17 +287,24 @@ func uploadFile(ctx context.Context, t Target, sameBlob *singleflight.Group, roo
 	led := false
 	v, err, _ := sameBlob.Do(digest, func() (any, error) {
 		led = true
-		return putIfAbsent(ctx, t.Store, digest, n, func() (io.Reader, func() error, error) {
+		sent, err := putIfAbsent(ctx, t.Store, digest, n, func() (io.Reader, func() error, error) {
 			if _, err := file.Seek(0, io.SeekStart); err != nil {
 				return nil, nil, err
 			}
 			if racy {
-				return &verifyingReader{r: onlyReader{file}, h: sha256.New(), want: digest}, func() error { return nil }, nil
+				return t.Progress.counting(&verifyingReader{r: onlyReader{file}, h: sha256.New(), want: digest}, (*Progress).addSecond), func() error { return nil }, nil
 			}
-			return &unchangedReader{f: file, before: before}, func() error { return nil }, nil
+			return t.Progress.counting(&unchangedReader{f: file, before: before}, (*Progress).addSecond), func() error { return nil }, nil
 		})
+		if err == nil && sent == 0 {
+			t.Progress.addSecond(n) // the store had it
+		}
+		return sent, err
 	})
 	if !led {
+		if err == nil {
+			t.Progress.addSecond(n) // another file of this content sent it
+		}
 		return 0, err // the file that sent the blob counts it
 	}
 	return v.(int64), err
@@ -382,6 +394,8 @@ type Source struct {
 	// Cache, when set, keeps verified blobs on this instance so that each
 	// is fetched once; nil streams from the store each time.
 	Cache *Cache
+	// Progress, when set, counts the bytes as they move.
+	Progress *Progress
 }
 
 // Download writes the artifact m describes into dir (created if needed).
@@ -399,6 +413,7 @@ func Download(ctx context.Context, src Source, m *Manifest, dir string) (Stats, 
 	fail := func(err error) (Stats, error) {
 		return st, fmt.Errorf("downloading artifact %s from %s into %s: %w", m.Name, src.Name, dir, err)
 	}
+	src.Progress.setTotal(m.Bytes())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
@@ -441,17 +456,21 @@ func downloadFile(ctx context.Context, src Source, root *os.Root, f File) (moved
 			return 0, err
 		}
 	}
-	var r io.ReadCloser
+	var rc io.ReadCloser
+	var r io.Reader
 	if src.Cache != nil {
-		r, moved, err = src.Cache.Open(ctx, f.SHA256, f.Size)
+		rc, moved, err = src.Cache.Open(ctx, f.SHA256, f.Size, src.Progress)
+		r = src.Progress.counting(rc, (*Progress).addSecond)
 	} else {
-		r, err = openBlob(ctx, src.Store, f.SHA256)
+		// One pass: what is fetched is written.
+		rc, err = openBlob(ctx, src.Store, f.SHA256)
 		moved = f.Size
+		r = src.Progress.counting(rc, (*Progress).addFirst, (*Progress).addSecond)
 	}
 	if err != nil {
 		return moved, err
 	}
-	defer r.Close()
+	defer rc.Close()
 	tmp := filepath.Join(filepath.Dir(native), ".modpipe-"+randomHex()+".tmp")
 	out, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
