@@ -32,6 +32,9 @@ type artifactSettings struct {
 	url   string         // --artifact-store, MODPIPE_ARTIFACT_STORE
 	out   string         // --artifacts-out, MODPIPE_ARTIFACTS_OUT
 	run   *artifactEnv   // the running Run's, set by runWithArtifacts
+	// progress times the progress lines of long transfers (Reporter's
+	// defaults; tests set its clock).
+	progress transfer.Reporter
 }
 
 // artifactEnv is one Run's artifact store, opened on first use.
