@@ -3,8 +3,8 @@
 // ARTIFACT_SIZE bytes, an empty directory) and "check" downloads and
 // verifies it. The store comes from --artifact-store, or, with
 // ARTIFACT_GATE=DIR, is a directory store whose uploads stop halfway until
-// the file DIR/release exists, so that a test can watch a transfer in
-// progress.
+// the file DIR/release-up exists, and whose downloads until
+// DIR/release-down exists, so that a test can watch transfers in progress.
 package main
 
 import (
@@ -77,23 +77,38 @@ func main() {
 	}, modpipe.DependsOn(mk))
 	p := modpipe.NewPipeline().Add(mk, check)
 	if gate := os.Getenv("ARTIFACT_GATE"); gate != "" {
-		p.UseArtifactStore(gatedStore{Store: artifact.NewDirStore(filepath.Join(gate, "store")), release: filepath.Join(gate, "release")})
+		p.UseArtifactStore(gatedStore{Store: artifact.NewDirStore(filepath.Join(gate, "store")), dir: gate})
 	}
 	modpipe.Main(p)
 }
 
-// gatedStore stops every Put of more than 1 MiB halfway until the release
-// file exists (at most a minute).
+// gatedStore stops every Put and Get of more than 1 MiB halfway until the
+// file release-up or release-down in dir exists (at most a minute).
 type gatedStore struct {
 	artifact.Store
-	release string
+	dir string
 }
 
 func (g gatedStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	if size <= 1<<20 {
 		return g.Store.Put(ctx, key, r, size)
 	}
-	return g.Store.Put(ctx, key, io.MultiReader(io.LimitReader(r, size/2), &waitReader{r: r, release: g.release, ctx: ctx}), size)
+	return g.Store.Put(ctx, key, io.MultiReader(io.LimitReader(r, size/2), &waitReader{r: r, release: filepath.Join(g.dir, "release-up"), ctx: ctx}), size)
+}
+
+func (g gatedStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	size, err := g.Store.Stat(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := g.Store.Get(ctx, key)
+	if err != nil || size <= 1<<20 {
+		return rc, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(io.LimitReader(rc, size/2), &waitReader{r: rc, release: filepath.Join(g.dir, "release-down"), ctx: ctx}), rc}, nil
 }
 
 type waitReader struct {
