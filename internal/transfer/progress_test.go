@@ -3,8 +3,10 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,8 +60,9 @@ func (c *callFirst) Read(p []byte) (int, error) {
 
 // TestProgressCountsBothPasses: an upload halfway through sending its one
 // file has hashed all of it (the first pass) and sent half (the second),
-// so it is three quarters done; a download halfway through fetching into
-// the cache is a quarter done; both end at the artifact's size.
+// so it is three quarters done; a first download halfway through fetching
+// (written into the cache and the target at once) is half done; both end
+// at the artifact's size.
 func TestProgressCountsBothPasses(t *testing.T) {
 	const size = 4 << 20
 	base := t.TempDir()
@@ -88,8 +91,8 @@ func TestProgressCountsBothPasses(t *testing.T) {
 	if _, err := Download(context.Background(), src, m, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	if midTotal != all || midDone < size/4 || midDone > size/4+5 {
-		t.Errorf("download halfway: %d of %d done, want about %d of %d", midDone, midTotal, size/4, all)
+	if midTotal != all || midDone < size/2 || midDone > size/2+5 {
+		t.Errorf("download halfway: %d of %d done, want about %d of %d", midDone, midTotal, size/2, all)
 	}
 	if done, total := down.Snapshot(); done != all || total != all {
 		t.Errorf("download ended at %d of %d, want %d of %d", done, total, all, all)
@@ -201,4 +204,43 @@ func TestProgressNilCountsNothing(t *testing.T) {
 	if _, ok := r.(*bytes.Reader); !ok {
 		t.Errorf("nil progress wraps the reader: %T", r)
 	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestCacheWritesAFetchedBlobOnceIntoTheDownload: the call that fetches a
+// blob gets it written into its own writer while it is cached (one pass,
+// one SHA-256), later calls read it from the cache; a writer that fails
+// fails only that call, not the cache.
+func TestCacheWritesAFetchedBlobOnceIntoTheDownload(t *testing.T) {
+	store, _ := newStore(t)
+	m := validManifest(t, store)
+	f := m.Files[0]
+	cache := NewCache(t.TempDir(), store, "s")
+	var into bytes.Buffer
+	rc, moved, err := cache.Open(context.Background(), f.SHA256, f.Size, nil, &into)
+	if err != nil || rc != nil || moved != f.Size || into.String() != "hello" {
+		t.Fatalf("first Open: reader %v, moved %d, into %q, %v; want the blob written into the writer", rc, moved, into.String(), err)
+	}
+	rc, moved, err = cache.Open(context.Background(), f.SHA256, f.Size, nil, &into)
+	if err != nil || rc == nil || moved != 0 {
+		t.Fatalf("second Open: reader %v, moved %d, %v; want the cached blob", rc, moved, err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != "hello" || store.gets.Load() != 1 {
+		t.Errorf("cached %q after %d Gets, want hello after 1", got, store.gets.Load())
+	}
+
+	other := NewCache(t.TempDir(), store, "s")
+	if _, _, err := other.Open(context.Background(), f.SHA256, f.Size, nil, failingWriter{}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("a failing writer: %v", err)
+	}
+	rc, moved, err = other.Open(context.Background(), f.SHA256, f.Size, nil, nil)
+	if err != nil || rc == nil || moved != 0 {
+		t.Fatalf("after a failing writer the cache lacks the blob: %v %d %v", rc, moved, err)
+	}
+	rc.Close()
 }

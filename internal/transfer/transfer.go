@@ -456,11 +456,26 @@ func downloadFile(ctx context.Context, src Source, root *os.Root, f File) (moved
 			return 0, err
 		}
 	}
+	tmp := filepath.Join(filepath.Dir(native), ".modpipe-"+randomHex()+".tmp")
+	out, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			out.Close()
+			_ = root.Remove(tmp)
+		}
+	}()
 	var rc io.ReadCloser
 	var r io.Reader
 	if src.Cache != nil {
-		rc, moved, err = src.Cache.Open(ctx, f.SHA256, f.Size, src.Progress)
-		r = src.Progress.counting(rc, (*Progress).addSecond)
+		// A blob this call fetches is written to out as it is cached.
+		rc, moved, err = src.Cache.Open(ctx, f.SHA256, f.Size, src.Progress, out)
+		if rc != nil {
+			r = src.Progress.counting(rc, (*Progress).addSecond)
+		}
 	} else {
 		// One pass: what is fetched is written.
 		rc, err = openBlob(ctx, src.Store, f.SHA256)
@@ -470,21 +485,11 @@ func downloadFile(ctx context.Context, src Source, root *os.Root, f File) (moved
 	if err != nil {
 		return moved, err
 	}
-	defer rc.Close()
-	tmp := filepath.Join(filepath.Dir(native), ".modpipe-"+randomHex()+".tmp")
-	out, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return moved, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			out.Close()
-			_ = root.Remove(tmp)
+	if rc != nil {
+		defer rc.Close()
+		if err := copyVerified(ctx, out, r, f.SHA256, f.Size, src.Name); err != nil {
+			return moved, err
 		}
-	}()
-	if err := copyVerified(ctx, out, r, f.SHA256, f.Size, src.Name); err != nil {
-		return moved, err
 	}
 	if err := out.Close(); err != nil {
 		return moved, err
