@@ -2,6 +2,7 @@ package modpipe
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -107,5 +108,61 @@ func TestLongTransfersLogProgress(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("the output lacks %q:\n%s", want, stdout)
 		}
+	}
+}
+
+// getCountingStore counts Gets.
+type getCountingStore struct {
+	artifact.Store
+	gets atomic.Int64
+}
+
+func (g *getCountingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	g.gets.Add(1)
+	return g.Store.Get(ctx, key)
+}
+
+// TestArtifactBytesMoveOnlyOnDownload: a dependent that reads a result
+// holding an artifact gets the manifest only; the store is read when, and
+// only when, a module calls Download.
+func TestArtifactBytesMoveOnlyOnDownload(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("app", []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store := &getCountingStore{Store: artifact.NewDirStore(t.TempDir())}
+	type built struct{ App Artifact }
+	build := New("build", func(c *Context) (built, error) {
+		a, err := c.Upload("app", "app")
+		return built{App: a}, err
+	})
+	var getsBeforeDownload int64 = -1
+	look := Task("look", func(c *Context) error {
+		b, err := Result(c, build)
+		if err != nil {
+			return err
+		}
+		if b.App.Bytes() != 6 || len(b.App.Files) != 1 {
+			return fmt.Errorf("the manifest says %d files, %d bytes", len(b.App.Files), b.App.Bytes())
+		}
+		getsBeforeDownload = store.gets.Load()
+		return nil
+	}, DependsOn(build))
+	fetch := Task("fetch", func(c *Context) error {
+		b, err := Result(c, build)
+		if err != nil {
+			return err
+		}
+		return c.Download(b.App, "got")
+	}, DependsOn(build, look))
+	code, stdout, stderr := runMain(t, NewPipeline().Add(build, look, fetch).UseArtifactStore(store), nil)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	if getsBeforeDownload != 0 {
+		t.Errorf("the store was read %d times before any Download", getsBeforeDownload)
+	}
+	if store.gets.Load() == 0 {
+		t.Error("Download read nothing from the store")
 	}
 }
