@@ -244,3 +244,25 @@ func TestCacheWritesAFetchedBlobOnceIntoTheDownload(t *testing.T) {
 	}
 	rc.Close()
 }
+
+// abandoningStore's Put reads a little and fails, as a store does whose
+// connection breaks.
+type abandoningStore struct{ artifact.Store }
+
+func (abandoningStore) Put(_ context.Context, _ string, r io.Reader, _ int64) error {
+	_, _ = r.Read(make([]byte, 10))
+	return errors.New("connection reset")
+}
+
+// TestFreshFileUploadThatFailsLeavesNoGoroutine: a file written just now
+// is hashed again while it is sent, on a goroutine of its own; a Put that
+// gives up midway ends it.
+func TestFreshFileUploadThatFailsLeavesNoGoroutine(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	base := t.TempDir()
+	write(t, filepath.Join(base, "fresh.bin"), strings.Repeat("x", 3*bufSize), 0o644)
+	_, _, err := Upload(context.Background(), Target{Store: abandoningStore{artifact.NewDirStore(t.TempDir())}, Name: "s"}, base, "a", []string{"fresh.bin"})
+	if err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("err = %v, want the store's error", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -292,7 +293,8 @@ func uploadFile(ctx context.Context, t Target, sameBlob *singleflight.Group, roo
 				return nil, nil, err
 			}
 			if racy {
-				return t.Progress.counting(&verifyingReader{r: onlyReader{file}, h: sha256.New(), want: digest}, (*Progress).addSecond), func() error { return nil }, nil
+				v := newVerifyingReader(onlyReader{file}, digest)
+				return t.Progress.counting(v, (*Progress).addSecond), v.stop, nil
 			}
 			return t.Progress.counting(&unchangedReader{f: file, before: before}, (*Progress).addSecond), func() error { return nil }, nil
 		})
@@ -369,22 +371,57 @@ func putIfAbsent(ctx context.Context, s artifact.Store, digest string, size int6
 // verifyingReader hashes what it yields; at the end it returns an error
 // instead of io.EOF when the content is not the one hashed before (the
 // file changed meanwhile), so that the store's Put fails and commits
-// nothing.
+// nothing. The hashing runs on a goroutine of its own over a copy of each
+// chunk, so that it overlaps the store's sending; stop ends it.
 type verifyingReader struct {
-	r    io.Reader
-	h    hash.Hash
-	want string
+	r          io.Reader
+	want       string
+	h          hash.Hash
+	full, free chan []byte
+	hashed     chan struct{}
+	stopOnce   sync.Once
+}
+
+func newVerifyingReader(r io.Reader, want string) *verifyingReader {
+	const buffers = 3
+	v := &verifyingReader{r: r, want: want, h: sha256.New(), full: make(chan []byte, buffers), free: make(chan []byte, buffers), hashed: make(chan struct{})}
+	for range buffers {
+		v.free <- make([]byte, bufSize)
+	}
+	go func() {
+		defer close(v.hashed)
+		for b := range v.full {
+			v.h.Write(b)
+			v.free <- b[:cap(b)]
+		}
+	}()
+	return v
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
+	for off := 0; off < n; {
+		buf := <-v.free
+		k := copy(buf, p[off:n])
+		v.full <- buf[:k]
+		off += k
+	}
 	if err == io.EOF {
+		v.stop()
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want {
 			return n, errChanged
 		}
 	}
 	return n, err
+}
+
+// stop ends the hashing goroutine; Read must not be called afterwards.
+func (v *verifyingReader) stop() error {
+	v.stopOnce.Do(func() {
+		close(v.full)
+		<-v.hashed
+	})
+	return nil
 }
 
 // Source is where artifacts are downloaded from.
