@@ -151,9 +151,17 @@ func transferText(progress func() (done, total int64), elapsed time.Duration) st
 	if total <= 0 {
 		return "preparing"
 	}
-	text := fmt.Sprintf("% .1f / % .1f  %d%%", decor.SizeB1024(done), decor.SizeB1024(total), done*100/total)
+	text := fmt.Sprintf("%s / % .1f  %d%%", sizeText(done), decor.SizeB1024(total), done*100/total)
 	if s := elapsed.Seconds(); s > 0 && done > 0 {
 		text += fmt.Sprintf("  % .1f/s", decor.SizeB1024(int64(float64(done)/s)))
 	}
 	return text
+}
+
+// sizeText is n in binary units ("412.0 MiB"), and "0 B" for nothing.
+func sizeText(n int64) string {
+	if n == 0 {
+		return "0 B"
+	}
+	return fmt.Sprintf("% .1f", decor.SizeB1024(n))
 }

@@ -17,6 +17,7 @@ func TestTransferText(t *testing.T) {
 		want        string
 	}{
 		{0, 0, time.Second, "preparing"},
+		{0, 3 << 20, time.Second, "0 B / 3.0 MiB  0%"},
 		{512 << 20, 1 << 30, 4 * time.Second, "512.0 MiB / 1.0 GiB  50%  128.0 MiB/s"},
 		{1 << 30, 1 << 30, 0, "1.0 GiB / 1.0 GiB  100%"},
 	} {
