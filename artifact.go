@@ -59,7 +59,9 @@ func (a Artifact) Bytes() int64 {
 // of build/out, Upload("app", "dist/app") holds "app". Absolute paths, paths with "..", and symlinks
 // that lead outside the working directory are refused. Content the store
 // holds already is not sent again. The module's log says the size and rate
-// of the transfer.
+// of the transfer; while it runs, the live view shows its progress, or,
+// without a live view, the log gets a progress line for a long transfer
+// (after 10 s, then at each further quarter, at least once a minute).
 //
 // name is one path segment of letters, digits, '.', '_' and '-': it names
 // the artifact's directory under --artifacts-out.
@@ -72,7 +74,10 @@ func (c *Context) Upload(name string, paths ...string) (Artifact, error) {
 	if err != nil {
 		return Artifact{}, fmt.Errorf("uploading artifact %s: %w", name, err)
 	}
-	m, st, err := transfer.Upload(c, transfer.Target{Store: env.store, Name: env.name, Origin: env.origin}, wd, name, paths)
+	prog := &transfer.Progress{}
+	end := c.showTransfer("↑ "+name, "uploading artifact "+name, prog)
+	m, st, err := transfer.Upload(c, transfer.Target{Store: env.store, Name: env.name, Origin: env.origin, Progress: prog}, wd, name, paths)
+	end()
 	if err != nil {
 		return Artifact{}, err
 	}
@@ -86,7 +91,8 @@ func (c *Context) Upload(name string, paths ...string) (Artifact, error) {
 // SHA-256 before it appears under its final name; a file that does not
 // match, or a manifest that would write outside dir, is an error and
 // nothing of that file is kept. Each blob is fetched once per instance:
-// modules downloading the same content on one instance share it.
+// modules downloading the same content on one instance share it. Progress
+// is shown as for Upload.
 func (c *Context) Download(a Artifact, dir string) error {
 	env, err := c.r.artifacts.get()
 	if err != nil {
@@ -96,13 +102,31 @@ func (c *Context) Download(a Artifact, dir string) error {
 		return fmt.Errorf("downloading artifact %s: it was uploaded on another instance to that instance's own directory store, which this instance cannot read; give every instance a shared store with --artifact-store URL (or MODPIPE_ARTIFACT_STORE): s3://bucket/prefix or redis://host:port, or run with the Redis coordinator", a.Name)
 	}
 	m := a.manifest()
-	st, err := transfer.Download(c, env.source(), &m, dir)
+	src := env.source()
+	src.Progress = &transfer.Progress{}
+	end := c.showTransfer("↓ "+a.Name, "downloading artifact "+a.Name, src.Progress)
+	st, err := transfer.Download(c, src, &m, dir)
+	end()
 	if err != nil {
 		return err
 	}
 	c.Logger().Info(fmt.Sprintf("downloaded artifact %s: %d files, %s (%s fetched from %s, the rest from this instance's cache) in %s (%s/s)",
 		a.Name, st.Files, formatBytes(st.Bytes), formatBytes(st.Moved), env.name, formatDuration(st.Time), formatBytes(rate(st.Bytes, st.Time))))
 	return nil
+}
+
+// showTransfer shows the progress of one of the module's transfers until
+// the returned function is called: a line in the live view, or, without
+// one, progress lines in the module's log when the transfer is long.
+func (c *Context) showTransfer(label, what string, p *transfer.Progress) (end func()) {
+	if c.r.live != nil {
+		return c.r.live.Transfer(c.node, label, p.Snapshot)
+	}
+	rep := c.r.artifacts.settings.progress
+	rep.Log = func(done, total, rate int64) {
+		c.Logger().Info(fmt.Sprintf("%s: %s of %s (%d%%), %s/s", what, formatBytes(done), formatBytes(total), done*100/total, formatBytes(rate)))
+	}
+	return p.Report(rep)
 }
 
 // UseArtifactStore sets the store for the run's artifacts; every instance
@@ -119,20 +143,6 @@ func (a Artifact) manifest() transfer.Manifest {
 		m.Files[i] = transfer.File(f)
 	}
 	return m
-}
-
-// ArtifactStoreScheme lets --artifact-store (MODPIPE_ARTIFACT_STORE) open
-// URLs of a scheme modpipe does not link in by itself, such as
-// p.ArtifactStoreScheme("s3", s3.OpenURL) with package
-// github.com/modpipe/modpipe/artifact/s3: the root package stays free of
-// the S3 client for pipelines that do not use it. file://, redis:// and
-// rediss:// (through the Redis coordinator) need nothing.
-func (p *Pipeline) ArtifactStoreScheme(scheme string, open func(url string) (artifact.Store, error)) *Pipeline {
-	if p.art.schemes == nil {
-		p.art.schemes = map[string]func(string) (artifact.Store, error){}
-	}
-	p.art.schemes[scheme] = open
-	return p
 }
 
 func artifactFromManifest(m *transfer.Manifest) Artifact {

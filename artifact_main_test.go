@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/modpipe/modpipe/artifact"
 )
 
 func TestArtifactsOutReportAndCleanup(t *testing.T) {
@@ -83,8 +81,8 @@ func TestArtifactsOutReportAndCleanup(t *testing.T) {
 }
 
 func TestArtifactStoreURL(t *testing.T) {
-	for _, bad := range []string{"nonsense", "ftp://x", "s3://", "redis://:hunter2@localhost:6379"} {
-		_, err := openStoreURL(bad, nil, nil)
+	for _, bad := range []string{"nonsense", "ftp://x", "s3://", "redis://:hunter2@localhost:6379", "s3://key:hunter2@bucket/p", "s3://bucket/p?endpoint=http://key:hunter2@127.0.0.1:9000"} {
+		_, err := openStoreURL(bad, nil)
 		if err == nil {
 			t.Errorf("%s accepted", bad)
 		} else if strings.Contains(err.Error(), "hunter2") {
@@ -92,7 +90,7 @@ func TestArtifactStoreURL(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	s, err := openStoreURL("file://"+filepath.ToSlash(dir), nil, nil)
+	s, err := openStoreURL("file://"+filepath.ToSlash(dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,16 +109,26 @@ func TestWorkflowArtifactsOutFlag(t *testing.T) {
 	}
 }
 
-func TestArtifactStoreSchemes(t *testing.T) {
-	_, err := openStoreURL("s3://bucket/prefix", nil, nil)
-	if err == nil || !strings.Contains(err.Error(), `ArtifactStoreScheme("s3", s3.OpenURL)`) {
-		t.Errorf("s3:// without the scheme: %v", err)
+// TestS3StoreURLOutOfTheBox: --artifact-store s3://... needs no line in
+// the program; endpoint and region come from the URL or the AWS
+// variables.
+func TestS3StoreURLOutOfTheBox(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+	s, err := openStoreURL("s3://bucket/some/prefix", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	var got string
-	p := NewPipeline().ArtifactStoreScheme("s3", func(u string) (artifact.Store, error) { got = u; return artifact.NewDirStore(dir), nil })
-	s, err := openStoreURL("s3://bucket/prefix", nil, p.art.schemes)
-	if err != nil || got != "s3://bucket/prefix" || describeStore(s) != "directory store "+dir {
-		t.Errorf("opened %v (%v) with %q", s, err, got)
+	if got, want := describeStore(s), "S3 artifact store http://127.0.0.1:1/bucket/some/prefix"; got != want {
+		t.Errorf("opened %q, want %q", got, want)
+	}
+	s, err = openStoreURL("s3://bucket/p?endpoint=http://127.0.0.1:2&region=eu-west-1&path-style=true", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := describeStore(s), "S3 artifact store http://127.0.0.1:2/bucket/p"; got != want {
+		t.Errorf("opened %q, want %q", got, want)
+	}
+	if _, err := openStoreURL("s3://bucket/p?color=red", nil); err == nil || !strings.Contains(err.Error(), `unknown URL parameter "color"`) {
+		t.Errorf("an unknown parameter: %v", err)
 	}
 }

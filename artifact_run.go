@@ -32,8 +32,9 @@ type artifactSettings struct {
 	url   string         // --artifact-store, MODPIPE_ARTIFACT_STORE
 	out   string         // --artifacts-out, MODPIPE_ARTIFACTS_OUT
 	run   *artifactEnv   // the running Run's, set by runWithArtifacts
-	// schemes open --artifact-store URLs of other schemes (s3).
-	schemes map[string]func(string) (artifact.Store, error)
+	// progress times the progress lines of long transfers (Reporter's
+	// defaults; tests set its clock).
+	progress transfer.Reporter
 }
 
 // artifactEnv is one Run's artifact store, opened on first use.
@@ -66,7 +67,7 @@ func (e *artifactEnv) open() error {
 	case e.settings.store != nil:
 		e.store = e.settings.store
 	case e.settings.url != "":
-		s, err := openStoreURL(e.settings.url, e.coord, e.settings.schemes)
+		s, err := openStoreURL(e.settings.url, e.coord)
 		if err != nil {
 			return err
 		}
@@ -152,7 +153,7 @@ func describeStore(s artifact.Store) string {
 }
 
 // openStoreURL opens the store --artifact-store names.
-func openStoreURL(raw string, coord distributed.Coordinator, schemes map[string]func(string) (artifact.Store, error)) (artifact.Store, error) {
+func openStoreURL(raw string, coord distributed.Coordinator) (artifact.Store, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return nil, fmt.Errorf("--artifact-store %q is not a URL; use file:///path, s3://bucket/prefix, redis://host:port or rediss://host:port", redact.URL(raw))
@@ -170,16 +171,12 @@ func openStoreURL(raw string, coord distributed.Coordinator, schemes map[string]
 			return nil, fmt.Errorf("--artifact-store %s: a Redis artifact store is opened through the Redis coordinator (p.UseCoordinator(redis.NewCoordinator(...))); without it, call p.UseArtifactStore(redis.NewArtifactStore(redis.Options{...})) in code", redact.URL(raw))
 		}
 		return as.ArtifactStore(raw)
-	}
-	if open := schemes[scheme]; open != nil {
-		s, err := open(raw)
+	case "s3":
+		s, err := openS3Store(raw)
 		if err != nil {
 			return nil, fmt.Errorf("--artifact-store %s: %w", redact.URL(raw), err)
 		}
 		return s, nil
-	}
-	if scheme == "s3" {
-		return nil, fmt.Errorf("--artifact-store %s: S3 stores are opened by package github.com/modpipe/modpipe/artifact/s3, which this program does not link in; add p.ArtifactStoreScheme(\"s3\", s3.OpenURL) to the pipeline", redact.URL(raw))
 	}
 	return nil, fmt.Errorf("--artifact-store %s: unknown scheme %q; use file://, s3://, redis:// or rediss://", redact.URL(raw), scheme)
 }

@@ -447,20 +447,62 @@ func (s *Store) String() string {
 	return "S3 artifact store " + s.where
 }
 
-// OpenURL opens the store an s3://bucket/prefix URL names, with the
-// endpoint, region and credentials of the AWS environment variables
-// (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
-// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN). Hand it to
-// modpipe's Pipeline.ArtifactStoreScheme("s3", s3.OpenURL) so that
-// --artifact-store s3://... works.
+// OpenURL opens the store an s3://bucket/prefix URL names; modpipe's
+// --artifact-store (MODPIPE_ARTIFACT_STORE) calls it for s3:// URLs.
+// Credentials come from the standard AWS environment variables
+// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, then the
+// shared credentials file), never from the URL: a URL with user
+// information is refused, so that no secret ends up in command lines and
+// logs. Query parameters override the environment:
+//
+//   - endpoint: the service's URL (default AWS_ENDPOINT_URL_S3, then
+//     AWS_ENDPOINT_URL, then AWS S3), such as
+//     s3://ci/artifacts?endpoint=http://127.0.0.1:9000 for a local MinIO;
+//   - region: the bucket's region (default AWS_REGION, then
+//     AWS_DEFAULT_REGION);
+//   - path-style=true: path-style requests (Options.PathStyle).
 func OpenURL(raw string) (artifact.Store, error) {
+	const usage = "use s3://bucket/prefix, optionally with ?endpoint=URL&region=NAME&path-style=true (credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
 	rest, ok := strings.CutPrefix(raw, "s3://")
 	if !ok {
-		return nil, fmt.Errorf("s3 artifact store: %q is not an s3://bucket/prefix URL", raw)
+		return nil, fmt.Errorf("s3 artifact store: %s is not an s3:// URL; %s", redact.URL(raw), usage)
 	}
+	rest, query, _ := strings.Cut(rest, "?")
 	bucket, prefix, _ := strings.Cut(rest, "/")
-	if bucket == "" || strings.ContainsAny(bucket, "@:?#") {
-		return nil, fmt.Errorf("s3 artifact store: the URL names no valid bucket; use s3://bucket/prefix (endpoint and credentials come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION)")
+	if strings.Contains(bucket, "@") {
+		return nil, errors.New("s3 artifact store: the URL holds credentials, which would show in command lines and logs; remove them and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) instead")
 	}
-	return NewStore(Options{Bucket: bucket, Prefix: strings.Trim(prefix, "/")})
+	if bucket == "" || strings.ContainsAny(bucket, ":#") {
+		return nil, fmt.Errorf("s3 artifact store: the URL names no valid bucket; %s", usage)
+	}
+	o := Options{Bucket: bucket, Prefix: strings.Trim(prefix, "/")}
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("s3 artifact store: the URL's query cannot be parsed (%v); %s", err, usage)
+	}
+	for k, v := range params {
+		if len(v) != 1 {
+			return nil, fmt.Errorf("s3 artifact store: URL parameter %s is given %d times; give it once", k, len(v))
+		}
+		switch k {
+		case "endpoint":
+			if u, err := url.Parse(v[0]); err == nil && u.User != nil {
+				return nil, errors.New("s3 artifact store: the URL's endpoint holds credentials, which would show in command lines and logs; remove them and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead")
+			}
+			o.Endpoint = v[0]
+		case "region":
+			o.Region = v[0]
+		case "path-style":
+			switch v[0] {
+			case "true", "1":
+				o.PathStyle = true
+			case "false", "0":
+			default:
+				return nil, fmt.Errorf("s3 artifact store: path-style=%s: use true or false", v[0])
+			}
+		default:
+			return nil, fmt.Errorf("s3 artifact store: unknown URL parameter %q; %s", k, usage)
+		}
+	}
+	return NewStore(o)
 }

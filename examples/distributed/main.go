@@ -38,7 +38,6 @@ import (
 	"time"
 
 	"github.com/modpipe/modpipe"
-	"github.com/modpipe/modpipe/artifact/s3"
 	"github.com/modpipe/modpipe/distributed/redis"
 )
 
@@ -325,8 +324,7 @@ func main() {
 	// Used only when the run is spread over processes (--total above 1);
 	// URL and run id come from --redis-url/REDIS_URL and --run-id.
 	p.UseCoordinator(redis.NewCoordinator(redis.Options{}))
-	// Artifacts go to the coordinator's Redis by default; this lets
-	// --artifact-store s3://bucket/prefix choose an S3-compatible service.
-	p.ArtifactStoreScheme("s3", s3.OpenURL)
+	// Artifacts go to the coordinator's Redis by default;
+	// --artifact-store s3://bucket/prefix chooses an S3-compatible service.
 	modpipe.Main(p)
 }

@@ -5,6 +5,7 @@
 package live
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -34,14 +35,21 @@ type View struct {
 	mu    sync.Mutex
 	bars  map[int]*mpb.Bar
 	where map[int]string
+	// transfers are the lines of running transfers, by module id.
+	transfers map[int]map[*mpb.Bar]bool
 }
 
 // Start starts a view writing to out.
-func Start(out io.Writer) *View {
+func Start(out io.Writer) *View { return start(out, 1) }
+
+// start starts a view; width is the spinner's, and the whole line's when
+// out is not a terminal (tests).
+func start(out io.Writer, width int) *View {
 	return &View{
-		p:     mpb.New(mpb.WithOutput(out), mpb.WithWidth(1), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh()),
-		bars:  map[int]*mpb.Bar{},
-		where: map[int]string{},
+		p:         mpb.New(mpb.WithOutput(out), mpb.WithWidth(width), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh()),
+		bars:      map[int]*mpb.Bar{},
+		where:     map[int]string{},
+		transfers: map[int]map[*mpb.Bar]bool{},
 	}
 }
 
@@ -78,9 +86,14 @@ func (v *View) Finished(id int) {
 	v.mu.Lock()
 	b := v.bars[id]
 	delete(v.bars, id)
+	transfers := v.transfers[id]
+	delete(v.transfers, id)
 	v.mu.Unlock()
 	if b != nil {
 		b.Abort(true)
+	}
+	for t := range transfers {
+		t.Abort(true)
 	}
 }
 
@@ -91,6 +104,64 @@ func (v *View) Stop() {
 		b.Abort(true)
 		delete(v.bars, id)
 	}
+	for id, ts := range v.transfers {
+		for t := range ts {
+			t.Abort(true)
+		}
+		delete(v.transfers, id)
+	}
 	v.mu.Unlock()
 	v.p.Wait()
+}
+
+// Transfer shows a line for a transfer of module id, such as
+// "  ↑ app (build)  412.0 MiB / 1.0 GiB  40%  61.2 MiB/s", until the
+// returned function is called (or the module finishes). label names the
+// transfer ("↑ app"); progress returns the bytes done and the total, and
+// is called from the view's goroutine.
+func (v *View) Transfer(id int, label string, progress func() (done, total int64)) (end func()) {
+	start := time.Now()
+	b := v.p.New(0, mpb.NopStyle(),
+		mpb.PrependDecorators(decor.Name("  "+label, decor.WCSyncSpaceR)),
+		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
+			return transferText(progress, time.Since(start))
+		})),
+	)
+	v.mu.Lock()
+	if v.transfers[id] == nil {
+		v.transfers[id] = map[*mpb.Bar]bool{}
+	}
+	v.transfers[id][b] = true
+	v.mu.Unlock()
+	return func() {
+		v.mu.Lock()
+		_, running := v.transfers[id][b]
+		delete(v.transfers[id], b)
+		v.mu.Unlock()
+		if running {
+			b.Abort(true)
+		}
+	}
+}
+
+// transferText describes a transfer's progress after elapsed time:
+// "412.0 MiB / 1.0 GiB  40%  61.2 MiB/s".
+func transferText(progress func() (done, total int64), elapsed time.Duration) string {
+	done, total := progress()
+	if total <= 0 {
+		return "preparing"
+	}
+	text := fmt.Sprintf("%s / % .1f  %d%%", sizeText(done), decor.SizeB1024(total), done*100/total)
+	if s := elapsed.Seconds(); s > 0 && done > 0 {
+		text += fmt.Sprintf("  % .1f/s", decor.SizeB1024(int64(float64(done)/s)))
+	}
+	return text
+}
+
+// sizeText is n in binary units ("412.0 MiB"), and "0 B" for nothing.
+func sizeText(n int64) string {
+	if n == 0 {
+		return "0 B"
+	}
+	return fmt.Sprintf("% .1f", decor.SizeB1024(n))
 }

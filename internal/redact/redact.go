@@ -75,6 +75,17 @@ func redactQuery(q string) string {
 		}
 		if hasValue && isSecretParam(name) {
 			p = p[:strings.Index(p, "=")+1] + Mask
+		} else if hasValue && strings.Contains(p, "@") {
+			// A URL inside a parameter (an s3:// URL's endpoint=) may carry
+			// a password of its own.
+			eq := strings.Index(p, "=")
+			v := p[eq+1:]
+			if dv, err := url.QueryUnescape(v); err == nil {
+				v = dv
+			}
+			if r := URL(v); r != v {
+				p = p[:eq+1] + r
+			}
 		}
 		b.WriteString(p + sep)
 	}
@@ -163,6 +174,11 @@ func secretsOf(raw string) []string {
 				if u, err := url.QueryUnescape(val); err == nil && u != val {
 					out = append(out, u)
 				}
+			} else if ok && strings.Contains(val, "://") && strings.Contains(val, "@") {
+				if u, err := url.QueryUnescape(val); err == nil {
+					val = u
+				}
+				out = append(out, secretsOf(val)...) // a URL inside a parameter
 			}
 		}
 	}

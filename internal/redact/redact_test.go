@@ -80,3 +80,15 @@ func FuzzURL(f *testing.F) {
 		}
 	})
 }
+
+func TestURLHidesPasswordsOfURLsInTheQuery(t *testing.T) {
+	raw := "s3://bucket/p?endpoint=http://key:hunter2@127.0.0.1:9000&region=x"
+	got := URL(raw)
+	if strings.Contains(got, "hunter2") || !strings.Contains(got, "127.0.0.1") || !strings.Contains(got, "region=x") {
+		t.Errorf("URL(%q) = %s", raw, got)
+	}
+	msg := String("open "+raw+": refused", raw)
+	if strings.Contains(msg, "hunter2") {
+		t.Errorf("String = %s", msg)
+	}
+}

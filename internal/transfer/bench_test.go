@@ -99,3 +99,40 @@ func BenchmarkUploadDownload(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUploadFresh uploads the same file to a directory store once
+// with an old modification time (hashed once, then sent) and once just
+// written (hashed, then hashed again while sent: see racyWindow), and
+// reports MB/s of each and their ratio, from the same run.
+//
+//	go test -run X -bench UploadFresh -benchtime 3x ./internal/transfer/
+func BenchmarkUploadFresh(b *testing.B) {
+	base := benchFile(b)
+	ctx := context.Background()
+	var settled, fresh time.Duration
+	for b.Loop() {
+		for _, isFresh := range []bool{false, true} {
+			mtime := time.Now().Add(-time.Minute)
+			if isFresh {
+				mtime = time.Now()
+			}
+			if err := os.Chtimes(filepath.Join(base, "blob"), mtime, mtime); err != nil {
+				b.Fatal(err)
+			}
+			s := artifact.NewDirStore(b.TempDir())
+			start := time.Now()
+			if _, _, err := Upload(ctx, Target{Store: s, Name: "bench"}, base, "a", []string{"blob"}); err != nil {
+				b.Fatal(err)
+			}
+			if isFresh {
+				fresh += time.Since(start)
+			} else {
+				settled += time.Since(start)
+			}
+		}
+	}
+	rate := func(d time.Duration) float64 { return float64(benchSize) * float64(b.N) / 1e6 / d.Seconds() }
+	b.ReportMetric(rate(settled), "settled-MB/s")
+	b.ReportMetric(rate(fresh), "fresh-MB/s")
+	b.ReportMetric(settled.Seconds()/fresh.Seconds(), "fresh/settled")
+}

@@ -31,27 +31,48 @@ func NewCache(dir string, store artifact.Store, name string) *Cache {
 
 // Open returns the blob with the given digest and size, fetching and
 // verifying it first if the cache does not hold it, and the bytes fetched
-// (0 when the cache had it).
-func (c *Cache) Open(ctx context.Context, digest string, size int64) (io.ReadCloser, int64, error) {
+// (0 when the cache had it). progress, when set, counts the fetch (its
+// first pass; see Progress).
+//
+// When into is not nil and this call fetches the blob, the fetched bytes
+// are written to into as well as to the cache, hashed once for both (a
+// first download on an instance costs one SHA-256 pass, not two), and the
+// returned reader is nil: into holds the verified blob. Otherwise the
+// caller reads the cached blob from the returned reader.
+func (c *Cache) Open(ctx context.Context, digest string, size int64, progress *Progress, into io.Writer) (io.ReadCloser, int64, error) {
 	if _, err := artifact.DigestKey(digest); err != nil {
 		return nil, 0, err
 	}
 	final := filepath.Join(c.dir, digest)
 	if f, err := os.Open(final); err == nil {
+		progress.addFirst(size)
 		return f, 0, nil
 	}
 	led := false
+	var tee *teeWriter
 	v, err, _ := c.group.Do(digest, func() (any, error) {
 		led = true
 		if _, err := os.Stat(final); err == nil {
 			return int64(0), nil
 		}
-		return size, c.fetch(ctx, digest, size, final)
+		if into != nil {
+			tee = &teeWriter{also: into}
+		}
+		return size, c.fetch(ctx, digest, size, final, progress, tee)
 	})
 	if err != nil {
 		return nil, 0, err
 	}
 	moved := v.(int64)
+	if led && tee != nil && moved > 0 {
+		if tee.alsoErr != nil {
+			return nil, moved, tee.alsoErr
+		}
+		return nil, moved, nil // into holds it, verified
+	}
+	if !led || moved == 0 {
+		progress.addFirst(size) // fetched by another caller, or before
+	}
 	if !led {
 		moved = 0 // the caller that fetched it counts it (singleflight's
 		// "shared" is true for that caller too)
@@ -63,7 +84,26 @@ func (c *Cache) Open(ctx context.Context, digest string, size int64) (io.ReadClo
 	return f, moved, nil
 }
 
-func (c *Cache) fetch(ctx context.Context, digest string, size int64, final string) error {
+// teeWriter writes to the cache file (main) and, while that works, to also;
+// a failure to write also does not fail the cache's fetch, which other
+// downloads may be waiting for.
+type teeWriter struct {
+	main, also io.Writer
+	alsoErr    error
+}
+
+func (t *teeWriter) Write(p []byte) (int, error) {
+	n, err := t.main.Write(p)
+	if err != nil {
+		return n, err
+	}
+	if t.alsoErr == nil {
+		_, t.alsoErr = t.also.Write(p)
+	}
+	return n, nil
+}
+
+func (c *Cache) fetch(ctx context.Context, digest string, size int64, final string, progress *Progress, tee *teeWriter) error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("artifact cache: %w", err)
 	}
@@ -76,7 +116,14 @@ func (c *Cache) fetch(ctx context.Context, digest string, size int64, final stri
 	if err != nil {
 		return fmt.Errorf("artifact cache: %w", err)
 	}
-	err = copyVerified(ctx, tmp, r, digest, size, c.name)
+	var w io.Writer = tmp
+	counted := progress.counting(r, (*Progress).addFirst)
+	if tee != nil {
+		tee.main = tmp
+		w = tee
+		counted = progress.counting(r, (*Progress).addFirst, (*Progress).addSecond)
+	}
+	err = copyVerified(ctx, w, counted, digest, size, c.name)
 	err = errors.Join(err, tmp.Close())
 	if err == nil {
 		err = os.Rename(tmp.Name(), final)

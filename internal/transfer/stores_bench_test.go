@@ -34,7 +34,9 @@ type floor struct {
 // BenchmarkAPIvsFloor moves a 256 MiB file through transfer.Upload and
 // transfer.Download (no cache) and through the floor of the same store in
 // the same iteration, and reports MB/s of each direction and the ratios
-// API/floor ("up-ratio", "down-ratio"; the issue asks for >= 0.70), plus
+// API/floor ("up-ratio", "down-ratio"; the issue asks for >= 0.70; and
+// "cached-down-ratio", a download through the instance's cache, as runs
+// with a shared store do), plus
 // "sha256-MB/s", one SHA-256 pass over the same bytes, the speed limit of
 // any verified transfer on a CPU without SHA instructions. Stores: the
 // directory store (floor: a plain file copy, synced, as the store syncs
@@ -159,7 +161,7 @@ func BenchmarkAPIvsFloor(b *testing.B) {
 // iteration.
 func run(b *testing.B, base, src string, fl floor, fresh func() artifact.Store) {
 	ctx := context.Background()
-	var floorUp, floorDown, apiUp, apiDown, hashing time.Duration
+	var floorUp, floorDown, apiUp, apiDown, apiCached, hashing time.Duration
 	timed := func(d *time.Duration, f func() error) {
 		b.Helper()
 		start := time.Now()
@@ -186,6 +188,19 @@ func run(b *testing.B, base, src string, fl floor, fresh func() artifact.Store) 
 			_, err := transfer.Download(ctx, transfer.Source{Store: s, Name: "bench"}, m, dst)
 			return err
 		})
+		// As a run downloads from a shared store: through the
+		// instance's cache (fetched, verified and kept; then written).
+		cached := filepath.Join(out, "cached")
+		timed(&apiCached, func() error {
+			_, err := transfer.Download(ctx, transfer.Source{Store: s, Name: "bench", Cache: transfer.NewCache(filepath.Join(out, "cache"), s, "bench")}, m, cached)
+			return err
+		})
+		if err := os.RemoveAll(cached); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.RemoveAll(filepath.Join(out, "cache")); err != nil {
+			b.Fatal(err)
+		}
 		timed(&hashing, func() error {
 			f, err := os.Open(src)
 			if err != nil {
@@ -215,6 +230,7 @@ func run(b *testing.B, base, src string, fl floor, fresh func() artifact.Store) 
 	b.ReportMetric(rate(floorDown), "floor-down-MB/s")
 	b.ReportMetric(rate(apiDown), "down-MB/s")
 	b.ReportMetric(floorDown.Seconds()/apiDown.Seconds(), "down-ratio")
+	b.ReportMetric(floorDown.Seconds()/apiCached.Seconds(), "cached-down-ratio")
 	b.ReportMetric(rate(hashing), "sha256-MB/s")
 }
 

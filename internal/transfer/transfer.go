@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,8 @@ type Target struct {
 	// Origin is set for a store only this instance can read (see
 	// Manifest.Origin).
 	Origin string
+	// Progress, when set, counts the bytes as they move.
+	Progress *Progress
 }
 
 // Upload stores the files that patterns name (files, directories, globs;
@@ -72,6 +75,7 @@ func Upload(ctx context.Context, t Target, base, name string, patterns []string)
 			return fail(err)
 		}
 	}
+	t.Progress.setTotal(c.bytes)
 	m := &Manifest{Version: Version, Name: name, Origin: t.Origin, Files: c.files, Dirs: c.dirs}
 	if m.Files == nil {
 		m.Files = []File{}
@@ -156,6 +160,7 @@ type collector struct {
 	seen  map[string]bool
 	files []File
 	dirs  []string
+	bytes int64 // the files' sizes when collected
 }
 
 func (c *collector) pattern(p string) error {
@@ -225,6 +230,7 @@ func (c *collector) add(p string) error {
 		if !c.seen[p] {
 			c.seen[p] = true
 			c.files = append(c.files, File{Path: p, Mode: uint32(fi.Mode().Perm())})
+			c.bytes += fi.Size()
 		}
 		return nil
 	default:
@@ -272,7 +278,7 @@ func uploadFile(ctx context.Context, t Target, sameBlob *singleflight.Group, roo
 		return 0, fmt.Errorf("reading: %w", err)
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(onlyWriter{h}, onlyReader{file}, make([]byte, bufSize))
+	n, err := io.CopyBuffer(onlyWriter{h}, t.Progress.counting(file, (*Progress).addFirst), make([]byte, bufSize))
 	if err != nil {
 		return 0, fmt.Errorf("reading: %w", err)
 	}
@@ -282,17 +288,25 @@ func uploadFile(ctx context.Context, t Target, sameBlob *singleflight.Group, roo
 	led := false
 	v, err, _ := sameBlob.Do(digest, func() (any, error) {
 		led = true
-		return putIfAbsent(ctx, t.Store, digest, n, func() (io.Reader, func() error, error) {
+		sent, err := putIfAbsent(ctx, t.Store, digest, n, func() (io.Reader, func() error, error) {
 			if _, err := file.Seek(0, io.SeekStart); err != nil {
 				return nil, nil, err
 			}
 			if racy {
-				return &verifyingReader{r: onlyReader{file}, h: sha256.New(), want: digest}, func() error { return nil }, nil
+				v := newVerifyingReader(onlyReader{file}, digest)
+				return t.Progress.counting(v, (*Progress).addSecond), v.stop, nil
 			}
-			return &unchangedReader{f: file, before: before}, func() error { return nil }, nil
+			return t.Progress.counting(&unchangedReader{f: file, before: before}, (*Progress).addSecond), func() error { return nil }, nil
 		})
+		if err == nil && sent == 0 {
+			t.Progress.addSecond(n) // the store had it
+		}
+		return sent, err
 	})
 	if !led {
+		if err == nil {
+			t.Progress.addSecond(n) // another file of this content sent it
+		}
 		return 0, err // the file that sent the blob counts it
 	}
 	return v.(int64), err
@@ -357,22 +371,57 @@ func putIfAbsent(ctx context.Context, s artifact.Store, digest string, size int6
 // verifyingReader hashes what it yields; at the end it returns an error
 // instead of io.EOF when the content is not the one hashed before (the
 // file changed meanwhile), so that the store's Put fails and commits
-// nothing.
+// nothing. The hashing runs on a goroutine of its own over a copy of each
+// chunk, so that it overlaps the store's sending; stop ends it.
 type verifyingReader struct {
-	r    io.Reader
-	h    hash.Hash
-	want string
+	r          io.Reader
+	want       string
+	h          hash.Hash
+	full, free chan []byte
+	hashed     chan struct{}
+	stopOnce   sync.Once
+}
+
+func newVerifyingReader(r io.Reader, want string) *verifyingReader {
+	const buffers = 3
+	v := &verifyingReader{r: r, want: want, h: sha256.New(), full: make(chan []byte, buffers), free: make(chan []byte, buffers), hashed: make(chan struct{})}
+	for range buffers {
+		v.free <- make([]byte, bufSize)
+	}
+	go func() {
+		defer close(v.hashed)
+		for b := range v.full {
+			v.h.Write(b)
+			v.free <- b[:cap(b)]
+		}
+	}()
+	return v
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
+	for off := 0; off < n; {
+		buf := <-v.free
+		k := copy(buf, p[off:n])
+		v.full <- buf[:k]
+		off += k
+	}
 	if err == io.EOF {
+		v.stop()
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want {
 			return n, errChanged
 		}
 	}
 	return n, err
+}
+
+// stop ends the hashing goroutine; Read must not be called afterwards.
+func (v *verifyingReader) stop() error {
+	v.stopOnce.Do(func() {
+		close(v.full)
+		<-v.hashed
+	})
+	return nil
 }
 
 // Source is where artifacts are downloaded from.
@@ -382,6 +431,8 @@ type Source struct {
 	// Cache, when set, keeps verified blobs on this instance so that each
 	// is fetched once; nil streams from the store each time.
 	Cache *Cache
+	// Progress, when set, counts the bytes as they move.
+	Progress *Progress
 }
 
 // Download writes the artifact m describes into dir (created if needed).
@@ -399,6 +450,7 @@ func Download(ctx context.Context, src Source, m *Manifest, dir string) (Stats, 
 	fail := func(err error) (Stats, error) {
 		return st, fmt.Errorf("downloading artifact %s from %s into %s: %w", m.Name, src.Name, dir, err)
 	}
+	src.Progress.setTotal(m.Bytes())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
@@ -441,21 +493,10 @@ func downloadFile(ctx context.Context, src Source, root *os.Root, f File) (moved
 			return 0, err
 		}
 	}
-	var r io.ReadCloser
-	if src.Cache != nil {
-		r, moved, err = src.Cache.Open(ctx, f.SHA256, f.Size)
-	} else {
-		r, err = openBlob(ctx, src.Store, f.SHA256)
-		moved = f.Size
-	}
-	if err != nil {
-		return moved, err
-	}
-	defer r.Close()
 	tmp := filepath.Join(filepath.Dir(native), ".modpipe-"+ident.Random(8)+".tmp")
 	out, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return moved, err
+		return 0, err
 	}
 	committed := false
 	defer func() {
@@ -464,8 +505,28 @@ func downloadFile(ctx context.Context, src Source, root *os.Root, f File) (moved
 			_ = root.Remove(tmp)
 		}
 	}()
-	if err := copyVerified(ctx, out, r, f.SHA256, f.Size, src.Name); err != nil {
+	var rc io.ReadCloser
+	var r io.Reader
+	if src.Cache != nil {
+		// A blob this call fetches is written to out as it is cached.
+		rc, moved, err = src.Cache.Open(ctx, f.SHA256, f.Size, src.Progress, out)
+		if rc != nil {
+			r = src.Progress.counting(rc, (*Progress).addSecond)
+		}
+	} else {
+		// One pass: what is fetched is written.
+		rc, err = openBlob(ctx, src.Store, f.SHA256)
+		moved = f.Size
+		r = src.Progress.counting(rc, (*Progress).addFirst, (*Progress).addSecond)
+	}
+	if err != nil {
 		return moved, err
+	}
+	if rc != nil {
+		defer rc.Close()
+		if err := copyVerified(ctx, out, r, f.SHA256, f.Size, src.Name); err != nil {
+			return moved, err
+		}
 	}
 	if err := out.Close(); err != nil {
 		return moved, err
