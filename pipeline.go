@@ -52,6 +52,9 @@ type Pipeline struct {
 	coordinatorURL string
 	live           *live.View
 	art            artifactSettings // artifact_run.go
+
+	// durations orders ready modules (durations.go).
+	durations map[string]time.Duration
 }
 
 // NewPipeline returns an empty pipeline.
