@@ -60,6 +60,9 @@ type flight struct {
 	// holder is the instance last seen holding the node's lease (0: none
 	// seen; the master's own executions are known locally).
 	holder int
+	// lostHolder is the instance that held the node's lease when it was
+	// lost and the node failed for it (caploss.go); 0 otherwise.
+	lostHolder int
 	// stopAwait ends the wait for the node's result from the coordinator.
 	stopAwait context.CancelFunc
 }
@@ -308,7 +311,8 @@ func (d *Dispatcher) fail(i int, err error, instance int) {
 		return
 	}
 	now := time.Now()
-	o := engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Err: err, Start: now, End: now, Attempts: f.attempt - 1, Dispatches: f.attempt - 1}
+	o := engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Err: err, Start: now, End: now, Attempts: f.attempt - 1, Dispatches: f.attempt - 1,
+		LostHolder: f.lostHolder}
 	if instance >= 0 {
 		o.Instance = instance
 	}
