@@ -55,6 +55,9 @@ type Pipeline struct {
 
 	// durations orders ready modules (durations.go).
 	durations map[string]time.Duration
+	// noPrecedence queues scarce work without precedence, as before it
+	// existed: the scheduling benchmark's baseline (sched_bench_test.go).
+	noPrecedence bool
 }
 
 // NewPipeline returns an empty pipeline.

@@ -126,6 +126,7 @@ func (p *Pipeline) clusterRun(r *run, pl *plan, opts DistributedOptions, caps []
 			Heartbeat: opts.HeartbeatInterval, LeaseTimeout: opts.LeaseTimeout, CapabilityTimeout: opts.CapabilityTimeout,
 			MasterTimeout: opts.MasterTimeout, Grace: p.Grace, MaxAttempts: opts.MaxAttempts, Parallelism: opts.Parallelism,
 			Log: p.diagnostics(opts.InstanceIndex), Mask: r.secrets.String,
+			NoPrecedence: p.noPrecedence,
 		},
 		RunID: opts.RunID, SharedSecret: opts.SharedSecret, Fingerprint: pl.fingerprint(), Host: r, Values: r.dist.values,
 	}
