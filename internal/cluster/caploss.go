@@ -12,21 +12,21 @@ import (
 // lost, nothing will take it, and waiting out CapabilityTimeout (minutes)
 // only delays the verdict. Once every expected instance has registered,
 // the capable ones are all lost and the master itself is live, the module
-// fails at the reaper's next look (a heartbeat interval later, so that
-// instances merely slow to beat again after a pause of the coordinator
-// are not taken for lost), naming the lost instances and where the module
-// was last dispatched. A capable instance that registers again (a runner
-// restarted with the same index) is live, and the module waits for it as
-// before.
+// fails when it has waited one more LeaseTimeout without a capable
+// instance, naming the lost instances and where it was last dispatched.
+// That wait is the time a lost instance has to come back (instances slow
+// to beat again after a pause of the coordinator) or to be replaced (a
+// runner restarted with the same index registers again, live and capable,
+// and the module is its).
 
 // capableLostLocked describes the lost instances that could run node i,
-// or returns "" when node i's wait is not settled by a loss: not every
-// instance has registered, no registered instance could ever run it, one
-// that can is live, or the master's own registration is stale (the view
-// is one of a coordinator outage, not of lost instances). Called with
-// d.mu held.
+// or returns "" when node i's wait is not settled by a loss: it has waited
+// for less than LeaseTimeout, not every instance has registered, no
+// registered instance could ever run it, one that can is live, or the
+// master's own registration is stale (the view is one of a coordinator
+// outage, not of lost instances). Called with d.mu held.
 func (d *Dispatcher) capableLostLocked(i int) string {
-	if !d.allRegisteredLocked() {
+	if f := d.flights[i]; f == nil || f.waitingFrom.IsZero() || time.Since(f.waitingFrom) <= d.cfg.LeaseTimeout || !d.allRegisteredLocked() {
 		return ""
 	}
 	var lost []string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modpipe/modpipe/distributed"
 	"github.com/modpipe/modpipe/internal/engine"
@@ -21,7 +22,7 @@ func (m *master) beat(instances ...int) {
 }
 
 // When the only instance able to run a module is lost while running it,
-// the module fails at the reaper's next look, naming the lost instance,
+// the module fails a lease timeout later, naming the lost instance,
 // instead of waiting out CapabilityTimeout; the outcome records where it
 // was last dispatched.
 func TestModuleFailsWhenItsOnlyCapableInstanceIsLost(t *testing.T) {
@@ -33,11 +34,7 @@ func TestModuleFailsWhenItsOnlyCapableInstanceIsLost(t *testing.T) {
 	m.dispatch("race")
 	m.claim(2, "linux", "cgo")
 	m.awaitLost(2)
-	m.beat(0, 1)
-	m.d.reap(context.Background()) // the lease of the lost instance ends
-	m.beat(0, 1)
-	m.d.reap(context.Background()) // still no capable instance: settled
-	o := m.outcome()
+	o := m.reapUntilOutcome(0, 1)
 	if o.Status != engine.Failed || o.Err == nil {
 		t.Fatalf("outcome %s: %v", o.Status, o.Err)
 	}
@@ -63,11 +60,7 @@ func TestQueuedModuleFailsWhenItsOnlyCapableInstanceIsLost(t *testing.T) {
 	m.dispatch("race")
 	m.awaitQueued("race")
 	m.awaitLost(2)
-	for range 2 {
-		m.beat(0, 1)
-		m.d.reap(context.Background())
-	}
-	o := m.outcome()
+	o := m.reapUntilOutcome(0, 1)
 	if o.Err == nil || !strings.Contains(o.Err.Error(), "instance 2 (offers linux, cgo) sent no heartbeat") || !strings.Contains(o.Err.Error(), "no instance had claimed it") {
 		t.Errorf("outcome %s: %v", o.Status, o.Err)
 	}
@@ -90,8 +83,6 @@ func TestCapabilityLossNeedsEveryCapableInstanceLostAndALiveMaster(t *testing.T)
 	m.awaitLost(2)
 	m.beat(0, 1)
 	m.d.reap(context.Background())
-	m.beat(0, 1)
-	m.d.reap(context.Background())
 	if cl := m.claim(1, "linux", "cgo"); cl.Assignment.Module != "race" || cl.Assignment.Attempt != 2 {
 		t.Errorf("the live cgo instance claimed %+v, want race attempt 2", cl.Assignment)
 	}
@@ -104,7 +95,8 @@ func TestCapabilityLossNeedsEveryCapableInstanceLostAndALiveMaster(t *testing.T)
 	outage.awaitQueued("race")
 	outage.awaitLost(1)
 	outage.awaitLost(0)
-	for range 3 {
+	// Reap for two lease timeouts, more than a loss would need.
+	for end := time.Now().Add(2 * outage.d.cfg.LeaseTimeout); time.Now().Before(end); time.Sleep(outage.d.cfg.Heartbeat) {
 		outage.d.reap(context.Background())
 	}
 	i, _ := outage.host.Lookup("race")
@@ -113,5 +105,52 @@ func TestCapabilityLossNeedsEveryCapableInstanceLostAndALiveMaster(t *testing.T)
 	outage.d.mu.Unlock()
 	if !waiting {
 		t.Error("the module failed while the master's own registration was stale too (an outage, not a loss)")
+	}
+}
+
+// reapUntilOutcome applies the lease policy every heartbeat interval, the
+// live instances beating meanwhile, until the module has an outcome.
+func (m *master) reapUntilOutcome(live ...int) engine.Outcome {
+	m.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for time.Now().Before(deadline) {
+		m.beat(live...)
+		m.d.reap(context.Background())
+		select {
+		case o := <-m.outs:
+			return o
+		case <-time.After(m.d.cfg.Heartbeat):
+		}
+	}
+	m.t.Fatal("no outcome")
+	return engine.Outcome{}
+}
+
+// A capable instance that registers again within the lease timeout after
+// the loss (a restarted runner with the same index) gets the module.
+func TestCapableInstanceBackInTimeGetsTheModule(t *testing.T) {
+	m := newMaster(t, 2, 3, NodeInfo{Name: "race", Requires: []string{"cgo"}})
+	m.d.cfg.CapabilityTimeout = waitFor * 10
+	m.join(0, "linux", distributed.MasterCapability)
+	m.join(1, "linux", "cgo")
+	m.dispatch("race")
+	m.claim(1, "linux", "cgo")
+	m.awaitLost(1)
+	m.beat(0)
+	m.d.reap(context.Background()) // re-queued; no capable instance is live
+	m.join(1, "linux", "cgo")      // back
+	for range 3 {
+		m.beat(0, 1)
+		m.d.reap(context.Background())
+	}
+	cl := m.claim(1, "linux", "cgo")
+	if cl.Assignment.Module != "race" || cl.Assignment.Attempt != 2 {
+		t.Errorf("the instance back claimed %+v, want race attempt 2", cl.Assignment)
+	}
+	if err := m.publish(cl); err != nil {
+		t.Fatal(err)
+	}
+	if o := m.outcome(); o.Status != engine.Succeeded || o.LostHolder != 0 {
+		t.Errorf("outcome %s, lost holder %d", o.Status, o.LostHolder)
 	}
 }

@@ -159,8 +159,8 @@ func (d *Dispatcher) lost(ctx context.Context, i int, l distributed.Lease, why s
 	f.attempt = next.Attempt
 	f.holder = l.Holder
 	if !d.routableLocked(i, true) && f.waitingFrom.IsZero() {
-		// No live instance can take it: the next look may settle it
-		// (caploss.go), or CapabilityTimeout will.
+		// No live instance can take it: a lease timeout from now it
+		// may fail for that (caploss.go), or after CapabilityTimeout.
 		f.waitingFrom = time.Now()
 	}
 	d.mu.Unlock()
