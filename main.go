@@ -35,6 +35,7 @@ import (
 //	--list                   list modules, dependencies and categories, then exit
 //	--dry-run                show the plan (waves, skips and why) without running
 //	--report FILE            write the JSON run report to FILE
+//	--durations FILE         order modules by the durations in an earlier run's report (default: the --report file, if it exists)
 //	-v                       include debug-level module logs
 //	--no-live                no live view of running modules (env MODPIPE_LIVE=0; MODPIPE_LIVE=1 shows it under CI too)
 //	--artifact-store URL     artifact store: file:///dir, s3://bucket/prefix, redis://, rediss:// (env MODPIPE_ARTIFACT_STORE)
@@ -72,7 +73,7 @@ func (l *listFlag) Set(v string) error {
 type cliOptions struct {
 	list, dryRun, verbose, continueOnFailure bool
 	parallel                                 int
-	report                                   string
+	report, durations                        string
 	only, skip, category, ignoreCategory     listFlag
 
 	instance, total, localInstances int
@@ -102,6 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.BoolVar(&o.list, "list", false, "list modules, dependencies and categories, then exit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "show the plan (waves, what would be skipped and why) without running anything")
 	fs.StringVar(&o.report, "report", "", "write the JSON run report to `FILE`")
+	fs.StringVar(&o.durations, "durations", "", "order modules by the durations in `FILE`, the --report of an earlier run (env MODPIPE_DURATIONS; default: the --report file, if it exists, before it is overwritten)")
 	fs.BoolVar(&o.verbose, "v", false, "include debug-level module logs")
 	fs.BoolVar(&o.noLive, "no-live", false, "no live view of running modules (shown only in an interactive terminal, never under CI; env MODPIPE_LIVE=0 turns it off, MODPIPE_LIVE=1 shows it under CI too)")
 	fs.IntVar(&o.instance, "instance", 0, "this instance's `INDEX` in a distributed run (0 is the master; env MODPIPE_INSTANCE)")
@@ -150,6 +152,9 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 	}
 	if err == nil {
 		err = p.resolveSettings(o, getenv, stdout)
+	}
+	if err == nil {
+		p.applyDurations(o, getenv, stderr) // durations.go
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)

@@ -52,6 +52,12 @@ type Pipeline struct {
 	coordinatorURL string
 	live           *live.View
 	art            artifactSettings // artifact_run.go
+
+	// durations orders ready modules (durations.go).
+	durations map[string]time.Duration
+	// noPrecedence queues scarce work without precedence, as before it
+	// existed: the scheduling benchmark's baseline (sched_bench_test.go).
+	noPrecedence bool
 }
 
 // NewPipeline returns an empty pipeline.

@@ -63,7 +63,7 @@ func (p *Pipeline) Run(ctx context.Context) (*Summary, error) {
 		MaxParallel:       p.MaxParallel,
 		ContinueOnFailure: p.ContinueOnFailure,
 		Grace:             p.Grace,
-		Priority:          pl.graph.CriticalPath(func(int) int64 { return 1 }),
+		Priority:          engine.Priorities(pl.graph, p.durations),
 		OnFinish:          r.printModule,
 	}
 	if r.live != nil {

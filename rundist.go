@@ -126,6 +126,7 @@ func (p *Pipeline) clusterRun(r *run, pl *plan, opts DistributedOptions, caps []
 			Heartbeat: opts.HeartbeatInterval, LeaseTimeout: opts.LeaseTimeout, CapabilityTimeout: opts.CapabilityTimeout,
 			MasterTimeout: opts.MasterTimeout, Grace: p.Grace, MaxAttempts: opts.MaxAttempts, Parallelism: opts.Parallelism,
 			Log: p.diagnostics(opts.InstanceIndex), Mask: r.secrets.String,
+			NoPrecedence: p.noPrecedence,
 		},
 		RunID: opts.RunID, SharedSecret: opts.SharedSecret, Fingerprint: pl.fingerprint(), Host: r, Values: r.dist.values,
 	}
@@ -133,7 +134,7 @@ func (p *Pipeline) clusterRun(r *run, pl *plan, opts DistributedOptions, caps []
 
 // runMaster schedules the whole plan on the master and summarizes it.
 func (p *Pipeline) runMaster(ctx context.Context, r *run, m *cluster.Member, pl *plan, start time.Time) (*Summary, error) {
-	prio := pl.graph.CriticalPath(func(int) int64 { return 1 })
+	prio := engine.Priorities(pl.graph, p.durations)
 	info := make([]cluster.NodeInfo, len(pl.nodes))
 	for i, n := range pl.nodes {
 		info[i] = cluster.NodeInfo{Name: n.name, Requires: pl.requirements(i), Priority: prio[i], NotIdempotent: n.def.notIdempotent, AlwaysRun: n.def.alwaysRun}

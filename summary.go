@@ -75,6 +75,10 @@ type ModuleResult struct {
 	// Dispatches counts how often a distributed run handed the module to an
 	// instance: more than 1 after instances were lost while running it.
 	Dispatches int
+	// LastDispatchedTo is the worker the module was last dispatched to when
+	// it failed because that worker was lost (no heartbeat within the lease
+	// timeout) and no instance was left to run it again; 0 otherwise.
+	LastDispatchedTo int
 	// Start is when execution began; QueueWait is the time from ready (all
 	// dependencies done) to start; Duration is the execution time.
 	Start     time.Time
@@ -145,6 +149,7 @@ func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration
 			Name: n.name, Module: n.def.name, MatrixTarget: n.target, Category: strings.Join(n.def.categories, ","),
 			Status: Status(r.finalStatus(i, o.Status)), Reason: r.secrets.String(o.Reason), Err: o.Err,
 			Attempts: o.Attempts, Instance: o.Instance, Dispatches: o.Dispatches,
+			LastDispatchedTo: o.LostHolder,
 		}
 		if o.Err != nil {
 			m.Error = r.secrets.String(o.Err.Error())
@@ -300,6 +305,7 @@ type reportModule struct {
 	Attempts     int              `json:"attempts"`
 	Instance     *int             `json:"instance,omitempty"`
 	Dispatches   int              `json:"dispatches,omitempty"`
+	LastDispatch int              `json:"last_dispatched_to,omitempty"`
 	StartedAt    *time.Time       `json:"started_at,omitempty"`
 	QueueWaitMS  float64          `json:"queue_wait_ms"`
 	DurationMS   float64          `json:"duration_ms"`
@@ -331,6 +337,7 @@ const reportLogLines = 50
 //	    "attempts": 1,
 //	    "instance": 0,                     // the instance that ran it; absent for a module that never started
 //	    "dispatches": 1,
+//	    "last_dispatched_to": 2,           // the lost worker it was last dispatched to, when it failed for that loss
 //	    "started_at": "…", "queue_wait_ms": 0.1, "duration_ms": 850.2,
 //	    "log_tail": "last 50 lines of the module's log",
 //	    "artifacts": [{                    // artifacts found in the module's result; absent when none
@@ -358,7 +365,7 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 		rm := reportModule{
 			Name: m.Name, Module: m.Module, MatrixTarget: m.MatrixTarget, Category: m.Category,
 			Status: m.Status, Reason: m.Reason, Error: m.Error, ErrorKind: m.ErrorKind,
-			Attempts: m.Attempts, Dispatches: m.Dispatches,
+			Attempts: m.Attempts, Dispatches: m.Dispatches, LastDispatch: m.LastDispatchedTo,
 			QueueWaitMS: ms(m.QueueWait), DurationMS: ms(m.Duration),
 			LogTail: logbuf.TailLines([]byte(m.Log), reportLogLines),
 		}

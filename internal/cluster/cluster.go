@@ -64,6 +64,10 @@ type Config struct {
 	// Live, when set, is the instance's own liveness: the heartbeat loop
 	// reports to it and the executor takes no work while it is cut off.
 	Live *Liveness
+	// NoPrecedence queues every assignment with its node's Priority as
+	// is, without the precedence work that only some instances can run
+	// gets on them (precedence.go); benchmarks set it to measure the gain.
+	NoPrecedence bool
 }
 
 // LocalWork is the set of modules an instance is executing.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modpipe/modpipe/distributed"
@@ -22,6 +23,8 @@ type Dispatcher struct {
 	host  Host
 	nodes []NodeInfo
 	index map[string]int
+	// topPriority lifts scarce work above the rest (precedence.go).
+	topPriority int64
 
 	life   context.Context // ends when the master stops awaiting results
 	cancel context.CancelFunc
@@ -38,6 +41,8 @@ type Dispatcher struct {
 	pending   []int
 	kick      chan struct{}
 	flushed   chan struct{}
+	// batched, once set, leaves the kick to Flush (see BatchDispatches).
+	batched atomic.Bool
 	// stopping, once set, is why modules that are not AlwaysRun are no
 	// longer queued (the run stops after a failure).
 	stopping string
@@ -55,6 +60,9 @@ type flight struct {
 	// holder is the instance last seen holding the node's lease (0: none
 	// seen; the master's own executions are known locally).
 	holder int
+	// lostHolder is the instance that held the node's lease when it was
+	// lost and the node failed for it (caploss.go); 0 otherwise.
+	lostHolder int
 	// stopAwait ends the wait for the node's result from the coordinator.
 	stopAwait context.CancelFunc
 }
@@ -67,6 +75,7 @@ func NewDispatcher(cfg Config, host Host, nodes []NodeInfo) *Dispatcher {
 	for i, n := range nodes {
 		d.index[n.Name] = i
 	}
+	d.topPriority = topPriorityOf(nodes)
 	go d.flusher()
 	return d
 }
@@ -102,6 +111,9 @@ func (d *Dispatcher) flusher() {
 			// Start awaiting each module once it is queued: a coordinator
 			// then knows no result can have come before the wait began.
 			if batcher == nil {
+				// One at a time, a claimer may take from a half-queued
+				// round: queue the most urgent first (precedence.go).
+				d.byQueuePriority(chunk)
 				for _, i := range chunk {
 					if err := d.enqueue(i, 1); err != nil {
 						d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
@@ -160,15 +172,28 @@ func (d *Dispatcher) Dispatch(_ context.Context, i int, c *engine.Completion) {
 		d.pendingMu.Lock()
 		d.pending = append(d.pending, i)
 		d.pendingMu.Unlock()
-		select {
-		case d.kick <- struct{}{}:
-		default: // the flusher is already due
+		if !d.batched.Load() {
+			d.Flush()
 		}
 		return // the flusher starts awaiting once the module is queued
 	}
 	d.checkUnroutable(i)
 	d.wg.Add(1)
 	go d.await(i)
+}
+
+// BatchDispatches makes Dispatch leave queueing to Flush, which the
+// scheduler calls after each round of dispatches: modules that became
+// ready together are queued together, so no instance claims from half a
+// round (taking a general module before the one only it can run arrives).
+func (d *Dispatcher) BatchDispatches() { d.batched.Store(true) }
+
+// Flush has the flusher queue what Dispatch left pending.
+func (d *Dispatcher) Flush() {
+	select {
+	case d.kick <- struct{}{}:
+	default: // the flusher is already due
+	}
 }
 
 func (d *Dispatcher) enqueue(i, attempt int) error {
@@ -286,7 +311,8 @@ func (d *Dispatcher) fail(i int, err error, instance int) {
 		return
 	}
 	now := time.Now()
-	o := engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Err: err, Start: now, End: now, Attempts: f.attempt - 1, Dispatches: f.attempt - 1}
+	o := engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Err: err, Start: now, End: now, Attempts: f.attempt - 1, Dispatches: f.attempt - 1,
+		LostHolder: f.lostHolder}
 	if instance >= 0 {
 		o.Instance = instance
 	}

@@ -152,20 +152,28 @@ func (d *Dispatcher) lost(ctx context.Context, i int, l distributed.Lease, why s
 	}
 	if failure != nil {
 		d.host.Note(i, failure.Error())
-		d.fail(i, failure, l.Holder)
+		d.failLost(i, failure, l.Holder, l.Holder)
 		return
 	}
 	d.mu.Lock()
 	f.attempt = next.Attempt
+	f.holder = l.Holder
+	if !d.routableLocked(i, true) && f.waitingFrom.IsZero() {
+		// No live instance can take it: a lease timeout from now it
+		// may fail for that (caploss.go), or after CapabilityTimeout.
+		f.waitingFrom = time.Now()
+	}
 	d.mu.Unlock()
 	d.host.Note(i, fmt.Sprintf("%s while running this module (attempt %d); re-queued as attempt %d of %d", why, l.Attempt, next.Attempt, d.cfg.MaxAttempts))
 	d.cfg.Log.Warn("re-queued the work of a lost instance", "module", n.Name, "reason", why, "attempt", next.Attempt)
 }
 
-// checkQueued fails queued work that no live instance can take for longer
-// than CapabilityTimeout (its capable instances were all lost).
+// checkQueued fails queued work that no live instance can take: at once
+// when every instance able to take it is lost (caploss.go), otherwise
+// after CapabilityTimeout.
 func (d *Dispatcher) checkQueued(held map[int]bool) {
 	var stuck []int
+	var lost []func()
 	d.mu.Lock()
 	for i, f := range d.flights {
 		if f.parked || held[i] {
@@ -177,11 +185,16 @@ func (d *Dispatcher) checkQueued(held map[int]bool) {
 		}
 		if f.waitingFrom.IsZero() {
 			f.waitingFrom = time.Now()
+		} else if who := d.capableLostLocked(i); who != "" {
+			lost = append(lost, d.capabilityLostLocked(i, who))
 		} else if time.Since(f.waitingFrom) > d.cfg.CapabilityTimeout {
 			stuck = append(stuck, i)
 		}
 	}
 	d.mu.Unlock()
+	for _, fail := range lost {
+		fail()
+	}
 	for _, i := range stuck {
 		d.mu.Lock()
 		err := fmt.Errorf("%s waited in the queue for %s with no live instance able to take it (requires %s); %s",

@@ -93,9 +93,11 @@ func schedule(ctx context.Context, d *Dispatcher, p Plan, grace time.Duration) [
 			}
 		}
 	}
+	d.BatchDispatches()
 	s := &engine.Scheduler{
 		Graph: p.Graph, Nodes: p.Nodes, ContinueOnFailure: p.ContinueOnFailure, Grace: grace,
 		Priority: p.Priority, Dispatch: d.Dispatch, OnFinish: onFinish, OnStart: p.OnStart,
+		Dispatched: d.Flush,
 	}
 	return s.Run(ctx)
 }

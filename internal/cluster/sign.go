@@ -202,7 +202,7 @@ func (s *Signer) VerifyResult(r distributed.Result, module string) error {
 // assignment is node i's (signed) assignment for attempt.
 func (d *Dispatcher) assignment(i, attempt int) distributed.Assignment {
 	n := d.nodes[i]
-	a := distributed.Assignment{Module: n.Name, Attempt: attempt, Requires: n.Requires, Priority: n.Priority}
+	a := distributed.Assignment{Module: n.Name, Attempt: attempt, Requires: n.Requires, Priority: d.queuePriority(i)}
 	d.cfg.Signer.SignAssignment(&a)
 	return a
 }

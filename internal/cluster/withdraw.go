@@ -131,8 +131,8 @@ func (d *Dispatcher) withdrawn(ctx context.Context, cl distributed.Claim, queued
 		if !ok {
 			return
 		}
-		n := d.nodes[k]
-		next = &distributed.Assignment{Module: n.Name, Attempt: cl.Lease.Attempt + 1, Requires: n.Requires, Priority: n.Priority}
+		a := d.assignment(k, cl.Lease.Attempt+1) // signed, queued as the first attempt was
+		next = &a
 		d.mu.Lock()
 		if f := d.flights[k]; f != nil {
 			f.attempt = next.Attempt

@@ -66,4 +66,8 @@ type Outcome struct {
 	// Dispatches counts how often the node was handed to an instance (more
 	// than once after a lost instance); 0 for local runs.
 	Dispatches int
+	// LostHolder is the worker that last held the node when the node
+	// failed because that worker was lost (where it was last dispatched);
+	// 0 otherwise (the master never loses itself).
+	LostHolder int
 }

@@ -38,6 +38,10 @@ type Scheduler struct {
 	// OnStart, if set, is called when a node is started (or dispatched),
 	// outside the lock.
 	OnStart func(i int)
+	// Dispatched, if set, is called after each round of Dispatch calls
+	// (nodes that became ready together), so that a dispatcher can queue
+	// them in one go: a claimer then sees all of them, in priority order.
+	Dispatched func()
 
 	mu        sync.Mutex
 	out       []Outcome
@@ -269,6 +273,9 @@ func (s *Scheduler) unlockAndNotify(ctx context.Context) {
 		} else {
 			go Exec(ctx, &s.Nodes[i], &s.comps[i], s.Grace)
 		}
+	}
+	if len(start) > 0 && s.Dispatch != nil && s.Dispatched != nil {
+		s.Dispatched()
 	}
 	if allDone {
 		close(s.allDone)
