@@ -169,13 +169,13 @@ func TestCorruptEntriesAreMissesWithAWarning(t *testing.T) {
 	other := entryFor(t, dir, Spec{Module: "elsewhere"})
 	foreign, _ := encode(other, nil)
 	cases := map[string][]byte{
-		"garbage":         []byte("\x00\x01not json"),
-		"truncated":       good[:len(good)/2],
-		"empty":           {},
-		"wrong format":    bytes.Replace(good, []byte(`"modpipe_cache":1`), []byte(`"modpipe_cache":7`), 1),
+		"garbage":          []byte("\x00\x01not json"),
+		"truncated":        good[:len(good)/2],
+		"empty":            {},
+		"wrong format":     bytes.Replace(good, []byte(`"modpipe_cache":1`), []byte(`"modpipe_cache":7`), 1),
 		"wrong field type": bytes.Replace(good, []byte(`"duration_ns":3000000000`), []byte(`"duration_ns":"3s"`), 1),
-		"another key's":   foreign,
-		"code, not data":  []byte(`#!/bin/sh\nrm -rf /`),
+		"another key's":    foreign,
+		"code, not data":   []byte(`#!/bin/sh\nrm -rf /`),
 	}
 	for name, blob := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -69,13 +69,15 @@ func TestEveryInputKindChangesTheKey(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-		"env value":     func(_ *Spec, env map[string]string, _ string) { env["GOFLAGS"] = "-race" },
-		"env name":      func(s *Spec, _ map[string]string, _ string) { s.Env = []string{"CGO_ENABLED"} },
-		"command":       func(s *Spec, _ map[string]string, _ string) { s.Commands = [][]string{{"go", "env", "GOOS"}} },
-		"value":         func(s *Spec, _ map[string]string, _ string) { s.Values[0].Data = []byte(`{"a":2}`) },
-		"dep result":    func(s *Spec, _ map[string]string, _ string) { s.Deps[0].Data = []byte(`"y"`) },
-		"another glob":  func(s *Spec, _ map[string]string, _ string) { s.Files = append(s.Files, "*.txt") },
-		"extra dep":     func(s *Spec, _ map[string]string, _ string) { s.Deps = append(s.Deps, Value{Name: "lint", Data: []byte("null")}) },
+		"env value":    func(_ *Spec, env map[string]string, _ string) { env["GOFLAGS"] = "-race" },
+		"env name":     func(s *Spec, _ map[string]string, _ string) { s.Env = []string{"CGO_ENABLED"} },
+		"command":      func(s *Spec, _ map[string]string, _ string) { s.Commands = [][]string{{"go", "env", "GOOS"}} },
+		"value":        func(s *Spec, _ map[string]string, _ string) { s.Values[0].Data = []byte(`{"a":2}`) },
+		"dep result":   func(s *Spec, _ map[string]string, _ string) { s.Deps[0].Data = []byte(`"y"`) },
+		"another glob": func(s *Spec, _ map[string]string, _ string) { s.Files = append(s.Files, "*.txt") },
+		"extra dep": func(s *Spec, _ map[string]string, _ string) {
+			s.Deps = append(s.Deps, Value{Name: "lint", Data: []byte("null")})
+		},
 	}
 	for name, change := range cases {
 		t.Run(name, func(t *testing.T) {
