@@ -52,6 +52,7 @@ type Pipeline struct {
 	coordinatorURL string
 	live           *live.View
 	art            artifactSettings // artifact_run.go
+	cache          cacheSettings    // cache.go
 }
 
 // NewPipeline returns an empty pipeline.
