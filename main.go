@@ -174,7 +174,8 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, stdout io.Writer) error {
 	p.applyFlags(o)
 	p.applyArtifactSettings(o, getenv) // artifact_run.go
-	if err := p.applyCacheSettings(o, getenv); err != nil { // cache.go
+	// cache.go
+	if err := p.applyCacheSettings(o, getenv); err != nil {
 		return err
 	}
 	if getenv("GITHUB_ACTIONS") == "true" {
