@@ -322,12 +322,23 @@ func (p *Pipeline) openCacheURL(raw string) (artifact.Store, error) {
 // the key up and, on a hit, returns the stored result without running
 // the body; a successful run stores a new entry.
 func (r *run) cachedAttempt(ctx context.Context, i, attempt int) (any, error) {
+	return r.cachedRun(ctx, i, attempt, r.runAttempt)
+}
+
+// withCache wraps a node's Run in the cache's lookup and store.
+func (r *run) withCache(body func(ctx context.Context, i, attempt int) (any, error)) func(ctx context.Context, i, attempt int) (any, error) {
+	return func(ctx context.Context, i, attempt int) (any, error) {
+		return r.cachedRun(ctx, i, attempt, body)
+	}
+}
+
+func (r *run) cachedRun(ctx context.Context, i, attempt int, body func(ctx context.Context, i, attempt int) (any, error)) (any, error) {
 	cn := r.nodes[i].cache
 	if v, ok := r.cacheLookup(ctx, i); ok {
 		return v, nil
 	}
 	start := time.Now()
-	v, err := r.runAttempt(ctx, i, attempt)
+	v, err := body(ctx, i, attempt)
 	if err == nil && r.cacheEnvOf() != nil {
 		cn.mu.Lock()
 		key := cn.key
@@ -633,4 +644,20 @@ func (p *Pipeline) applyCacheSettings(o *cliOptions, getenv func(string) string)
 		p.cache.explain = true
 	}
 	return nil
+}
+
+// masterCacheLookup is the master's lookup before dispatching (nil when
+// no module is cached): a hit runs on the master and never reaches a
+// worker.
+func (r *run) masterCacheLookup() func(ctx context.Context, i int) bool {
+	if r.cacheEnv == nil {
+		return nil
+	}
+	return func(ctx context.Context, i int) bool {
+		if r.nodes[i].cache == nil {
+			return false
+		}
+		_, hit := r.cacheLookup(ctx, i)
+		return hit
+	}
 }

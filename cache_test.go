@@ -282,3 +282,40 @@ func TestCacheModeOffAndBadMode(t *testing.T) {
 		t.Errorf("bad mode: exit %d %s", code, errOut)
 	}
 }
+
+func TestCacheDistributedHitsRunOnTheMaster(t *testing.T) {
+	cacheWorkdir(t)
+	env := map[string]string{"MODPIPE_CACHE": "file://" + filepath.ToSlash(filepath.Join(t.TempDir(), "cache"))}
+	build := func(ran *atomic.Int32, where *atomic.Int32) *Pipeline {
+		gpu := New("gpu", func(c *Context) (int, error) {
+			ran.Add(1)
+			where.Store(int32(c.Instance().Index))
+			return 7, nil
+		}, RequiresCapability("gpu"), Cache(InputFiles("src/*.txt")))
+		after := Task("after", func(c *Context) error {
+			v, err := Result(c, gpu)
+			if err == nil && v != 7 {
+				err = errors.New("restored the wrong value")
+			}
+			return err
+		}, DependsOn(gpu))
+		p := NewPipeline().Add(gpu, after)
+		p.UseDistributed(DistributedOptions{LocalCapabilities: map[int][]string{1: {"gpu"}}})
+		return p
+	}
+	var ran, where atomic.Int32
+	where.Store(-1)
+	if code, out, errOut := runMain(t, build(&ran, &where), env, "--local-instances", "2"); code != 0 || ran.Load() != 1 || where.Load() != 1 {
+		t.Fatalf("cold run: exit %d, ran %d times on instance %d\n%s\n%s", code, ran.Load(), where.Load(), out, errOut)
+	}
+	ran.Store(0)
+	report := filepath.Join(t.TempDir(), "r.json")
+	code, out, errOut := runMain(t, build(&ran, &where), env, "--local-instances", "2", "--report", report)
+	if code != 0 || ran.Load() != 0 {
+		t.Fatalf("warm run: exit %d, body ran %d times\n%s\n%s", code, ran.Load(), out, errOut)
+	}
+	m := readReport(t, report)["gpu"]
+	if m["status"] != "cached" || m["instance"] != float64(0) {
+		t.Errorf("the hit did not end cached on the master: %v", m)
+	}
+}
