@@ -74,6 +74,9 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	r.dist = &distState{values: cluster.NewValues(p.coord), outs: map[int]engine.Outcome{}, base: r.engineNodes(pl), index: pl.graph.Index}
 	m, err := cluster.Join(ctx, p.clusterRun(r, pl, opts, caps))
 	if err != nil {
+		if s := p.joinedAfterTheEnd(ctx, opts, err, start); s != nil { // latejoin.go
+			return s, nil
+		}
 		return nil, err
 	}
 	if opts.InstanceIndex == 0 {
