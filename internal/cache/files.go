@@ -13,7 +13,7 @@ import (
 	"sync"
 
 	"github.com/bmatcuk/doublestar/v4"
-	"github.com/zeebo/blake3"
+	"lukechampine.com/blake3"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -37,7 +37,7 @@ func HashFile(ctx context.Context, path string) ([32]byte, error) {
 		return sum, fmt.Errorf("hashing cache input: %w", err)
 	}
 	defer f.Close()
-	h := blake3.New()
+	h := blake3.New(32, nil)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp

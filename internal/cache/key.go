@@ -15,7 +15,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/zeebo/blake3"
+	"lukechampine.com/blake3"
 )
 
 // Spec is what a module's cache key covers.
@@ -151,7 +151,7 @@ func (fp Fingerprints) key() string {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	h := blake3.New()
+	h := blake3.New(32, nil)
 	fmt.Fprintf(h, "modpipe-cache-key/v1\n")
 	for _, k := range names {
 		fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(fp[k]), fp[k])
@@ -161,7 +161,7 @@ func (fp Fingerprints) key() string {
 
 // digestOf hashes length-prefixed parts.
 func digestOf(parts ...string) string {
-	h := blake3.New()
+	h := blake3.New(32, nil)
 	for _, p := range parts {
 		fmt.Fprintf(h, "%d:%s", len(p), p)
 	}
