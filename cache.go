@@ -585,7 +585,7 @@ func (s *Summary) writeCache(w io.Writer) error {
 	if hits+misses == 0 && len(s.CacheWarnings) == 0 {
 		return nil
 	}
-	if _, err := fmt.Fprintf(w, "Cache: %d hits, %d misses; saved %s\n", hits, misses, formatDuration(s.CacheSaved())); err != nil {
+	if _, err := fmt.Fprintf(w, "\nCache: %d hits, %d misses; saved %s\n", hits, misses, formatDuration(s.CacheSaved())); err != nil {
 		return err
 	}
 	if b.Len() > 0 {
