@@ -13,8 +13,8 @@ import (
 	"sync"
 
 	"github.com/bmatcuk/doublestar/v4"
-	"lukechampine.com/blake3"
 	"golang.org/x/sync/errgroup"
+	"lukechampine.com/blake3"
 )
 
 // FileDigest is one input file: its slash-separated path relative to the
