@@ -319,3 +319,47 @@ func TestCacheDistributedHitsRunOnTheMaster(t *testing.T) {
 		t.Errorf("the hit did not end cached on the master: %v", m)
 	}
 }
+
+func TestCacheHitWhoseArtifactIsGoneIsAMiss(t *testing.T) {
+	cacheWorkdir(t)
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	var built atomic.Int32
+	pipeline := func() *Pipeline {
+		mk := New("mk", func(c *Context) (Artifact, error) {
+			built.Add(1)
+			return c.Upload("src", "src")
+		}, Cache(InputFiles("src/*.txt")))
+		use := Task("use", func(c *Context) error {
+			a, err := Result(c, mk)
+			if err != nil {
+				return err
+			}
+			return c.Download(a, filepath.Join(t.TempDir(), "out"))
+		}, DependsOn(mk))
+		return NewPipeline().Add(mk, use)
+	}
+	env := map[string]string{"MODPIPE_CACHE": "file://" + filepath.ToSlash(cacheDir)}
+	if code, out, _ := runMain(t, pipeline(), env); code != 0 || built.Load() != 1 {
+		t.Fatalf("cold: exit %d, built %d\n%s", code, built.Load(), out)
+	}
+	if code, out, _ := runMain(t, pipeline(), env); code != 0 || built.Load() != 1 {
+		t.Fatalf("warm: exit %d, built %d (the artifact is in the cache's store)\n%s", code, built.Load(), out)
+	}
+	// Remove the artifact's blobs (as a store's retention would): the
+	// entry is no longer usable, the module runs and the reason is shown.
+	blobs := 0
+	err := filepath.WalkDir(filepath.Join(cacheDir, "blobs", "sha256"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			blobs++
+			return os.Remove(p)
+		}
+		return err
+	})
+	if err != nil || blobs == 0 {
+		t.Fatalf("no artifact blobs found to remove (%d): %v", blobs, err)
+	}
+	code, out, _ := runMain(t, pipeline(), env)
+	if code != 0 || built.Load() != 2 || !strings.Contains(out, "cache entry not used: an artifact of its result is gone") {
+		t.Fatalf("after removing the artifact: exit %d, built %d\n%s", code, built.Load(), out)
+	}
+}
