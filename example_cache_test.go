@@ -20,10 +20,10 @@ func ExampleCache() {
 		return nil
 	}, modpipe.Cache(
 		modpipe.InputFiles("**/*.go", "go.sum", ".golangci.yml"), // content of matching files
-		modpipe.InputEnv("GOFLAGS"),                               // value hashed, never stored
-		modpipe.InputCommand("go", "version"),                     // output of a command, run once per run
-		modpipe.InputValue("config", cfg),                         // any value, as JSON
-		modpipe.CacheVersion("2"),                                 // bump when the code changes
+		modpipe.InputEnv("GOFLAGS"),                              // value hashed, never stored
+		modpipe.InputCommand("go", "version"),                    // output of a command, run once per run
+		modpipe.InputValue("config", cfg),                        // any value, as JSON
+		modpipe.CacheVersion("2"),                                // bump when the code changes
 	))
 
 	dir, _ := os.MkdirTemp("", "modpipe-cache-example-")
