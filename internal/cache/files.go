@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"golang.org/x/sync/errgroup"
@@ -86,8 +87,23 @@ func expandGlobs(dir string, globs []string) ([]string, error) {
 	return out, nil
 }
 
+// memoEntry is a file's digest as of its size and modification time.
+type memoEntry struct {
+	size   int64
+	mtime  time.Time
+	digest [32]byte
+}
+
+// recent is how close to now a modification time must be for the file's
+// digest not to be reused: a file rewritten within the file system's
+// timestamp granularity could keep its size and time.
+const recent = 2 * time.Second
+
 // hashFiles hashes paths (relative to dir) in parallel, one goroutine per
-// CPU, each streaming its file. The result is in the order of paths.
+// CPU, each streaming its file. The result is in the order of paths. A
+// digest in memo is reused only while the file keeps its size and
+// modification time (and was not modified in the last two seconds): a
+// module may write files that a later module's key covers.
 func hashFiles(ctx context.Context, dir string, paths []string, memo *sync.Map) ([]FileDigest, error) {
 	out := make([]FileDigest, len(paths))
 	g, gctx := errgroup.WithContext(ctx)
@@ -95,13 +111,23 @@ func hashFiles(ctx context.Context, dir string, paths []string, memo *sync.Map) 
 	for i, p := range paths {
 		out[i].Path = p
 		full := filepath.Join(dir, filepath.FromSlash(p))
-		if memo != nil {
-			if d, ok := memo.Load(full); ok {
-				out[i].Digest = d.([32]byte)
-				continue
-			}
-		}
 		g.Go(func() error {
+			fi, err := os.Stat(full)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil // removed since the glob: hashed as empty
+				}
+				return fmt.Errorf("hashing cache input: %w", err)
+			}
+			if memo != nil {
+				if m, ok := memo.Load(full); ok {
+					e := m.(memoEntry)
+					if e.size == fi.Size() && e.mtime.Equal(fi.ModTime()) && time.Since(fi.ModTime()) > recent {
+						out[i].Digest = e.digest
+						return nil
+					}
+				}
+			}
 			d, err := HashFile(gctx, full)
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
@@ -113,7 +139,7 @@ func hashFiles(ctx context.Context, dir string, paths []string, memo *sync.Map) 
 			}
 			out[i].Digest = d
 			if memo != nil {
-				memo.Store(full, d)
+				memo.Store(full, memoEntry{size: fi.Size(), mtime: fi.ModTime(), digest: d})
 			}
 			return nil
 		})

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func write(t *testing.T, dir, rel, content string) {
@@ -153,5 +154,38 @@ func TestCommandRunsOncePerHasher(t *testing.T) {
 	}
 	if string(b) != "x\n" {
 		t.Errorf("the command ran %q times' worth, want once", b)
+	}
+}
+
+// A module may write files a later module's key covers: the hasher of a
+// run must not reuse the digest of a file that changed since, even with
+// the same size.
+func TestHasherSeesFilesChangedDuringTheRun(t *testing.T) {
+	dir := tree(t)
+	h := &Hasher{Dir: dir}
+	s := Spec{Module: "a", Files: []string{"**/*.go"}}
+	k1, _, err := h.Key(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "pkg/a/a.go", "package b") // same size, new content
+	k2, _, err := h.Key(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k1 == k2 {
+		t.Fatal("the same hasher reused the digest of a file that changed")
+	}
+	// An old, unchanged file is hashed once per run.
+	old := time.Now().Add(-time.Hour)
+	p := filepath.Join(dir, "main.go")
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Key(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.files.Load(p); !ok {
+		t.Fatal("an old file's digest was not remembered")
 	}
 }
