@@ -242,6 +242,7 @@ func (p *Pipeline) openCache() (*cacheEnv, error) {
 			return nil, errors.New("MODPIPE_CACHE_SIGNING_KEY is shorter than 16 bytes; use a long random value (openssl rand -hex 32)")
 		}
 		c.SigningKey = []byte(key)
+		env.hasher.Secret = c.SigningKey
 		if !slices.Contains(p.secrets, key) {
 			p.secrets = append(p.secrets, key)
 		}

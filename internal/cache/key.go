@@ -74,6 +74,10 @@ type Hasher struct {
 	Dir string
 	// Getenv reads environment variables (nil means os.Getenv).
 	Getenv func(string) string
+	// Secret, when set (the signing key), keys the digests of environment
+	// values, so that a reader of the store cannot test guesses of a
+	// low-entropy value against them.
+	Secret []byte
 
 	files sync.Map // full path -> [32]byte
 	mu    sync.Mutex
@@ -117,7 +121,7 @@ func (h *Hasher) Key(ctx context.Context, s Spec) (string, Fingerprints, error) 
 	}
 	for _, name := range s.Env {
 		v, set := h.lookupEnv(name)
-		fp[KindEnv+":"+name] = digestOf("env", name, fmt.Sprint(set), v)
+		fp[KindEnv+":"+name] = h.envDigest(name, set, v)
 	}
 	for _, c := range s.Commands {
 		sum, err := h.command(ctx, c)
@@ -133,6 +137,16 @@ func (h *Hasher) Key(ctx context.Context, s Spec) (string, Fingerprints, error) 
 		fp[KindDep+":"+d.Name] = digestOf("dep", d.Name, string(d.Data))
 	}
 	return fp.key(), fp, nil
+}
+
+func (h *Hasher) envDigest(name string, set bool, v string) string {
+	if len(h.Secret) == 0 {
+		return digestOf("env", name, fmt.Sprint(set), v)
+	}
+	k := blake3.Sum256(append([]byte("modpipe-cache-env/v1\n"), h.Secret...))
+	m := blake3.New(32, k[:])
+	fmt.Fprintf(m, "%d:%s%d:%s%d:%s", len(name), name, len(fmt.Sprint(set)), fmt.Sprint(set), len(v), v)
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 func (h *Hasher) lookupEnv(name string) (string, bool) {

@@ -189,3 +189,19 @@ func TestHasherSeesFilesChangedDuringTheRun(t *testing.T) {
 		t.Fatal("an old file's digest was not remembered")
 	}
 }
+
+func TestEnvDigestsAreKeyedBySecret(t *testing.T) {
+	dir := tree(t)
+	env := func(string) string { return "prod" }
+	s := Spec{Module: "m", Env: []string{"DEPLOY_ENV"}}
+	_, plain, _ := (&Hasher{Dir: dir, Getenv: env}).Key(context.Background(), s)
+	_, keyed, _ := (&Hasher{Dir: dir, Getenv: env, Secret: []byte("0123456789abcdef")}).Key(context.Background(), s)
+	_, other, _ := (&Hasher{Dir: dir, Getenv: env, Secret: []byte("fedcba9876543210")}).Key(context.Background(), s)
+	if plain["env:DEPLOY_ENV"] == keyed["env:DEPLOY_ENV"] || keyed["env:DEPLOY_ENV"] == other["env:DEPLOY_ENV"] {
+		t.Fatalf("env digests do not depend on the secret: %s %s %s", plain["env:DEPLOY_ENV"], keyed["env:DEPLOY_ENV"], other["env:DEPLOY_ENV"])
+	}
+	// Without the secret, a guess cannot be tested against a keyed digest.
+	if guess := (&Hasher{}).envDigest("DEPLOY_ENV", true, "prod"); guess == keyed["env:DEPLOY_ENV"] {
+		t.Fatal("a keyed digest equals the unkeyed one")
+	}
+}
