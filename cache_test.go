@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/modpipe/modpipe/artifact"
 )
 
@@ -285,6 +287,7 @@ func TestCacheModeOffAndBadMode(t *testing.T) {
 
 func TestCacheDistributedHitsRunOnTheMaster(t *testing.T) {
 	cacheWorkdir(t)
+	leaks := goleak.IgnoreCurrent()
 	env := map[string]string{"MODPIPE_CACHE": "file://" + filepath.ToSlash(filepath.Join(t.TempDir(), "cache"))}
 	build := func(ran *atomic.Int32, where *atomic.Int32) *Pipeline {
 		gpu := New("gpu", func(c *Context) (int, error) {
@@ -318,6 +321,7 @@ func TestCacheDistributedHitsRunOnTheMaster(t *testing.T) {
 	if m["status"] != "cached" || m["instance"] != float64(0) {
 		t.Errorf("the hit did not end cached on the master: %v", m)
 	}
+	goleak.VerifyNone(t, leaks) // lookups, background stores and their goroutines all ended
 }
 
 func TestCacheHitWhoseArtifactIsGoneIsAMiss(t *testing.T) {
