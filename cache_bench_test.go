@@ -13,6 +13,11 @@ import (
 // cacheBenchPipeline is 100 cached modules of 200 ms in 10 layers of 10,
 // each depending on every module of the layer before.
 func cacheBenchPipeline(store artifact.Store, mode string) *Pipeline {
+	return cacheBenchPipelineOf(store, mode, 200*time.Millisecond)
+}
+
+// cacheBenchPipelineOf is cacheBenchPipeline with modules that take d.
+func cacheBenchPipelineOf(store artifact.Store, mode string, d time.Duration) *Pipeline {
 	p := NewPipeline()
 	p.Output = io.Discard
 	var prev []*Module[int]
@@ -30,7 +35,7 @@ func cacheBenchPipeline(store artifact.Store, mode string) *Pipeline {
 					}
 					sum += v
 				}
-				time.Sleep(200 * time.Millisecond)
+				time.Sleep(d)
 				return sum % 1000, nil
 			}, DependsOnAll(deps...), Cache(InputValue("n", n), InputEnv("BENCH_FLAGS"))))
 		}
@@ -75,4 +80,30 @@ func BenchmarkCachedPipeline(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCacheOverhead runs the same 100 modules with bodies that do
+// nothing, so that ns/op is the cost of the machinery: "off" with
+// --cache-mode off, "miss" computing keys, looking up and storing every
+// entry in a directory store, "hit" restoring every module.
+func BenchmarkCacheOverhead(b *testing.B) {
+	ctx := context.Background()
+	for _, mode := range []string{"off", "miss", "hit"} {
+		b.Run(mode, func(b *testing.B) {
+			store := artifact.NewDirStore(b.TempDir())
+			if mode == "hit" {
+				_, _ = cacheBenchPipelineOf(store, "readwrite", 0).Run(ctx)
+			}
+			for b.Loop() {
+				if mode == "miss" {
+					store = artifact.NewDirStore(b.TempDir())
+				}
+				m := map[string]string{"off": "off", "miss": "readwrite", "hit": "readwrite"}[mode]
+				s, err := cacheBenchPipelineOf(store, m, 0).Run(ctx)
+				if err != nil || s.Failed() {
+					b.Fatalf("run failed: %v", err)
+				}
+			}
+		})
+	}
 }

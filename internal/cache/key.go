@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -165,22 +166,33 @@ func (fp Fingerprints) key() string {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	h := blake3.New(32, nil)
-	fmt.Fprintf(h, "modpipe-cache-key/v1\n")
+	b := make([]byte, 0, 64*len(names)+32)
+	b = append(b, "modpipe-cache-key/v1\n"...)
 	for _, k := range names {
-		fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(fp[k]), fp[k])
+		b = appendPart(appendPart(b, k), fp[k])
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := blake3.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// appendPart appends "<len>:<s>": parts so framed never run together.
+func appendPart(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
 }
 
 // digestOf hashes length-prefixed parts.
 func digestOf(parts ...string) string {
-	h := blake3.New(32, nil)
+	n := 0
 	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s", len(p), p)
+		n += len(p) + 8
 	}
-	var sum [32]byte
-	h.Sum(sum[:0])
+	b := make([]byte, 0, n)
+	for _, p := range parts {
+		b = appendPart(b, p)
+	}
+	sum := blake3.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
 
