@@ -40,6 +40,9 @@ import (
 //	--no-live                no live view of running modules (env MODPIPE_LIVE=0; MODPIPE_LIVE=1 shows it under CI too)
 //	--artifact-store URL     artifact store: file:///dir, s3://bucket/prefix, redis://, rediss:// (env MODPIPE_ARTIFACT_STORE)
 //	--artifacts-out DIR      copy every artifact of the run into DIR/<name>/ at the end (env MODPIPE_ARTIFACTS_OUT)
+//	--cache URL              cache store for modules declared with Cache: file:///dir, s3://, redis:// (env MODPIPE_CACHE; default a directory under the user cache dir)
+//	--cache-mode MODE        readwrite, read or off (env MODPIPE_CACHE_MODE; pull/merge-request runs default to read)
+//	--explain-cache          for each cache miss, say which inputs changed since the module's previous entry
 //
 // Distributed mode adds --instance, --total, --capability, --run-id,
 // --redis-url, --heartbeat, --lease-timeout, --master-timeout,
@@ -83,6 +86,8 @@ type cliOptions struct {
 	heartbeat, leaseTimeout, masterTimeout, capabilityTimeout time.Duration
 	noLive                                                    bool
 	artifactStore, artifactsOut                               string // artifact_run.go
+	cacheURL, cacheMode                                       string // cache.go
+	explainCache                                              bool
 
 	// given names the flags present on the command line: a flag given
 	// replaces the setting made in code or by the environment, even with
@@ -118,6 +123,9 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.IntVar(&o.localInstances, "local-instances", 0, "run `N` instances inside this process over the in-memory coordinator, to try distributed mode without Redis")
 	fs.StringVar(&o.artifactStore, "artifact-store", "", "artifact store `URL` every instance reaches: file:///dir, s3://bucket/prefix, redis:// or rediss:// (env MODPIPE_ARTIFACT_STORE; default: a directory of this run, or the Redis coordinator's server)")
 	fs.StringVar(&o.artifactsOut, "artifacts-out", "", "copy every artifact of the run into `DIR`/<artifact name>/ at the end (master only; env MODPIPE_ARTIFACTS_OUT)")
+	fs.StringVar(&o.cacheURL, "cache", "", "cache store `URL` for modules declared with Cache: file:///dir, s3://bucket/prefix, redis:// or rediss:// (env MODPIPE_CACHE; default a directory under the user cache dir)")
+	fs.StringVar(&o.cacheMode, "cache-mode", "", "`MODE` readwrite, read or off (env MODPIPE_CACHE_MODE; default readwrite, read for pull-request and merge-request runs)")
+	fs.BoolVar(&o.explainCache, "explain-cache", false, "for each cache miss, say which inputs changed since the module's previous entry")
 	if err := fs.Parse(args); err != nil {
 		return nil, fs, err
 	}
@@ -171,6 +179,10 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, stdout io.Writer) error {
 	p.applyFlags(o)
 	p.applyArtifactSettings(o, getenv) // artifact_run.go
+	// cache.go
+	if err := p.applyCacheSettings(o, getenv); err != nil {
+		return err
+	}
 	if getenv("GITHUB_ACTIONS") == "true" {
 		p.GitHubActions = true
 	}

@@ -61,7 +61,7 @@ func (s *Summary) verdictLine() string {
 		verdict = "FAILED"
 	}
 	var counts []string
-	for st := Succeeded; st <= IgnoredFailure; st++ {
+	for st := Succeeded; st <= Cached; st++ {
 		if n := s.Count(st); n > 0 {
 			counts = append(counts, fmt.Sprintf("%d %s", n, st))
 		}

@@ -51,6 +51,7 @@ type moduleDef struct {
 	caps          []string
 	matrix        []string
 	notIdempotent bool
+	cache         *cacheSpec // Cache (cache.go)
 }
 
 type depRef struct {

@@ -52,6 +52,7 @@ type Pipeline struct {
 	coordinatorURL string
 	live           *live.View
 	art            artifactSettings // artifact_run.go
+	cache          cacheSettings    // cache.go
 
 	// durations orders ready modules (durations.go).
 	durations map[string]time.Duration

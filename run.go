@@ -27,6 +27,7 @@ type run struct {
 	dist      *distState   // nil unless distributed
 	artifacts *artifactEnv // artifact_run.go
 	live      *live.View   // nil unless a terminal shows the live view
+	cacheEnv  *cacheEnv    // cache.go; nil when no module is cached
 }
 
 type runNode struct {
@@ -35,6 +36,7 @@ type runNode struct {
 	target string
 	deps   []planDep
 	log    logbuf.Buffer
+	cache  *cacheNode // cache.go; nil without Cache
 }
 
 // Run validates the pipeline, runs it and returns its summary. The error is
@@ -44,6 +46,9 @@ type runNode struct {
 func (p *Pipeline) Run(ctx context.Context) (*Summary, error) {
 	if err := p.dist.checkInstance(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if p.cache.run == nil && p.cacheWanted() {
+		return p.runWithCache(ctx) // cache.go
 	}
 	if p.art.run == nil {
 		return p.runWithArtifacts(ctx) // artifact store, --artifacts-out (artifact_run.go)
@@ -97,6 +102,10 @@ func (p *Pipeline) newRun(pl *plan) *run {
 	}
 	for i, n := range pl.nodes {
 		r.nodes[i] = runNode{def: n.def, name: n.name, target: n.target, deps: n.deps}
+		if n.def.cache != nil && p.cache.run != nil {
+			r.nodes[i].cache = &cacheNode{}
+			r.cacheEnv = p.cache.run
+		}
 	}
 	return r
 }
@@ -124,6 +133,9 @@ func (r *run) engineNodes(pl *plan) []engine.Node {
 		}
 		if len(def.conds) > 0 {
 			nodes[i].Check = checkFn
+		}
+		if r.nodes[i].cache != nil {
+			nodes[i].Run = r.cachedAttempt // cache.go
 		}
 	}
 	return nodes
@@ -174,7 +186,7 @@ func (r *run) result(node int) (any, error) {
 
 var statusSymbols = map[engine.Status]string{
 	engine.Succeeded: "✓", engine.Failed: "✗", engine.Skipped: "○", engine.TimedOut: "⏱",
-	engine.Cancelled: "⊘", engine.DependencyFailed: "✗", engine.IgnoredFailure: "!",
+	engine.Cancelled: "⊘", engine.DependencyFailed: "✗", engine.IgnoredFailure: "!", engine.Cached: "↺",
 }
 
 // finalStatus is what status st of node i counts as: a failure of a module
@@ -183,6 +195,9 @@ var statusSymbols = map[engine.Status]string{
 func (r *run) finalStatus(i int, st engine.Status) engine.Status {
 	if r.nodes[i].def.ignoreFailure && (st == engine.Failed || st == engine.TimedOut) {
 		return engine.IgnoredFailure
+	}
+	if st == engine.Succeeded && r.cacheHit(i) {
+		return engine.Cached
 	}
 	return st
 }
@@ -213,6 +228,9 @@ func (r *run) printModule(i int, o *engine.Outcome) {
 	}
 	if o.Attempts > 1 {
 		g.Detail += fmt.Sprintf(" · %d attempts", o.Attempts)
+	}
+	if st == engine.Cached {
+		g.Detail += " · saved " + formatDuration(r.nodes[i].cache.saved)
 	}
 	if o.Status == engine.Skipped && o.Reason != "" {
 		g.Detail += " · " + o.Reason

@@ -74,6 +74,9 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	r.dist = &distState{values: cluster.NewValues(p.coord), outs: map[int]engine.Outcome{}, base: r.engineNodes(pl), index: pl.graph.Index}
 	m, err := cluster.Join(ctx, p.clusterRun(r, pl, opts, caps))
 	if err != nil {
+		if s := p.joinedAfterTheEnd(ctx, opts, err, start); s != nil { // latejoin.go
+			return s, nil
+		}
 		return nil, err
 	}
 	if opts.InstanceIndex == 0 {
@@ -142,7 +145,7 @@ func (p *Pipeline) runMaster(ctx context.Context, r *run, m *cluster.Member, pl 
 	var s *Summary
 	err := m.RunMaster(ctx, cluster.Plan{
 		Graph: pl.graph, Nodes: r.dist.base, Info: info, Priority: prio, ContinueOnFailure: p.ContinueOnFailure,
-		OnStart: r.started, OnFinish: r.printModule,
+		OnStart: r.started, OnFinish: r.printModule, Lookup: r.masterCacheLookup(), // cache.go
 		Finish: func(outs []engine.Outcome, commands uint64) bool {
 			s = r.summary(outs, start, time.Since(start))
 			s.Distributed, s.RunID, s.CoordinatorCommands = true, p.dist.RunID, commands
@@ -191,6 +194,9 @@ func (r *run) ExecNode(id int, log *logbuf.Buffer) *engine.Node {
 	def := r.nodes[id].def
 	n.Run = func(ctx context.Context, i, attempt int) (any, error) {
 		return def.run(&Context{ctx: ctx, r: r, node: i, attempt: attempt, log: log})
+	}
+	if r.nodes[id].cache != nil {
+		n.Run = r.withCache(n.Run) // cache.go
 	}
 	if n.Check != nil {
 		n.Check = func(ctx context.Context, i int) (bool, string, error) {

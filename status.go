@@ -39,6 +39,9 @@ const (
 	// IgnoredFailure: a module marked IgnoreFailure failed or timed out; it
 	// is reported but does not fail the run, and its dependents still run.
 	IgnoredFailure = Status(engine.IgnoredFailure)
+	// Cached: the module's result was restored from the cache (see Cache)
+	// and its body did not run. Counts as a success: dependents run.
+	Cached = Status(engine.Cached)
 )
 
 // String returns the status name used in summaries and reports, such as
@@ -53,7 +56,7 @@ func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // UnmarshalText decodes a status name.
 func (s *Status) UnmarshalText(b []byte) error {
-	for v := Pending; v <= IgnoredFailure; v++ {
+	for v := Pending; v <= Cached; v++ {
 		if v.String() == string(b) {
 			*s = v
 			return nil

@@ -36,6 +36,9 @@ type Summary struct {
 	// CoordinatorCommands is how many commands the master's coordinator
 	// sent to its backend, when it counts them (the Redis one does).
 	CoordinatorCommands uint64
+	// CacheWarnings lists problems with the cache (a failing store, corrupt
+	// or unverifiable entries); none of them fails the run.
+	CacheWarnings []string
 
 	workerFailed bool // a worker's view of the master's verdict
 	workerCutOff bool // the worker stopped before the run ended: no verdict
@@ -88,6 +91,9 @@ type ModuleResult struct {
 	Log string
 	// Artifacts lists the artifacts found in the module's result.
 	Artifacts []ArtifactSummary
+	// Cache is what the cache did for a module declared with Cache; nil
+	// for other modules.
+	Cache *CacheResult
 
 	artifacts []Artifact // their manifests, for --artifacts-out
 }
@@ -170,6 +176,7 @@ func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration
 		if n.log.Len() > 0 {
 			m.Log = r.secrets.String(string(n.log.Bytes()))
 		}
+		m.Cache = r.cacheResult(i) // cache.go
 		if o.Status == engine.Succeeded {
 			m.artifacts = findArtifacts(o.Value)
 			m.Artifacts = summarizeArtifacts(m.artifacts)
@@ -196,6 +203,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 			attempts = strconv.Itoa(m.Attempts)
 		}
 		details := m.Reason
+		if m.Status == Cached && m.Cache != nil {
+			details = "saved " + formatDuration(m.Cache.Saved)
+		}
 		if m.Error != "" {
 			details = firstLine(m.Error)
 			if m.Reason != "" {
@@ -230,6 +240,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 	if err := s.writeArtifacts(w); err != nil { // artifact_run.go
 		return err
 	}
+	if err := s.writeCache(w); err != nil { // cache.go
+		return err
+	}
 	if s.CoordinatorCommands > 0 && len(s.Modules) > 0 {
 		_, err := fmt.Fprintf(w, "Coordinator: %d commands from the master (%.1f per module)\n", s.CoordinatorCommands, float64(s.CoordinatorCommands)/float64(len(s.Modules)))
 		return err
@@ -248,7 +261,7 @@ func (s *Summary) nothingRan() string {
 // statusLabels are the summary's status cells: symbol and name.
 var statusLabels = func() map[Status]string {
 	m := map[Status]string{}
-	for st := Pending; st <= IgnoredFailure; st++ {
+	for st := Pending; st <= Cached; st++ {
 		m[st] = statusSymbols[engine.Status(st)] + " " + st.String()
 	}
 	return m
@@ -277,6 +290,8 @@ type report struct {
 	Counts      map[string]int `json:"counts"`
 	Modules     []reportModule `json:"modules"`
 	Timeline    []reportLane   `json:"timeline"`
+	CacheSaved  float64        `json:"cache_saved_ms,omitempty"`
+	CacheWarn   []string       `json:"cache_warnings,omitempty"`
 }
 
 // reportLane is one instance's modules in time order, in milliseconds
@@ -311,6 +326,7 @@ type reportModule struct {
 	DurationMS   float64          `json:"duration_ms"`
 	LogTail      string           `json:"log_tail,omitempty"`
 	Artifacts    []reportArtifact `json:"artifacts,omitempty"`
+	Cache        *reportCache     `json:"cache,omitempty"`
 }
 
 // reportLogLines is how many log lines of each module the report keeps.
@@ -332,7 +348,7 @@ const reportLogLines = 50
 //	    "name": "cross-tests[linux]", "module": "cross-tests",
 //	    "matrix_target": "linux", "category": "test",
 //	    "status": "succeeded" | "failed" | "skipped" | "timed-out" |
-//	              "cancelled" | "dependency-failed" | "ignored-failure",
+//	              "cancelled" | "dependency-failed" | "ignored-failure" | "cached",
 //	    "reason": "…", "error": "…", "error_kind": "error" | "timeout" | "cancel" | "panic",
 //	    "attempts": 1,
 //	    "instance": 0,                     // the instance that ran it; absent for a module that never started
@@ -342,8 +358,17 @@ const reportLogLines = 50
 //	    "log_tail": "last 50 lines of the module's log",
 //	    "artifacts": [{                    // artifacts found in the module's result; absent when none
 //	      "name": "app", "files": 3, "bytes": 5242880
-//	    }]
+//	    }],
+//	    "cache": {                         // modules declared with Cache only
+//	      "key": "64 hex digits", "hit": true, "saved_ms": 850.2, "stored": false,
+//	      "changes": ["file changed: main.go"], // a miss with --explain-cache or --report
+//	      "note": "why the cache was not used"
+//	    }
 //	  }],
+//	  "cache_saved_ms": 1700.4,            // time the cache saved; absent when none
+//	  "cache_warnings": ["…"],             // absent when none
+//	  "cache_saved_ms": 1700.4,            // time the cache saved; absent when none
+//	  "cache_warnings": ["…"],             // absent when none
 //	  "timeline": [{                       // one lane per instance that ran modules
 //	    "instance": 0,
 //	    "spans": [{"module": "build", "status": "succeeded", "start_ms": 0.4, "end_ms": 850.6}]
@@ -372,6 +397,7 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 		for _, a := range m.Artifacts {
 			rm.Artifacts = append(rm.Artifacts, reportArtifact(a))
 		}
+		rm.Cache = newReportCache(m.Cache) // cache.go
 		if !m.Start.IsZero() {
 			t, inst := m.Start, m.Instance
 			rm.StartedAt, rm.Instance = &t, &inst
@@ -379,6 +405,7 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 		rep.Modules[i] = rm
 	}
 	rep.Timeline = s.timeline()
+	rep.CacheSaved, rep.CacheWarn = ms(s.CacheSaved()), s.CacheWarnings
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)

@@ -104,7 +104,11 @@ func runBin(t *testing.T, bin string, env []string, args ...string) (string, int
 func TestQuickstart(t *testing.T) {
 	bin := build(t, "quickstart")
 	rep := filepath.Join(t.TempDir(), "report.json")
-	out, code := runBin(t, bin, []string{"GITHUB_ACTIONS=", "GITHUB_REF="}, "--report", rep)
+	env := []string{"GITHUB_ACTIONS=", "GITHUB_REF=", "GITHUB_EVENT_NAME=", "MODPIPE_CACHE_MODE=", "MODPIPE_CACHE=file://" + filepath.ToSlash(filepath.Join(t.TempDir(), "cache")),
+		// The workspace has a fixed name under TMPDIR (so that the cached
+		// modules' keys repeat): give each test its own.
+		"TMPDIR=" + t.TempDir(), "TMP=" + t.TempDir()}
+	out, code := runBin(t, bin, env, "--report", rep)
 	if code != 0 {
 		t.Fatalf("exit code %d:\n%s", code, out)
 	}
@@ -133,6 +137,23 @@ func TestQuickstart(t *testing.T) {
 		if !strings.Contains(out, line) {
 			t.Errorf("output lacks %q:\n%s", line, out)
 		}
+	}
+
+	// The second run restores vet, test and build from the cache; smoke
+	// downloads the cached build's binary and runs it.
+	out, code = runBin(t, bin, env, "--report", rep)
+	if code != 0 {
+		t.Fatalf("second run: exit code %d:\n%s", code, out)
+	}
+	want["vet"], want["test"], want["build"] = "cached", "cached", "cached"
+	got = statuses(readReport(t, rep))
+	for name, st := range want {
+		if got[name] != st {
+			t.Errorf("second run: %s: %s, want %s", name, got[name], st)
+		}
+	}
+	if !strings.Contains(out, "│ hello, modpipe") || !strings.Contains(out, "Cache: 3 hits, 0 misses") {
+		t.Errorf("second run output:\n%s", out)
 	}
 }
 

@@ -46,6 +46,8 @@ type Dispatcher struct {
 	// stopping, once set, is why modules that are not AlwaysRun are no
 	// longer queued (the run stops after a failure).
 	stopping string
+	// lookup is Plan.Lookup (cachelookup.go).
+	lookup func(ctx context.Context, i int) bool
 }
 
 // flight is a dispatched node whose result has not been delivered.

@@ -27,6 +27,9 @@ type Plan struct {
 	// command count when it keeps one, before the run is marked completed;
 	// it returns whether the run failed.
 	Finish func(outs []engine.Outcome, commands uint64) (failed bool)
+	// Lookup, when set, is asked before node i is dispatched whether the
+	// cache holds its result; a hit runs on the master (cachelookup.go).
+	Lookup func(ctx context.Context, i int) (hit bool)
 }
 
 // RunMaster runs the master's part of the run: it schedules p, dispatching
@@ -37,6 +40,7 @@ func (m *Member) RunMaster(ctx context.Context, p Plan) error {
 	in := begin(ctx, cfg)
 	defer in.end()
 	d := NewDispatcher(cfg, m.host, p.Info)
+	d.lookup = p.Lookup
 	watcher := StartWatcher(cfg, in.masterWatch(d))
 	defer watcher.Stop()
 	cfg.Live = NewLiveness(func(err error) {
@@ -96,7 +100,7 @@ func schedule(ctx context.Context, d *Dispatcher, p Plan, grace time.Duration) [
 	d.BatchDispatches()
 	s := &engine.Scheduler{
 		Graph: p.Graph, Nodes: p.Nodes, ContinueOnFailure: p.ContinueOnFailure, Grace: grace,
-		Priority: p.Priority, Dispatch: d.Dispatch, OnFinish: onFinish, OnStart: p.OnStart,
+		Priority: p.Priority, Dispatch: d.dispatchFunc(), OnFinish: onFinish, OnStart: p.OnStart,
 		Dispatched: d.Flush,
 	}
 	return s.Run(ctx)

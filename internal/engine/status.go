@@ -17,9 +17,12 @@ const (
 	Cancelled                      // the run was cancelled or stopped
 	DependencyFailed               // not run: a dependency failed
 	IgnoredFailure                 // failed, but marked IgnoreFailure
+	// Cached is reported for a succeeded node whose result came from the
+	// cache; the scheduler itself records such nodes as Succeeded.
+	Cached
 )
 
-var statusNames = [...]string{"pending", "running", "succeeded", "failed", "skipped", "timed-out", "cancelled", "dependency-failed", "ignored-failure"}
+var statusNames = [...]string{"pending", "running", "succeeded", "failed", "skipped", "timed-out", "cancelled", "dependency-failed", "ignored-failure", "cached"}
 
 // String returns the lower-case name used in summaries and reports.
 func (s Status) String() string {
