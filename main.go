@@ -82,6 +82,7 @@ type cliOptions struct {
 	heartbeat, leaseTimeout, masterTimeout, capabilityTimeout time.Duration
 	noLive                                                    bool
 	artifactStore, artifactsOut                               string // artifact_run.go
+	cleanupGrace                                              time.Duration
 
 	// given names the flags present on the command line: a flag given
 	// replaces the setting made in code or by the environment, even with
@@ -89,10 +90,13 @@ type cliOptions struct {
 	given map[string]bool
 }
 
-func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, error) {
+func parseFlags(p *Pipeline, args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, error) {
 	o := &cliOptions{given: map[string]bool{}}
 	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Errors are returned, not printed with the whole usage; --help prints
+	// the usage with the pipeline's own flags in their section (userflags.go).
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.Var(&o.only, "only", "run only `NAME` and its dependencies (repeatable, comma-separated)")
 	fs.Var(&o.skip, "skip", "skip `NAME` and so its dependents (repeatable, comma-separated)")
 	fs.Var(&o.category, "category", "run only modules of category `CAT` and their dependencies (repeatable)")
@@ -116,20 +120,28 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.IntVar(&o.localInstances, "local-instances", 0, "run `N` instances inside this process over the in-memory coordinator, to try distributed mode without Redis")
 	fs.StringVar(&o.artifactStore, "artifact-store", "", "artifact store `URL` every instance reaches: file:///dir, s3://bucket/prefix, redis:// or rediss:// (env MODPIPE_ARTIFACT_STORE; default: a directory of this run, or the Redis coordinator's server)")
 	fs.StringVar(&o.artifactsOut, "artifacts-out", "", "copy every artifact of the run into `DIR`/<artifact name>/ at the end (master only; env MODPIPE_ARTIFACTS_OUT)")
-	if err := fs.Parse(args); err != nil {
+	fs.DurationVar(&o.cleanupGrace, "cleanup-grace", 0, "how long AlwaysRun modules may still run after Ctrl-C or SIGTERM (env MODPIPE_CLEANUP_GRACE; default 30s; a second signal exits at once)")
+	if err := p.addUserFlags(fs); err != nil {
 		return nil, fs, err
+	}
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		p.usage(stderr, fs)
+		return nil, fs, err
+	} else if err != nil {
+		return nil, fs, unknownFlag(err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fs, fmt.Errorf("unexpected argument %q; flags start with - (see -h)", fs.Arg(0))
 	}
 	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = true })
+	p.markUserFlags(o.given, fs)
 	if o.given["parallel"] && o.parallel < 0 {
 		return nil, fs, fmt.Errorf("--parallel %d is negative; use 0 for no bound", o.parallel)
 	}
 	for _, d := range []struct {
 		name  string
 		value time.Duration
-	}{{"heartbeat", o.heartbeat}, {"lease-timeout", o.leaseTimeout}, {"master-timeout", o.masterTimeout}, {"capability-timeout", o.capabilityTimeout}} {
+	}{{"cleanup-grace", o.cleanupGrace}, {"heartbeat", o.heartbeat}, {"lease-timeout", o.leaseTimeout}, {"master-timeout", o.masterTimeout}, {"capability-timeout", o.capabilityTimeout}} {
 		if o.given[d.name] && d.value <= 0 {
 			return nil, fs, fmt.Errorf("--%s %s is not a positive duration such as 30s or 2m", d.name, d.value)
 		}
@@ -144,7 +156,7 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 	if len(args) > 0 && args[0] == "workflow" {
 		return p.mainWorkflow(args[1:], stdout, stderr)
 	}
-	o, _, err := parseFlags(args, stderr)
+	o, _, err := parseFlags(p, args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -166,6 +178,9 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, stdout io.Writer) error {
 	p.applyFlags(o)
 	p.applyArtifactSettings(o, getenv) // artifact_run.go
+	if err := p.applyCleanupSettings(o, getenv); err != nil { // cleanup_settings.go
+		return err
+	}
 	if getenv("GITHUB_ACTIONS") == "true" {
 		p.GitHubActions = true
 	}
