@@ -178,7 +178,8 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, stdout io.Writer) error {
 	p.applyFlags(o)
 	p.applyArtifactSettings(o, getenv) // artifact_run.go
-	if err := p.applyCleanupSettings(o, getenv); err != nil { // cleanup_settings.go
+	// cleanup_settings.go
+	if err := p.applyCleanupSettings(o, getenv); err != nil {
 		return err
 	}
 	if getenv("GITHUB_ACTIONS") == "true" {
@@ -230,6 +231,12 @@ func (p *Pipeline) present(summary *Summary, err error, report string, getenv fu
 	if errors.Is(err, ErrInvalidPipeline) || errors.Is(err, ErrBadConfig) {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		return 2
+	}
+	if summary != nil {
+		// Reported, but the run's verdict stands (OnTeardown).
+		for _, e := range summary.TeardownErrors {
+			fmt.Fprintf(stderr, "modpipe: %s\n", e)
+		}
 	}
 	if err == nil && summary != nil && summary.Fallback && summary.Role == RoleWorker {
 		return 0 // the reason is on stderr already

@@ -141,7 +141,7 @@ func (p *Pipeline) runMaster(ctx context.Context, r *run, m *cluster.Member, pl 
 	var s *Summary
 	err := m.RunMaster(ctx, cluster.Plan{
 		Graph: pl.graph, Nodes: r.dist.base, Info: info, Priority: prio, ContinueOnFailure: p.ContinueOnFailure,
-		OnStart: r.started, OnFinish: r.printModule,
+		OnStart: r.started, OnFinish: r.printModule, CleanupGrace: p.cleanupGrace(),
 		Finish: func(outs []engine.Outcome, commands uint64) bool {
 			s = r.summary(outs, start, time.Since(start))
 			s.Distributed, s.RunID, s.CoordinatorCommands = true, p.dist.RunID, commands

@@ -36,6 +36,9 @@ type Summary struct {
 	// CoordinatorCommands is how many commands the master's coordinator
 	// sent to its backend, when it counts them (the Redis one does).
 	CoordinatorCommands uint64
+	// TeardownErrors lists the teardown hooks of this instance that failed
+	// (see OnTeardown). They are reported but do not change the verdict.
+	TeardownErrors []string
 
 	workerFailed bool // a worker's view of the master's verdict
 	workerCutOff bool // the worker stopped before the run ended: no verdict
@@ -272,6 +275,7 @@ type report struct {
 	Counts      map[string]int `json:"counts"`
 	Modules     []reportModule `json:"modules"`
 	Timeline    []reportLane   `json:"timeline"`
+	Teardown    []string       `json:"teardown_errors,omitempty"`
 }
 
 // reportLane is one instance's modules in time order, in milliseconds
@@ -372,6 +376,7 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 		rep.Modules[i] = rm
 	}
 	rep.Timeline = s.timeline()
+	rep.Teardown = s.TeardownErrors
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)

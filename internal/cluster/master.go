@@ -27,6 +27,10 @@ type Plan struct {
 	// command count when it keeps one, before the run is marked completed;
 	// it returns whether the run failed.
 	Finish func(outs []engine.Outcome, commands uint64) (failed bool)
+	// CleanupGrace lets AlwaysRun modules start after the run is cancelled
+	// (engine.Scheduler.CleanupGrace): the master runs them itself, when
+	// it has their capabilities, since the workers are stopping too.
+	CleanupGrace time.Duration
 }
 
 // RunMaster runs the master's part of the run: it schedules p, dispatching
@@ -96,6 +100,7 @@ func schedule(ctx context.Context, d *Dispatcher, p Plan, grace time.Duration) [
 	s := &engine.Scheduler{
 		Graph: p.Graph, Nodes: p.Nodes, ContinueOnFailure: p.ContinueOnFailure, Grace: grace,
 		Priority: p.Priority, Dispatch: d.Dispatch, OnFinish: onFinish, OnStart: p.OnStart,
+		CleanupGrace: p.CleanupGrace, CleanupHere: d.cleanupHere, // cleanup.go
 	}
 	return s.Run(ctx)
 }
