@@ -48,7 +48,10 @@ func TestTeardownRunsAfterTheRunWhateverItsOutcome(t *testing.T) {
 			}))
 			p.Output = io.Discard
 			p.OnTeardown(func(ctx context.Context) error { ev.add("first hook"); return nil })
-			p.OnTeardown(func(ctx context.Context) error { ev.add("second hook"); return errors.New("docker compose down: exit 1") })
+			p.OnTeardown(func(ctx context.Context) error {
+				ev.add("second hook")
+				return errors.New("docker compose down: exit 1")
+			})
 			s, err := p.Run(context.Background())
 			if err != nil {
 				t.Fatal(err)
