@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/modpipe/modpipe/internal/live"
@@ -21,8 +19,10 @@ import (
 // --only replaces p.Only rather than adding to it and
 // --continue-on-failure=false switches it off), runs the pipeline, prints
 // the summary and exits 0 when no module failed, 1 when one did and 2 for
-// usage or validation errors. Ctrl-C or SIGTERM cancels running modules and still
-// prints the summary; a second one exits at once.
+// usage or validation errors. Ctrl-C or SIGTERM cancels running modules,
+// still runs AlwaysRun modules within CleanupGrace (--cleanup-grace) and
+// the teardown hooks (OnTeardown), and prints the summary; a second one
+// exits at once (code 128+signal: 130 for Ctrl-C).
 //
 // Flags:
 //
@@ -39,6 +39,10 @@ import (
 //	--no-live                no live view of running modules (env MODPIPE_LIVE=0; MODPIPE_LIVE=1 shows it under CI too)
 //	--artifact-store URL     artifact store: file:///dir, s3://bucket/prefix, redis://, rediss:// (env MODPIPE_ARTIFACT_STORE)
 //	--artifacts-out DIR      copy every artifact of the run into DIR/<name>/ at the end (env MODPIPE_ARTIFACTS_OUT)
+//	--cleanup-grace D        how long AlwaysRun modules may run after Ctrl-C/SIGTERM (env MODPIPE_CLEANUP_GRACE; default 30s)
+//
+// The pipeline's own flags (p.Flags()) are parsed too, and listed by
+// --help in their own section.
 //
 // Distributed mode adds --instance, --total, --capability, --run-id,
 // --redis-url, --heartbeat, --lease-timeout, --master-timeout,
@@ -47,10 +51,7 @@ import (
 // The subcommand `workflow github` (or `workflow gitlab`) writes a CI
 // configuration that runs this pipeline as a matrix (see docs/ci.md).
 func Main(p *Pipeline) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// After the first signal, restore the default handler so that a second
-	// Ctrl-C kills the process at once.
-	context.AfterFunc(ctx, stop)
+	ctx, stop := signalContext(os.Stderr)
 	code := p.main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
