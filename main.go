@@ -169,7 +169,7 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		return 2
 	}
 	if o.list || o.dryRun {
-		return p.showPlan(o.list, stdout, stderr)
+		return p.showPlan(o, stdout, stderr)
 	}
 	summary, err := p.runMode(ctx, o, getenv, stdout, stderr)
 	return p.present(summary, err, o.report, getenv, stdout, stderr)
@@ -192,17 +192,34 @@ func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, st
 	return p.applyDistributedSettings(o, getenv)
 }
 
-// showPlan prints the module list (--list) or the plan (--dry-run).
-func (p *Pipeline) showPlan(list bool, stdout, stderr io.Writer) int {
-	pl, err := p.buildPlan(planEnv{os: localOS()})
+// showPlan prints the module list (--list) or the plan (--dry-run); for
+// distributed settings the dry run adds where each module can run
+// (dryrun_routing.go).
+func (p *Pipeline) showPlan(o *cliOptions, stdout, stderr io.Writer) int {
+	rt, err := p.dryRunRouting(o.localInstances)
+	if err != nil {
+		fmt.Fprintf(stderr, "modpipe: %v\n", err)
+		return 2
+	}
+	env, title := planEnv{os: localOS()}, fmt.Sprintf("Plan for a single instance on %s", localOS())
+	if rt != nil {
+		env.distributed, title = true, fmt.Sprintf("Plan for a distributed run over %d instances", len(rt.instances))
+	}
+	pl, err := p.buildPlan(env)
 	if err != nil {
 		fmt.Fprintf(stderr, "modpipe: invalid pipeline:\n%v\n", err)
 		return 2
 	}
-	if list {
+	switch {
+	case o.list:
 		err = pl.writeList(stdout)
-	} else {
-		err = pl.writeDryRun(stdout, localOS())
+	case rt != nil:
+		err = pl.writeDryRun(stdout, title)
+		if err == nil {
+			err = pl.writeRouting(stdout, rt)
+		}
+	default:
+		err = pl.writeDryRun(stdout, title)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
