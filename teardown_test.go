@@ -133,13 +133,18 @@ func TestTeardownRunsOnEveryInstance(t *testing.T) {
 		mods = append(mods, Task(fmt.Sprintf("m%d", k), func(c *Context) error { return nil }))
 	}
 	p := NewPipeline().Add(mods...)
-	p.OnTeardown(func(context.Context) error { ev.add("teardown"); return nil })
+	p.OnTeardown(func(context.Context) error { ev.add("teardown"); return errors.New("stop failed") })
 	code, out, errOut := runMain(t, p, nil, "--local-instances", "3", "--no-live")
 	if code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		t.Errorf("exit %d, want the run's 0\n%s\n%s", code, out, errOut)
 	}
 	if got := len(ev.get()); got != 3 {
 		t.Errorf("the hook ran %d times, want once per instance (3)", got)
+	}
+	// Each instance's failure is reported. (A worker may also find the
+	// run over before it joined; its hook runs and is reported all the same.)
+	if n := strings.Count(errOut, "teardown hook #1 (OnTeardown): stop failed"); n != 3 {
+		t.Errorf("stderr reports %d teardown failures, want 3 (one per instance):\n%s", n, errOut)
 	}
 }
 
