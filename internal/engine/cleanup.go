@@ -60,6 +60,25 @@ func (s *Scheduler) stopped(i int) string {
 	return ""
 }
 
+// requeueCleanup queues again, to start here as a cleanup, an AlwaysRun
+// node that was dispatched before the run was found cancelled and then
+// withdrawn without having started; it reports whether it did. Called with
+// s.mu held, from finish. When it cannot run here, o's reason says why.
+func (s *Scheduler) requeueCleanup(i int, o *Outcome) bool {
+	s.noteCancel()
+	if !s.Nodes[i].AlwaysRun || !s.cancelled {
+		return false
+	}
+	if why := s.stopped(i); why != "" {
+		o.Reason = why
+		return false
+	}
+	s.comps[i] = Completion{} // its outcome is yet to come
+	s.out[i].Status, s.out[i].Start = Pending, time.Time{}
+	s.ready.push(i)
+	return true
+}
+
 // abandonCleanups ends, as Cancelled, the cleanups still running Grace
 // after the cleanup grace ended.
 func (s *Scheduler) abandonCleanups() {

@@ -121,3 +121,31 @@ func TestCleanupThatCannotRunHereIsCancelled(t *testing.T) {
 		t.Errorf("reason %q", res["cleanup"].Reason)
 	}
 }
+
+// An AlwaysRun node dispatched before the run was found cancelled, then
+// withdrawn unstarted (a distributed master's queued work), runs here as a
+// cleanup; a withdrawn node that is not AlwaysRun stays cancelled.
+func TestWithdrawnCleanupRunsHere(t *testing.T) {
+	g := newTG(t, "cleanup:", "other:")
+	g.node("cleanup").AlwaysRun = true
+	ctx, cancel := context.WithCancel(context.Background())
+	var ranHere atomic.Int32
+	g.node("cleanup").Run = func(context.Context, int, int) (any, error) { ranHere.Add(1); return "local", nil }
+	g.node("other").Run = failWith("must not run here")
+	dispatched := make(chan *Completion, 2)
+	go func() {
+		a, b := <-dispatched, <-dispatched
+		cancel() // the run is cancelled while both wait in the queue
+		for _, c := range []*Completion{a, b} {
+			c.Finish(Outcome{Status: Cancelled, Kind: KindCancel, Reason: "not started: run cancelled", Withdrawn: true})
+		}
+	}()
+	res := g.run(ctx, func(s *Scheduler) {
+		s.CleanupGrace = time.Minute
+		s.Dispatch = func(_ context.Context, _ int, c *Completion) { dispatched <- c }
+	})
+	expectStatus(t, res, map[string]Status{"cleanup": Succeeded, "other": Cancelled})
+	if ranHere.Load() != 1 || res["cleanup"].Value != "local" {
+		t.Errorf("the withdrawn cleanup ran here %d times (value %v), want once", ranHere.Load(), res["cleanup"].Value)
+	}
+}

@@ -66,4 +66,8 @@ type Outcome struct {
 	// Dispatches counts how often the node was handed to an instance (more
 	// than once after a lost instance); 0 for local runs.
 	Dispatches int
+	// Withdrawn marks the outcome of a dispatched node that no instance
+	// started and that was taken back after a cancellation: an AlwaysRun
+	// node then runs here as a cleanup when CleanupGrace allows (cleanup.go).
+	Withdrawn bool
 }

@@ -241,7 +241,9 @@ func (s *Scheduler) finish(ctx context.Context, i int, o Outcome) {
 		s.blocked = s.blocked[:0]
 		s.draining = false
 	}
-	s.complete(i, o)
+	if !o.Withdrawn || !s.requeueCleanup(i, &o) { // cleanup.go
+		s.complete(i, o)
+	}
 	s.pump()
 	s.unlockAndNotify(ctx)
 }
