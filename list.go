@@ -81,9 +81,9 @@ func orDash(s string) string {
 	return s
 }
 
-// writeDryRun prints the plan: waves of modules that would run together,
+// writeDryRun prints the plan under title: waves of modules that would run together,
 // what would be skipped and why, and which conditions are decided at run time.
-func (pl *plan) writeDryRun(w io.Writer, os string) error {
+func (pl *plan) writeDryRun(w io.Writer, title string) error {
 	skip := pl.staticSkips()
 	// Waves count only modules that would run: a module's wave is one more
 	// than the latest wave among its running dependencies.
@@ -115,7 +115,7 @@ func (pl *plan) writeDryRun(w io.Writer, os string) error {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Plan for a single instance on %s (dry run: nothing is executed)\n\n", os)
+	fmt.Fprintf(&b, "%s (dry run: nothing is executed)\n\n", title)
 	for wv := 0; wv <= maxWave; wv++ {
 		if len(waves[wv]) == 0 {
 			continue

@@ -127,6 +127,7 @@ func (p *Pipeline) runLocalInstances(ctx context.Context, n int, stderr io.Write
 	// (artifact_run.go); removed once every instance ended.
 	defer p.shareLocalArtifactStore(stderr)()
 	var wg sync.WaitGroup
+	var stderrMu sync.Mutex
 	for i := 1; i < n; i++ {
 		w := *p
 		w.Output = io.Discard
@@ -140,8 +141,17 @@ func (p *Pipeline) runLocalInstances(ctx context.Context, n int, stderr io.Write
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := w.Run(ctx); err != nil {
+			s, err := w.Run(ctx)
+			// One instance writes to stderr at a time.
+			stderrMu.Lock()
+			defer stderrMu.Unlock()
+			if err != nil {
 				fmt.Fprintf(stderr, "modpipe: local instance %d: %v\n", i, err)
+			}
+			if s != nil {
+				for _, e := range s.TeardownErrors { // teardown.go
+					fmt.Fprintf(stderr, "modpipe: local instance %d: %s\n", i, e)
+				}
 			}
 		}()
 	}

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/modpipe/modpipe/internal/live"
@@ -21,8 +19,10 @@ import (
 // --only replaces p.Only rather than adding to it and
 // --continue-on-failure=false switches it off), runs the pipeline, prints
 // the summary and exits 0 when no module failed, 1 when one did and 2 for
-// usage or validation errors. Ctrl-C or SIGTERM cancels running modules and still
-// prints the summary; a second one exits at once.
+// usage or validation errors. Ctrl-C or SIGTERM cancels running modules,
+// still runs AlwaysRun modules within CleanupGrace (--cleanup-grace) and
+// the teardown hooks (OnTeardown), and prints the summary; a second one
+// exits at once (code 128+signal: 130 for Ctrl-C).
 //
 // Flags:
 //
@@ -43,6 +43,10 @@ import (
 //	--cache URL              cache store for modules declared with Cache: file:///dir, s3://, redis:// (env MODPIPE_CACHE; default a directory under the user cache dir)
 //	--cache-mode MODE        readwrite, read or off (env MODPIPE_CACHE_MODE; pull/merge-request runs default to read)
 //	--explain-cache          for each cache miss, say which inputs changed since the module's previous entry
+//	--cleanup-grace D        how long AlwaysRun modules may run after Ctrl-C/SIGTERM (env MODPIPE_CLEANUP_GRACE; default 30s)
+//
+// The pipeline's own flags (p.Flags()) are parsed too, and listed by
+// --help in their own section.
 //
 // Distributed mode adds --instance, --total, --capability, --run-id,
 // --redis-url, --heartbeat, --lease-timeout, --master-timeout,
@@ -51,10 +55,7 @@ import (
 // The subcommand `workflow github` (or `workflow gitlab`) writes a CI
 // configuration that runs this pipeline as a matrix (see docs/ci.md).
 func Main(p *Pipeline) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// After the first signal, restore the default handler so that a second
-	// Ctrl-C kills the process at once.
-	context.AfterFunc(ctx, stop)
+	ctx, stop := signalContext(os.Stderr)
 	code := p.main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -88,6 +89,7 @@ type cliOptions struct {
 	artifactStore, artifactsOut                               string // artifact_run.go
 	cacheURL, cacheMode                                       string // cache.go
 	explainCache                                              bool
+	cleanupGrace                                              time.Duration
 
 	// given names the flags present on the command line: a flag given
 	// replaces the setting made in code or by the environment, even with
@@ -95,10 +97,13 @@ type cliOptions struct {
 	given map[string]bool
 }
 
-func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, error) {
+func parseFlags(p *Pipeline, args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, error) {
 	o := &cliOptions{given: map[string]bool{}}
 	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Errors are returned, not printed with the whole usage; --help prints
+	// the usage with the pipeline's own flags in their section (userflags.go).
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.Var(&o.only, "only", "run only `NAME` and its dependencies (repeatable, comma-separated)")
 	fs.Var(&o.skip, "skip", "skip `NAME` and so its dependents (repeatable, comma-separated)")
 	fs.Var(&o.category, "category", "run only modules of category `CAT` and their dependencies (repeatable)")
@@ -126,20 +131,28 @@ func parseFlags(args []string, stderr io.Writer) (*cliOptions, *flag.FlagSet, er
 	fs.StringVar(&o.cacheURL, "cache", "", "cache store `URL` for modules declared with Cache: file:///dir, s3://bucket/prefix, redis:// or rediss:// (env MODPIPE_CACHE; default a directory under the user cache dir)")
 	fs.StringVar(&o.cacheMode, "cache-mode", "", "`MODE` readwrite, read or off (env MODPIPE_CACHE_MODE; default readwrite, read for pull-request and merge-request runs)")
 	fs.BoolVar(&o.explainCache, "explain-cache", false, "for each cache miss, say which inputs changed since the module's previous entry")
-	if err := fs.Parse(args); err != nil {
+	fs.DurationVar(&o.cleanupGrace, "cleanup-grace", 0, "how long AlwaysRun modules may still run after Ctrl-C or SIGTERM (env MODPIPE_CLEANUP_GRACE; default 30s; a second signal exits at once)")
+	if err := p.addUserFlags(fs); err != nil {
 		return nil, fs, err
+	}
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		p.usage(stderr, fs)
+		return nil, fs, err
+	} else if err != nil {
+		return nil, fs, unknownFlag(err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fs, fmt.Errorf("unexpected argument %q; flags start with - (see -h)", fs.Arg(0))
 	}
 	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = true })
+	p.markUserFlags(o.given, fs)
 	if o.given["parallel"] && o.parallel < 0 {
 		return nil, fs, fmt.Errorf("--parallel %d is negative; use 0 for no bound", o.parallel)
 	}
 	for _, d := range []struct {
 		name  string
 		value time.Duration
-	}{{"heartbeat", o.heartbeat}, {"lease-timeout", o.leaseTimeout}, {"master-timeout", o.masterTimeout}, {"capability-timeout", o.capabilityTimeout}} {
+	}{{"cleanup-grace", o.cleanupGrace}, {"heartbeat", o.heartbeat}, {"lease-timeout", o.leaseTimeout}, {"master-timeout", o.masterTimeout}, {"capability-timeout", o.capabilityTimeout}} {
 		if o.given[d.name] && d.value <= 0 {
 			return nil, fs, fmt.Errorf("--%s %s is not a positive duration such as 30s or 2m", d.name, d.value)
 		}
@@ -154,7 +167,7 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 	if len(args) > 0 && args[0] == "workflow" {
 		return p.mainWorkflow(ctx, args[1:], stdout, stderr)
 	}
-	o, _, err := parseFlags(args, stderr)
+	o, _, err := parseFlags(p, args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -169,7 +182,7 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 		return 2
 	}
 	if o.list || o.dryRun {
-		return p.showPlan(o.list, stdout, stderr)
+		return p.showPlan(o, stdout, stderr)
 	}
 	summary, err := p.runMode(ctx, o, getenv, stdout, stderr)
 	return p.present(summary, err, o.report, getenv, stdout, stderr)
@@ -183,6 +196,10 @@ func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, st
 	if err := p.applyCacheSettings(o, getenv); err != nil {
 		return err
 	}
+	// cleanup_settings.go
+	if err := p.applyCleanupSettings(o, getenv); err != nil {
+		return err
+	}
 	if getenv("GITHUB_ACTIONS") == "true" {
 		p.GitHubActions = true
 	}
@@ -192,17 +209,34 @@ func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, st
 	return p.applyDistributedSettings(o, getenv)
 }
 
-// showPlan prints the module list (--list) or the plan (--dry-run).
-func (p *Pipeline) showPlan(list bool, stdout, stderr io.Writer) int {
-	pl, err := p.buildPlan(planEnv{os: localOS()})
+// showPlan prints the module list (--list) or the plan (--dry-run); for
+// distributed settings the dry run adds where each module can run
+// (dryrun_routing.go).
+func (p *Pipeline) showPlan(o *cliOptions, stdout, stderr io.Writer) int {
+	rt, err := p.dryRunRouting(o.localInstances)
+	if err != nil {
+		fmt.Fprintf(stderr, "modpipe: %v\n", err)
+		return 2
+	}
+	env, title := planEnv{os: localOS()}, fmt.Sprintf("Plan for a single instance on %s", localOS())
+	if rt != nil {
+		env.distributed, title = true, fmt.Sprintf("Plan for a distributed run over %d instances", len(rt.instances))
+	}
+	pl, err := p.buildPlan(env)
 	if err != nil {
 		fmt.Fprintf(stderr, "modpipe: invalid pipeline:\n%v\n", err)
 		return 2
 	}
-	if list {
+	switch {
+	case o.list:
 		err = pl.writeList(stdout)
-	} else {
-		err = pl.writeDryRun(stdout, localOS())
+	case rt != nil:
+		err = pl.writeDryRun(stdout, title)
+		if err == nil {
+			err = pl.writeRouting(stdout, rt)
+		}
+	default:
+		err = pl.writeDryRun(stdout, title)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
@@ -232,6 +266,12 @@ func (p *Pipeline) present(summary *Summary, err error, report string, getenv fu
 	if errors.Is(err, ErrInvalidPipeline) || errors.Is(err, ErrBadConfig) {
 		fmt.Fprintf(stderr, "modpipe: %v\n", err)
 		return 2
+	}
+	if summary != nil {
+		// Reported, but the run's verdict stands (OnTeardown).
+		for _, e := range summary.TeardownErrors {
+			fmt.Fprintf(stderr, "modpipe: %s\n", e)
+		}
 	}
 	if err == nil && summary != nil && summary.Fallback && summary.Role == RoleWorker {
 		return 0 // the reason is on stderr already

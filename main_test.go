@@ -260,7 +260,7 @@ func TestLiveWanted(t *testing.T) {
 		{[]string{"--no-live=false"}, "0", true},
 		{[]string{"--no-live"}, "1", false},
 	} {
-		o, _, err := parseFlags(tc.args, io.Discard)
+		o, _, err := parseFlags(NewPipeline(), tc.args, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -191,7 +191,11 @@ func IgnoreFailure() Option {
 
 // AlwaysRun runs the module even when a dependency failed or the run is
 // stopping after a failure, like a cleanup or report step. It still waits
-// for its dependencies to finish. It does not run once the run is cancelled.
+// for its dependencies to finish. After a cancellation (Ctrl-C, SIGTERM, a
+// cancelled context) it still starts, like `if: always()`, with a context
+// that ends Pipeline.CleanupGrace (default 30s) after the cancellation; in
+// a distributed run the master runs it. One already running when the run is
+// cancelled is cancelled like any other module.
 func AlwaysRun() Option {
 	return func(d *moduleDef) { d.alwaysRun = true }
 }

@@ -1,6 +1,8 @@
 package modpipe
 
 import (
+	"context"
+	"flag"
 	"io"
 	"time"
 
@@ -41,6 +43,16 @@ type Pipeline struct {
 	// Grace is how long a module that ignores its cancelled context (after a
 	// timeout or Ctrl-C) is awaited before it is abandoned. Default 10s.
 	Grace time.Duration
+	// CleanupGrace is how long AlwaysRun modules may still run after the
+	// run is cancelled (Ctrl-C, SIGTERM, a cancelled context, another
+	// instance's cancellation), counted from the cancellation, like
+	// `if: always()` in GitHub Actions. Default 30s; negative means
+	// AlwaysRun modules do not start after a cancellation. Main sets it
+	// from --cleanup-grace or MODPIPE_CLEANUP_GRACE.
+	CleanupGrace time.Duration
+	// TeardownTimeout bounds each teardown hook (see OnTeardown).
+	// Default 1m.
+	TeardownTimeout time.Duration
 
 	modules []*moduleDef
 	secrets []string
@@ -59,6 +71,9 @@ type Pipeline struct {
 	// noPrecedence queues scarce work without precedence, as before it
 	// existed: the scheduling benchmark's baseline (sched_bench_test.go).
 	noPrecedence bool
+
+	userFlags *flag.FlagSet                 // userflags.go
+	teardowns []func(context.Context) error // teardown.go
 }
 
 // NewPipeline returns an empty pipeline.

@@ -42,8 +42,12 @@ type runNode struct {
 // Run validates the pipeline, runs it and returns its summary. The error is
 // non-nil only when the pipeline could not be run at all (invalid graph,
 // unknown filter names); module failures are reported in the Summary.
-// Module logs are printed to p.Output as each module ends.
+// Module logs are printed to p.Output as each module ends. The teardown
+// hooks (OnTeardown) run before Run returns, however the run ended.
 func (p *Pipeline) Run(ctx context.Context) (*Summary, error) {
+	if len(p.teardowns) > 0 && ctx.Value(tearingDown{}) == nil {
+		return p.runWithTeardown(ctx) // teardown.go
+	}
 	if err := p.dist.checkInstance(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
@@ -68,6 +72,7 @@ func (p *Pipeline) Run(ctx context.Context) (*Summary, error) {
 		MaxParallel:       p.MaxParallel,
 		ContinueOnFailure: p.ContinueOnFailure,
 		Grace:             p.Grace,
+		CleanupGrace:      p.cleanupGrace(),
 		Priority:          engine.Priorities(pl.graph, p.durations),
 		OnFinish:          r.printModule,
 	}

@@ -145,7 +145,7 @@ func (p *Pipeline) runMaster(ctx context.Context, r *run, m *cluster.Member, pl 
 	var s *Summary
 	err := m.RunMaster(ctx, cluster.Plan{
 		Graph: pl.graph, Nodes: r.dist.base, Info: info, Priority: prio, ContinueOnFailure: p.ContinueOnFailure,
-		OnStart: r.started, OnFinish: r.printModule, Lookup: r.masterCacheLookup(), // cache.go
+		OnStart: r.started, OnFinish: r.printModule, Lookup: r.masterCacheLookup(), CleanupGrace: p.cleanupGrace(), // cache.go, cleanup.go
 		Finish: func(outs []engine.Outcome, commands uint64) bool {
 			s = r.summary(outs, start, time.Since(start))
 			s.Distributed, s.RunID, s.CoordinatorCommands = true, p.dist.RunID, commands

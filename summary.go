@@ -39,6 +39,9 @@ type Summary struct {
 	// CacheWarnings lists problems with the cache (a failing store, corrupt
 	// or unverifiable entries); none of them fails the run.
 	CacheWarnings []string
+	// TeardownErrors lists the teardown hooks of this instance that failed
+	// (see OnTeardown). They are reported but do not change the verdict.
+	TeardownErrors []string
 
 	workerFailed bool // a worker's view of the master's verdict
 	workerCutOff bool // the worker stopped before the run ended: no verdict
@@ -292,6 +295,7 @@ type report struct {
 	Timeline    []reportLane   `json:"timeline"`
 	CacheSaved  float64        `json:"cache_saved_ms,omitempty"`
 	CacheWarn   []string       `json:"cache_warnings,omitempty"`
+	Teardown    []string       `json:"teardown_errors,omitempty"`
 }
 
 // reportLane is one instance's modules in time order, in milliseconds
@@ -406,6 +410,7 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 	}
 	rep.Timeline = s.timeline()
 	rep.CacheSaved, rep.CacheWarn = ms(s.CacheSaved()), s.CacheWarnings
+	rep.Teardown = s.TeardownErrors
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)

@@ -444,7 +444,8 @@ func (d *Dispatcher) CancelQueued(reason string) {
 	}
 	d.mu.Unlock()
 	for _, f := range ended {
-		f.comp.Finish(engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Reason: reason})
+		// Withdrawn: an AlwaysRun module runs on the master as a cleanup.
+		f.comp.Finish(engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Reason: reason, Withdrawn: true})
 	}
 }
 

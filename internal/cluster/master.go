@@ -30,6 +30,10 @@ type Plan struct {
 	// Lookup, when set, is asked before node i is dispatched whether the
 	// cache holds its result; a hit runs on the master (cachelookup.go).
 	Lookup func(ctx context.Context, i int) (hit bool)
+	// CleanupGrace lets AlwaysRun modules start after the run is cancelled
+	// (engine.Scheduler.CleanupGrace): the master runs them itself, when
+	// it has their capabilities, since the workers are stopping too.
+	CleanupGrace time.Duration
 }
 
 // RunMaster runs the master's part of the run: it schedules p, dispatching
@@ -101,7 +105,8 @@ func schedule(ctx context.Context, d *Dispatcher, p Plan, grace time.Duration) [
 	s := &engine.Scheduler{
 		Graph: p.Graph, Nodes: p.Nodes, ContinueOnFailure: p.ContinueOnFailure, Grace: grace,
 		Priority: p.Priority, Dispatch: d.dispatchFunc(), OnFinish: onFinish, OnStart: p.OnStart,
-		Dispatched: d.Flush,
+		Dispatched:   d.Flush,
+		CleanupGrace: p.CleanupGrace, CleanupHere: d.cleanupHere, // cleanup.go
 	}
 	return s.Run(ctx)
 }

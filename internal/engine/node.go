@@ -70,4 +70,8 @@ type Outcome struct {
 	// failed because that worker was lost (where it was last dispatched);
 	// 0 otherwise (the master never loses itself).
 	LostHolder int
+	// Withdrawn marks the outcome of a dispatched node that no instance
+	// started and that was taken back after a cancellation: an AlwaysRun
+	// node then runs here as a cleanup when CleanupGrace allows (cleanup.go).
+	Withdrawn bool
 }

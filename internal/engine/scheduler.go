@@ -42,6 +42,13 @@ type Scheduler struct {
 	// (nodes that became ready together), so that a dispatcher can queue
 	// them in one go: a claimer then sees all of them, in priority order.
 	Dispatched func()
+	// CleanupGrace, when positive, lets AlwaysRun nodes still start after
+	// the run's context is cancelled, like `if: always()` (see cleanup.go).
+	// 0 keeps every node from starting after a cancellation.
+	CleanupGrace time.Duration
+	// CleanupHere, if set, says whether AlwaysRun node i can run in this
+	// process after a cancellation, and if not, why; nil means it can.
+	CleanupHere func(i int) (ok bool, why string)
 
 	mu        sync.Mutex
 	out       []Outcome
@@ -60,6 +67,7 @@ type Scheduler struct {
 	cancelled bool
 	ctx       context.Context
 	graceT    *time.Timer
+	cleanup   cleanupState // cleanup.go
 	notifying sync.WaitGroup
 	allDone   chan struct{}
 }
@@ -107,6 +115,7 @@ func (s *Scheduler) Run(ctx context.Context) []Outcome {
 	if s.graceT != nil {
 		s.graceT.Stop()
 	}
+	s.cleanup.end()
 	s.mu.Unlock()
 	return s.out
 }
@@ -127,8 +136,8 @@ func (s *Scheduler) decide(i int) {
 	// The cancellation callback may not have run yet when a node that saw
 	// the cancelled context finishes.
 	s.noteCancel()
-	if s.stopCause != "" && (!nd.AlwaysRun || s.cancelled) {
-		s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: "not started: " + s.stopCause})
+	if why := s.stopped(i); why != "" {
+		s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: why})
 		return
 	}
 	if !nd.AlwaysRun {
@@ -161,8 +170,8 @@ func (s *Scheduler) pump() {
 	for s.ready.Len() > 0 && (s.MaxParallel <= 0 || s.running < s.MaxParallel) {
 		i := s.ready.pop()
 		nd := &s.Nodes[i]
-		if s.stopCause != "" && (!nd.AlwaysRun || s.cancelled) {
-			s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: "not started: " + s.stopCause, Ready: s.out[i].Ready})
+		if why := s.stopped(i); why != "" {
+			s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: why, Ready: s.out[i].Ready})
 			continue
 		}
 		if s.exclusive || s.draining || (nd.Exclusive && s.running > 0) || s.keysHeld(nd.Mutex) {
@@ -175,6 +184,7 @@ func (s *Scheduler) pump() {
 			s.held[k] = true
 		}
 		s.running++
+		s.cleanup.mark(i, s.cancelled)
 		s.out[i].Status = Running
 		s.out[i].Start = time.Now()
 		s.toStart = append(s.toStart, i)
@@ -235,7 +245,9 @@ func (s *Scheduler) finish(ctx context.Context, i int, o Outcome) {
 		s.blocked = s.blocked[:0]
 		s.draining = false
 	}
-	s.complete(i, o)
+	if !o.Withdrawn || !s.requeueCleanup(i, &o) { // cleanup.go
+		s.complete(i, o)
+	}
 	s.pump()
 	s.unlockAndNotify(ctx)
 }
@@ -252,10 +264,14 @@ func (s *Scheduler) unlockAndNotify(ctx context.Context) {
 	s.toStart, s.finished = s.toStart[:0], s.finished[:0]
 	s.notifying.Add(1)
 	defer s.notifying.Done()
+	var cleanBuf [8]bool
+	clean := cleanBuf[:0]
 	for _, i := range start {
 		c := &s.comps[i]
 		c.s, c.ctx, c.i = s, ctx, i
+		clean = append(clean, s.cleanup.started(i))
 	}
+	cleanupCtx := s.cleanup.ctx
 	allDone := s.done == len(s.Nodes)
 	s.mu.Unlock()
 
@@ -264,11 +280,13 @@ func (s *Scheduler) unlockAndNotify(ctx context.Context) {
 			s.OnFinish(i, &s.out[i])
 		}
 	}
-	for _, i := range start {
+	for k, i := range start {
 		if s.OnStart != nil {
 			s.OnStart(i)
 		}
-		if s.Dispatch != nil {
+		if clean[k] {
+			go Exec(cleanupCtx, &s.Nodes[i], &s.comps[i], s.Grace)
+		} else if s.Dispatch != nil {
 			s.Dispatch(ctx, i, &s.comps[i])
 		} else {
 			go Exec(ctx, &s.Nodes[i], &s.comps[i], s.Grace)
@@ -282,9 +300,9 @@ func (s *Scheduler) unlockAndNotify(ctx context.Context) {
 	}
 }
 
-// cancel runs when the run's context is cancelled: nothing new starts (not
-// even AlwaysRun nodes, whose context would already be cancelled), and nodes
-// still running after Grace are abandoned as Cancelled.
+// cancel runs when the run's context is cancelled: nothing new starts but
+// AlwaysRun nodes when CleanupGrace allows (cleanup.go), and nodes still
+// running after Grace are abandoned as Cancelled.
 func (s *Scheduler) cancel(ctx context.Context) {
 	s.mu.Lock()
 	if s.done == len(s.Nodes) {
@@ -295,13 +313,18 @@ func (s *Scheduler) cancel(ctx context.Context) {
 	notStarted := append(s.ready.idx, s.blocked...)
 	s.ready.idx, s.blocked = nil, nil
 	for _, i := range notStarted {
-		s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: "not started: " + s.stopCause, Ready: s.out[i].Ready})
+		if why := s.stopped(i); why != "" {
+			s.complete(i, Outcome{Status: Cancelled, Kind: KindCancel, Reason: why, Ready: s.out[i].Ready})
+		} else {
+			s.ready.push(i) // a cleanup: it starts when there is room
+		}
 	}
+	s.pump()
 	s.graceT = time.AfterFunc(s.Grace, func() {
 		s.mu.Lock()
 		var late []*Completion
 		for i := range s.out {
-			if s.out[i].Status == Running {
+			if s.out[i].Status == Running && !s.cleanup.started(i) {
 				late = append(late, &s.comps[i])
 			}
 		}
@@ -321,6 +344,7 @@ func (s *Scheduler) noteCancel() {
 	}
 	s.cancelled = true
 	s.stopCause = fmt.Sprintf("run cancelled (%v)", context.Cause(s.ctx))
+	s.startCleanup()
 }
 
 // readyHeap orders ready node indices by priority, then declaration order.
