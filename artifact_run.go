@@ -165,7 +165,7 @@ func openStoreURL(raw string, coord distributed.Coordinator) (artifact.Store, er
 			return nil, errors.New("--artifact-store file:// needs a directory, such as file:///var/cache/artifacts")
 		}
 		return artifact.NewDirStore(dir), nil
-	case "redis", "rediss":
+	case "redis", "rediss", "redis+cluster", "rediss+cluster":
 		as, ok := coord.(distributed.ArtifactStorer)
 		if !ok {
 			return nil, fmt.Errorf("--artifact-store %s: a Redis artifact store is opened through the Redis coordinator (p.UseCoordinator(redis.NewCoordinator(...))); without it, call p.UseArtifactStore(redis.NewArtifactStore(redis.Options{...})) in code", redact.URL(raw))
@@ -178,7 +178,7 @@ func openStoreURL(raw string, coord distributed.Coordinator) (artifact.Store, er
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("--artifact-store %s: unknown scheme %q; use file://, s3://, redis:// or rediss://", redact.URL(raw), scheme)
+	return nil, fmt.Errorf("--artifact-store %s: unknown scheme %q; use file://, s3://, redis://, rediss:// or redis+cluster://", redact.URL(raw), scheme)
 }
 
 // runWithArtifacts wraps one Run: it gives the run its artifact
