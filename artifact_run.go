@@ -170,7 +170,11 @@ func openStoreURL(raw string, coord distributed.Coordinator) (artifact.Store, er
 		if !ok {
 			return nil, fmt.Errorf("--artifact-store %s: a Redis artifact store is opened through the Redis coordinator (p.UseCoordinator(redis.NewCoordinator(...))); without it, call p.UseArtifactStore(redis.NewArtifactStore(redis.Options{...})) in code", redact.URL(raw))
 		}
-		return as.ArtifactStore(raw)
+		s, err := as.ArtifactStore(raw)
+		if errors.Is(err, distributed.ErrNotConfigured) {
+			return nil, fmt.Errorf("--artifact-store %s: this run has no Redis coordinator to keep artifacts through (%w); give the run one with --redis-url (or MODPIPE_REDIS_URL) and --total, or, on one instance, use --artifact-store file:///dir or s3://bucket/prefix", redact.URL(raw), err)
+		}
+		return s, err
 	case "s3":
 		s, err := openS3Store(raw)
 		if err != nil {

@@ -1,6 +1,9 @@
 package modpipe
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/modpipe/modpipe/artifact"
@@ -35,5 +38,27 @@ func TestArtifactStoreURLRedisCluster(t *testing.T) {
 		if len(c.asked) != 1 || c.asked[0] != u {
 			t.Errorf("%s: the coordinator was asked for %q", u, c.asked)
 		}
+	}
+}
+
+// TestArtifactStoreURLRedisWithoutARun: a redis:// store on a run that has
+// no Redis coordinator behind it (one instance, no --redis-url) is an
+// error that says what to do, and keeps the password out.
+func TestArtifactStoreURLRedisWithoutARun(t *testing.T) {
+	c := &storerCoordinator{err: fmt.Errorf("redis coordinator: %w: no artifact store before the coordinator is bound to a run", distributed.ErrNotConfigured)}
+	_, err := openStoreURL("redis://:hunter2@localhost:6379", c)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if !errors.Is(err, distributed.ErrNotConfigured) {
+		t.Errorf("the cause is lost: %v", err)
+	}
+	for _, want := range []string{"--artifact-store redis://:xxxxx@localhost:6379", "--redis-url", "file:///", "s3://"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("the error shows the password: %v", err)
 	}
 }
