@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -160,7 +161,7 @@ func openStoreURL(raw string, coord distributed.Coordinator) (artifact.Store, er
 	}
 	switch scheme {
 	case "file":
-		dir := filepath.FromSlash(rest)
+		dir := filepath.FromSlash(fileStoreDir(rest, runtime.GOOS))
 		if dir == "" {
 			return nil, errors.New("--artifact-store file:// needs a directory, such as file:///var/cache/artifacts")
 		}
@@ -183,6 +184,16 @@ func openStoreURL(raw string, coord distributed.Coordinator) (artifact.Store, er
 		return s, nil
 	}
 	return nil, fmt.Errorf("--artifact-store %s: unknown scheme %q; use file://, s3://, redis://, rediss:// or redis+cluster://", redact.URL(raw), scheme)
+}
+
+// fileStoreDir is the directory, slash-separated, of a file:// URL whose
+// part after "file://" is rest: on Windows, file:///C:/dir names C:/dir.
+func fileStoreDir(rest, goos string) string {
+	if goos == "windows" && len(rest) >= 3 && rest[0] == '/' && rest[2] == ':' &&
+		('a' <= rest[1] && rest[1] <= 'z' || 'A' <= rest[1] && rest[1] <= 'Z') {
+		return rest[1:]
+	}
+	return rest
 }
 
 // runWithArtifacts wraps one Run: it gives the run its artifact

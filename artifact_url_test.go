@@ -62,3 +62,21 @@ func TestArtifactStoreURLRedisWithoutARun(t *testing.T) {
 		t.Errorf("the error shows the password: %v", err)
 	}
 }
+
+// TestFileStoreDir: a file:// URL names a directory on every OS: on
+// Windows, file:///C:/dir is C:\dir, not \C:\dir.
+func TestFileStoreDir(t *testing.T) {
+	for _, c := range []struct{ rest, goos, want string }{
+		{"/var/cache/a", "linux", "/var/cache/a"},
+		{"rel/dir", "linux", "rel/dir"},
+		{"/C:/ci/art", "windows", "C:/ci/art"},
+		{"C:/ci/art", "windows", "C:/ci/art"},
+		{"/c:/x", "windows", "c:/x"},
+		{"/ci/art", "windows", "/ci/art"},
+		{"/C:/x", "linux", "/C:/x"},
+	} {
+		if got := fileStoreDir(c.rest, c.goos); got != c.want {
+			t.Errorf("%s on %s: %q, want %q", c.rest, c.goos, got, c.want)
+		}
+	}
+}
