@@ -70,7 +70,11 @@ func (p *Pipeline) mainWorkflow(ctx context.Context, args []string, stdout, stde
 // parseWorkflowFlags parses the subcommand's arguments; without options it
 // returns the exit code (0 after -h, 2 for a usage error).
 func parseWorkflowFlags(args []string, stderr io.Writer) (*workflowOptions, int) {
-	usage := "usage: workflow github|gitlab [--main ./ci] [--extra-workers N] [--worker CAPS] [--runner OS=LABEL] [--branch NAME] [--pull-request] [--redis-secret NAME] [--artifacts-out DIR]"
+	usage := "usage: workflow github|gitlab [--main ./ci] [--extra-workers N] [--worker CAPS] [--runner OS=LABEL] [--branch NAME] [--pull-request] [--redis-secret NAME] [--name NAME] [--artifacts-out DIR]"
+	if len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help", "help"}, args[0]) {
+		fmt.Fprintln(stderr, usage+"\nwrites a CI configuration for this pipeline to stdout; `workflow github -h` describes the options")
+		return nil, 0
+	}
 	if len(args) == 0 || (args[0] != "github" && args[0] != "gitlab") {
 		fmt.Fprintln(stderr, "modpipe: "+usage)
 		return nil, 2

@@ -174,3 +174,21 @@ func TestWorkflowWorkersDeclaredInCode(t *testing.T) {
 		t.Errorf("a declared worker offering an OS: exit %d, %s; want 2", code, errOut)
 	}
 }
+
+// TestWorkflowHelp: asking the subcommand for help (before naming github
+// or gitlab) prints its usage and exits 0; a missing or unknown kind is a
+// usage error (exit 2).
+func TestWorkflowHelp(t *testing.T) {
+	for _, args := range [][]string{{"workflow", "-h"}, {"workflow", "--help"}, {"workflow", "help"}} {
+		code, out, errOut := runMain(t, capsPipeline(), nil, args...)
+		if code != 0 || !strings.Contains(errOut, "workflow github|gitlab") || !strings.Contains(errOut, "--worker CAPS") {
+			t.Errorf("%v: exit %d, want 0 and the usage\nstdout: %s\nstderr: %s", args, code, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{"workflow"}, {"workflow", "jenkins"}} {
+		code, _, errOut := runMain(t, capsPipeline(), nil, args...)
+		if code != 2 || !strings.Contains(errOut, "workflow github|gitlab") {
+			t.Errorf("%v: exit %d, want 2 and the usage\nstderr: %s", args, code, errOut)
+		}
+	}
+}
