@@ -192,3 +192,30 @@ func TestWorkflowHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestProgramNote: with --main left at ./ci, a program that is not a ci
+// package is told that the workflow would run another program.
+func TestProgramNote(t *testing.T) {
+	for _, c := range []struct {
+		main    string
+		set     bool
+		program string
+		want    string // "" for no note
+	}{
+		{"./ci", false, "github.com/acme/app/examples/quickstart", "--main ./examples/quickstart"},
+		{"./ci", false, "example.com/other/tool", "--main ./tool"}, // not in the module named
+		{"./ci", false, "github.com/acme/app/ci", ""},
+		{"./ci", false, "example.com/router/ci", ""}, // cd ci && go run .
+		{"./ci/", false, "github.com/acme/app/ci", ""},
+		{"./tools/pipeline", true, "github.com/acme/app/tools/pipeline", ""},
+		{"./ci", true, "github.com/acme/app/build", ""}, // --main given: the user knows
+		{"./ci", false, "github.com/acme/app.test", ""},
+		{"./ci", false, "command-line-arguments", ""},
+		{"./ci", false, "", ""},
+	} {
+		got := programNote(c.main, c.set, c.program, "github.com/acme/app")
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("main %s (given: %v), program %s: note %q, want one containing %q", c.main, c.set, c.program, got, c.want)
+		}
+	}
+}
