@@ -80,3 +80,16 @@ func TestFileStoreDir(t *testing.T) {
 		}
 	}
 }
+
+// TestArtifactStoreURLEncodedEndpointPassword: an s3:// URL whose endpoint
+// parameter is percent-encoded and holds a password is refused without
+// printing the password.
+func TestArtifactStoreURLEncodedEndpointPassword(t *testing.T) {
+	_, err := openStoreURL("s3://bucket/p?endpoint=http%3A%2F%2Fkey%3Ahunter2%40127.0.0.1%3A9000", nil)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}
