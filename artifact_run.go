@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -160,17 +161,21 @@ func openStoreURL(raw string, coord distributed.Coordinator) (artifact.Store, er
 	}
 	switch scheme {
 	case "file":
-		dir := filepath.FromSlash(rest)
+		dir := filepath.FromSlash(fileStoreDir(rest, runtime.GOOS))
 		if dir == "" {
 			return nil, errors.New("--artifact-store file:// needs a directory, such as file:///var/cache/artifacts")
 		}
 		return artifact.NewDirStore(dir), nil
-	case "redis", "rediss":
+	case "redis", "rediss", "redis+cluster", "rediss+cluster":
 		as, ok := coord.(distributed.ArtifactStorer)
 		if !ok {
 			return nil, fmt.Errorf("--artifact-store %s: a Redis artifact store is opened through the Redis coordinator (p.UseCoordinator(redis.NewCoordinator(...))); without it, call p.UseArtifactStore(redis.NewArtifactStore(redis.Options{...})) in code", redact.URL(raw))
 		}
-		return as.ArtifactStore(raw)
+		s, err := as.ArtifactStore(raw)
+		if errors.Is(err, distributed.ErrNotConfigured) {
+			return nil, fmt.Errorf("--artifact-store %s: this run has no Redis coordinator to keep artifacts through (%w); give the run one with --redis-url (or MODPIPE_REDIS_URL) and --total, or, on one instance, use --artifact-store file:///dir or s3://bucket/prefix", redact.URL(raw), err)
+		}
+		return s, err
 	case "s3":
 		s, err := openS3Store(raw)
 		if err != nil {
@@ -178,7 +183,17 @@ func openStoreURL(raw string, coord distributed.Coordinator) (artifact.Store, er
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("--artifact-store %s: unknown scheme %q; use file://, s3://, redis:// or rediss://", redact.URL(raw), scheme)
+	return nil, fmt.Errorf("--artifact-store %s: unknown scheme %q; use file://, s3://, redis://, rediss:// or redis+cluster://", redact.URL(raw), scheme)
+}
+
+// fileStoreDir is the directory, slash-separated, of a file:// URL whose
+// part after "file://" is rest: on Windows, file:///C:/dir names C:/dir.
+func fileStoreDir(rest, goos string) string {
+	if goos == "windows" && len(rest) >= 3 && rest[0] == '/' && rest[2] == ':' &&
+		('a' <= rest[1] && rest[1] <= 'z' || 'A' <= rest[1] && rest[1] <= 'Z') {
+		return rest[1:]
+	}
+	return rest
 }
 
 // runWithArtifacts wraps one Run: it gives the run its artifact

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -19,6 +21,7 @@ type workflowOptions struct {
 	artifactsOut             string
 	extra                    int
 	pullRequest              bool
+	mainSet                  bool // --main was given
 	branches, runners        listFlag
 	workers                  workerFlag
 	// args are the subcommand's arguments as given ("github", flags...),
@@ -56,6 +59,11 @@ func (p *Pipeline) mainWorkflow(ctx context.Context, args []string, stdout, stde
 		fmt.Fprintf(stderr, "modpipe: finding the repository: %v\n", err)
 		return 2
 	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if note := programNote(o.main, o.mainSet, bi.Path, bi.Main.Path); note != "" {
+			fmt.Fprintf(stderr, "note: %s\n", note)
+		}
+	}
 	// Workers declared in code come first, then those of --worker.
 	o.workers = append(slices.Clone(workerFlag(p.dist.WorkflowWorkers)), o.workers...)
 	out, err := pl.workflow(ctx, o, wd, stderr)
@@ -70,7 +78,11 @@ func (p *Pipeline) mainWorkflow(ctx context.Context, args []string, stdout, stde
 // parseWorkflowFlags parses the subcommand's arguments; without options it
 // returns the exit code (0 after -h, 2 for a usage error).
 func parseWorkflowFlags(args []string, stderr io.Writer) (*workflowOptions, int) {
-	usage := "usage: workflow github|gitlab [--main ./ci] [--extra-workers N] [--worker CAPS] [--runner OS=LABEL] [--branch NAME] [--pull-request] [--redis-secret NAME] [--artifacts-out DIR]"
+	usage := "usage: workflow github|gitlab [--main ./ci] [--extra-workers N] [--worker CAPS] [--runner OS=LABEL] [--branch NAME] [--pull-request] [--redis-secret NAME] [--name NAME] [--artifacts-out DIR]"
+	if len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help", "help"}, args[0]) {
+		fmt.Fprintln(stderr, usage+"\nwrites a CI configuration for this pipeline to stdout; `workflow github -h` describes the options")
+		return nil, 0
+	}
 	if len(args) == 0 || (args[0] != "github" && args[0] != "gitlab") {
 		fmt.Fprintln(stderr, "modpipe: "+usage)
 		return nil, 2
@@ -93,7 +105,28 @@ func parseWorkflowFlags(args []string, stderr io.Writer) (*workflowOptions, int)
 		}
 		return nil, 2
 	}
+	fs.Visit(func(f *flag.Flag) { o.mainSet = o.mainSet || f.Name == "main" })
 	return o, 0
+}
+
+// programNote warns when --main was left at its default but this program,
+// the package whose import path is program in the module module (from its
+// build information), does not look like the package --main names: the
+// workflow would run another program than the one that generated it. It
+// is "" when there is nothing to say (also for test binaries and `go run
+// file.go`).
+func programNote(main string, mainSet bool, program, module string) string {
+	if mainSet || program == "" || program == "command-line-arguments" || strings.HasSuffix(program, ".test") {
+		return ""
+	}
+	if path.Base(program) == path.Base(path.Clean(main)) {
+		return ""
+	}
+	dir := path.Base(program)
+	if rest, ok := strings.CutPrefix(program, module+"/"); ok && module != "" {
+		dir = rest // its directory in its module
+	}
+	return fmt.Sprintf("this program is %s, but the workflow runs %s (the default of --main): if that is another program, pass --main with this program's directory relative to the repository root, such as --main ./%s", program, main, dir)
 }
 
 // workflow plans the instances the pipeline needs and generates the CI

@@ -174,3 +174,48 @@ func TestWorkflowWorkersDeclaredInCode(t *testing.T) {
 		t.Errorf("a declared worker offering an OS: exit %d, %s; want 2", code, errOut)
 	}
 }
+
+// TestWorkflowHelp: asking the subcommand for help (before naming github
+// or gitlab) prints its usage and exits 0; a missing or unknown kind is a
+// usage error (exit 2).
+func TestWorkflowHelp(t *testing.T) {
+	for _, args := range [][]string{{"workflow", "-h"}, {"workflow", "--help"}, {"workflow", "help"}} {
+		code, out, errOut := runMain(t, capsPipeline(), nil, args...)
+		if code != 0 || !strings.Contains(errOut, "workflow github|gitlab") || !strings.Contains(errOut, "--worker CAPS") {
+			t.Errorf("%v: exit %d, want 0 and the usage\nstdout: %s\nstderr: %s", args, code, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{"workflow"}, {"workflow", "jenkins"}} {
+		code, _, errOut := runMain(t, capsPipeline(), nil, args...)
+		if code != 2 || !strings.Contains(errOut, "workflow github|gitlab") {
+			t.Errorf("%v: exit %d, want 2 and the usage\nstderr: %s", args, code, errOut)
+		}
+	}
+}
+
+// TestProgramNote: with --main left at ./ci, a program that is not a ci
+// package is told that the workflow would run another program.
+func TestProgramNote(t *testing.T) {
+	for _, c := range []struct {
+		main    string
+		set     bool
+		program string
+		want    string // "" for no note
+	}{
+		{"./ci", false, "github.com/acme/app/examples/quickstart", "--main ./examples/quickstart"},
+		{"./ci", false, "example.com/other/tool", "--main ./tool"}, // not in the module named
+		{"./ci", false, "github.com/acme/app/ci", ""},
+		{"./ci", false, "example.com/router/ci", ""}, // cd ci && go run .
+		{"./ci/", false, "github.com/acme/app/ci", ""},
+		{"./tools/pipeline", true, "github.com/acme/app/tools/pipeline", ""},
+		{"./ci", true, "github.com/acme/app/build", ""}, // --main given: the user knows
+		{"./ci", false, "github.com/acme/app.test", ""},
+		{"./ci", false, "command-line-arguments", ""},
+		{"./ci", false, "", ""},
+	} {
+		got := programNote(c.main, c.set, c.program, "github.com/acme/app")
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("main %s (given: %v), program %s: note %q, want one containing %q", c.main, c.set, c.program, got, c.want)
+		}
+	}
+}

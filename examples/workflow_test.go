@@ -424,3 +424,27 @@ func checkGoVersionFile(t *testing.T, clone string, job githubJob) {
 	}
 	t.Errorf("no setup-go step")
 }
+
+// TestWorkflowNotesAnotherProgram: run from the repository root without
+// --main, an example pipeline's `workflow github` warns that the workflow
+// runs ./ci, another program, and names the flag and directory that fix it;
+// with --main it says nothing of the kind.
+func TestWorkflowNotesAnotherProgram(t *testing.T) {
+	bin := build(t, "quickstart")
+	run := func(args ...string) string {
+		cmd := exec.Command(bin, append([]string{"workflow", "github", "--branch", "main"}, args...)...)
+		cmd.Dir = ".." // the repository root
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("workflow github %v: %v\n%s", args, err, stderr.String())
+		}
+		return stderr.String()
+	}
+	if got := run(); !strings.Contains(got, "this program is github.com/modpipe/modpipe/examples/quickstart") || !strings.Contains(got, "--main ./examples/quickstart") {
+		t.Errorf("without --main, stderr does not warn:\n%s", got)
+	}
+	if got := run("--main", "./examples/quickstart"); strings.Contains(got, "this program is") {
+		t.Errorf("with --main, stderr still warns:\n%s", got)
+	}
+}

@@ -37,6 +37,8 @@ type View struct {
 	where map[int]string
 	// transfers are the lines of running transfers, by module id.
 	transfers map[int]map[*mpb.Bar]bool
+	// stopped is set by Stop: later transfers draw nothing.
+	stopped bool
 }
 
 // Start starts a view writing to out.
@@ -100,6 +102,7 @@ func (v *View) Finished(id int) {
 // Stop removes the view; output continues below what was printed.
 func (v *View) Stop() {
 	v.mu.Lock()
+	v.stopped = true
 	for id, b := range v.bars {
 		b.Abort(true)
 		delete(v.bars, id)
@@ -121,13 +124,24 @@ func (v *View) Stop() {
 // is called from the view's goroutine.
 func (v *View) Transfer(id int, label string, progress func() (done, total int64)) (end func()) {
 	start := time.Now()
-	b := v.p.New(0, mpb.NopStyle(),
+	// Add, not New: New panics once Stop has waited for the view, and a
+	// module abandoned after its grace period may still start a transfer.
+	b, err := v.p.Add(0, mpb.NopStyle().Build(),
 		mpb.PrependDecorators(decor.Name("  "+label, decor.WCSyncSpaceR)),
 		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
 			return transferText(progress, time.Since(start))
 		})),
 	)
+	if err != nil {
+		return func() {} // the view has stopped
+	}
 	v.mu.Lock()
+	if v.stopped {
+		// Stop already removed the lines and waits for them to end.
+		v.mu.Unlock()
+		b.Abort(true)
+		return func() {}
+	}
 	if v.transfers[id] == nil {
 		v.transfers[id] = map[*mpb.Bar]bool{}
 	}

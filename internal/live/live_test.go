@@ -77,3 +77,19 @@ func TestTransferLine(t *testing.T) {
 	v.Transfer(2, "↓ left", func() (int64, int64) { return 0, 0 }) // ended by Stop
 	v.Stop()
 }
+
+// TestTransferAfterStop: a transfer that starts after the view stopped (a
+// module abandoned after its grace period uploading while the program
+// ends) draws nothing and neither panics nor blocks.
+func TestTransferAfterStop(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var out syncBuffer
+	v := start(&out, 100)
+	v.Stop()
+	end := v.Transfer(1, "↑ late", func() (int64, int64) { return 1, 2 })
+	end()
+	end()
+	if strings.Contains(out.String(), "late") {
+		t.Errorf("a transfer after Stop was drawn:\n%q", out.String())
+	}
+}

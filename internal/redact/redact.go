@@ -75,21 +75,30 @@ func redactQuery(q string) string {
 		}
 		if hasValue && isSecretParam(name) {
 			p = p[:strings.Index(p, "=")+1] + Mask
-		} else if hasValue && strings.Contains(p, "@") {
-			// A URL inside a parameter (an s3:// URL's endpoint=) may carry
-			// a password of its own.
-			eq := strings.Index(p, "=")
-			v := p[eq+1:]
-			if dv, err := url.QueryUnescape(v); err == nil {
-				v = dv
-			}
+		} else if v, ok := nestedURL(p, false); ok {
+			// A URL inside a parameter (an s3:// URL's endpoint=), maybe
+			// percent-encoded, may carry a password of its own.
 			if r := URL(v); r != v {
-				p = p[:eq+1] + r
+				p = p[:strings.Index(p, "=")+1] + r
 			}
 		}
 		b.WriteString(p + sep)
 	}
 	return b.String()
+}
+
+// nestedURL returns the value of the query pair p ("name=value"),
+// percent-decoded, when it may hold user information (an "@"; with
+// scheme, when it must be a URL with "://").
+func nestedURL(p string, scheme bool) (string, bool) {
+	_, v, ok := strings.Cut(p, "=")
+	if !ok {
+		return "", false
+	}
+	if dv, err := url.QueryUnescape(v); err == nil {
+		v = dv
+	}
+	return v, strings.Contains(v, "@") && (!scheme || strings.Contains(v, "://"))
 }
 
 // splitQuery splits q before each separator ("&", ";" or a stray "?"),
@@ -174,11 +183,8 @@ func secretsOf(raw string) []string {
 				if u, err := url.QueryUnescape(val); err == nil && u != val {
 					out = append(out, u)
 				}
-			} else if ok && strings.Contains(val, "://") && strings.Contains(val, "@") {
-				if u, err := url.QueryUnescape(val); err == nil {
-					val = u
-				}
-				out = append(out, secretsOf(val)...) // a URL inside a parameter
+			} else if v, isURL := nestedURL(p, true); isURL {
+				out = append(out, secretsOf(v)...) // a URL inside a parameter
 			}
 		}
 	}

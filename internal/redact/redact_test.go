@@ -92,3 +92,22 @@ func TestURLHidesPasswordsOfURLsInTheQuery(t *testing.T) {
 		t.Errorf("String = %s", msg)
 	}
 }
+
+// TestURLHidesPasswordsOfEncodedURLsInTheQuery: a URL inside a parameter
+// may be percent-encoded (endpoint=http%3A%2F%2Fkey%3Ahunter2%40host, as
+// url.Values.Encode writes it); its password is hidden too.
+func TestURLHidesPasswordsOfEncodedURLsInTheQuery(t *testing.T) {
+	for _, raw := range []string{
+		"s3://bucket/p?endpoint=http%3A%2F%2Fkey%3Ahunter2%40127.0.0.1%3A9000&region=x",
+		"s3://bucket/p?region=x&endpoint=http%3A%2F%2Fkey%3Ahunter2%40127.0.0.1%3A9000",
+	} {
+		got := URL(raw)
+		if strings.Contains(got, "hunter2") || !strings.Contains(got, "127.0.0.1") || !strings.Contains(got, "region=x") {
+			t.Errorf("URL(%q) = %s", raw, got)
+		}
+		msg := String("open "+raw+": refused", raw)
+		if strings.Contains(msg, "hunter2") {
+			t.Errorf("String = %s", msg)
+		}
+	}
+}

@@ -21,7 +21,17 @@ type Cache struct {
 	store artifact.Store
 	name  string
 	group singleflight.Group
+	// joined, when set (tests), is called once an Open has started or
+	// joined the fetch of its blob.
+	joined func()
 }
+
+// leaderCancelled is the error of a fetch that failed once the context of
+// the Open leading it had ended: the other Opens sharing it fetch again.
+type leaderCancelled struct{ err error }
+
+func (e *leaderCancelled) Error() string { return e.err.Error() }
+func (e *leaderCancelled) Unwrap() error { return e.err }
 
 // NewCache returns a cache in dir (created on first use) in front of store,
 // which name describes in messages.
@@ -50,7 +60,7 @@ func (c *Cache) Open(ctx context.Context, digest string, size int64, progress *P
 	}
 	led := false
 	var tee *teeWriter
-	v, err, _ := c.group.Do(digest, func() (any, error) {
+	fetch := func() (any, error) {
 		led = true
 		if _, err := os.Stat(final); err == nil {
 			return int64(0), nil
@@ -58,12 +68,32 @@ func (c *Cache) Open(ctx context.Context, digest string, size int64, progress *P
 		if into != nil {
 			tee = &teeWriter{also: into}
 		}
-		return size, c.fetch(ctx, digest, size, final, progress, tee)
-	})
-	if err != nil {
-		return nil, 0, err
+		err := c.fetch(ctx, digest, size, final, progress, tee)
+		if err != nil && ctx.Err() != nil {
+			err = &leaderCancelled{err: err}
+		}
+		return size, err
 	}
-	moved := v.(int64)
+	var res singleflight.Result
+	for {
+		ch := c.group.DoChan(digest, fetch)
+		if c.joined != nil {
+			c.joined()
+		}
+		res = <-ch
+		// The module that led the fetch was cancelled (it timed out, or
+		// the run is stopping): that is not this download's failure.
+		// Fetch again; this call may lead now.
+		var lc *leaderCancelled
+		if !led && ctx.Err() == nil && errors.As(res.Err, &lc) {
+			continue
+		}
+		break
+	}
+	if res.Err != nil {
+		return nil, 0, res.Err
+	}
+	moved := res.Val.(int64)
 	if led && tee != nil && moved > 0 {
 		if tee.alsoErr != nil {
 			return nil, moved, tee.alsoErr

@@ -379,8 +379,17 @@ type verifyingReader struct {
 	h          hash.Hash
 	full, free chan []byte
 	hashed     chan struct{}
-	stopOnce   sync.Once
+	// mu orders Read against stop: a store may read after its Put
+	// returned (net/http can read a request body on a goroutine of its own
+	// after the round trip failed); such a read gets errStopped.
+	mu      sync.Mutex
+	stopped bool
+	end     error // what reads return once stopped: io.EOF, errChanged or errStopped
 }
+
+// errStopped is what a verifyingReader returns when read after its upload
+// ended.
+var errStopped = errors.New("read after the upload ended")
 
 func newVerifyingReader(r io.Reader, want string) *verifyingReader {
 	const buffers = 3
@@ -399,6 +408,11 @@ func newVerifyingReader(r io.Reader, want string) *verifyingReader {
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.stopped {
+		return 0, v.end
+	}
 	n, err := v.r.Read(p)
 	for off := 0; off < n; {
 		buf := <-v.free
@@ -407,21 +421,30 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		off += k
 	}
 	if err == io.EOF {
-		v.stop()
+		v.stopLocked()
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want {
+			v.end = errChanged
 			return n, errChanged
 		}
+		v.end = io.EOF
 	}
 	return n, err
 }
 
 // stop ends the hashing goroutine; Read must not be called afterwards.
 func (v *verifyingReader) stop() error {
-	v.stopOnce.Do(func() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.stopLocked()
+	return nil
+}
+
+func (v *verifyingReader) stopLocked() {
+	if !v.stopped {
+		v.stopped, v.end = true, errStopped
 		close(v.full)
 		<-v.hashed
-	})
-	return nil
+	}
 }
 
 // Source is where artifacts are downloaded from.

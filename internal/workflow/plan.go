@@ -39,17 +39,17 @@ func Plan(need []string, caps []string, extra int, runners map[string]string) (i
 // note; a worker capability no module requires gets one.
 func PlanWorkers(need []string, caps []string, extra int, workers [][]string, runners map[string]string) (instances []Instance, notes []string, err error) {
 	if extra < 0 {
-		return nil, nil, fmt.Errorf("extra workers: %d is negative", extra)
+		return nil, nil, fmt.Errorf("--extra-workers %d: the number of extra workers is negative; give 0 or more", extra)
 	}
 	if extra+1 > maxInstances {
-		return nil, nil, fmt.Errorf("%d extra workers: a GitHub matrix runs at most %d jobs", extra, maxInstances)
+		return nil, nil, fmt.Errorf("--extra-workers %d: a GitHub matrix runs at most %d jobs; ask for fewer workers", extra, maxInstances)
 	}
 	for os, label := range runners {
 		if !slices.Contains(knownOS, os) {
-			return nil, nil, fmt.Errorf("runner override for unknown OS %q (want one of %s)", os, strings.Join(knownOS, ", "))
+			return nil, nil, fmt.Errorf("--runner %q: unknown OS %q (want one of %s)", os+"="+label, os, strings.Join(knownOS, ", "))
 		}
 		if !runnerRE.MatchString(label) {
-			return nil, nil, fmt.Errorf("runner override for %s: label %q: use letters, digits and . _ / - only", os, label)
+			return nil, nil, fmt.Errorf("--runner %q: label %q: use letters, digits and . _ / - only", os+"="+label, label)
 		}
 	}
 
