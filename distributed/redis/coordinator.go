@@ -497,7 +497,7 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 		}
 		switch arr[0] {
 		case "ok":
-			return c.parseClaims(arr)
+			return c.parseClaims(arr, instance, session, reqID)
 		case "ended":
 			return nil, c.endedErr(ctx)
 		case "refused", "notreg":
@@ -550,30 +550,30 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 	}
 }
 
-func (c *Coordinator) parseClaims(arr []any) ([]distributed.Claim, error) {
-	if len(arr) < 4 || (len(arr)-1)%3 != 0 {
+// parseClaims reads a claim reply: {'ok', now_ms, member, assignment JSON,
+// ...}. The leases are not sent back: this call made them (scriptClaim),
+// so their fields are known here.
+func (c *Coordinator) parseClaims(arr []any, instance int, session, reqID string) ([]distributed.Claim, error) {
+	if len(arr) < 4 || len(arr)%2 != 0 {
 		return nil, malformed("claim reply", fmt.Errorf("%d fields", len(arr)))
 	}
-	out := make([]distributed.Claim, 0, (len(arr)-1)/3)
-	for k := 1; k < len(arr); k += 3 {
-		payload, err1 := asString("claimed assignment", arr[k])
-		leaseRaw, err2 := asString("claim lease", arr[k+1])
-		wait, err3 := asInt64("claim wait", arr[k+2])
-		if err := errors.Join(err1, err2, err3); err != nil {
+	now, err := asInt64("claim time", arr[1])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]distributed.Claim, 0, (len(arr)-2)/2)
+	for k := 2; k < len(arr); k += 2 {
+		member, err1 := asString("claimed member", arr[k])
+		payload, err2 := asString("claimed assignment", arr[k+1])
+		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
-		as, err := decodeAssignment("key "+c.keys.asg()+" (claimed assignment)", "", payload)
+		as, enqMS, err := decodeAssignment("key "+c.keys.asg()+" field "+member, member, payload)
 		if err != nil {
 			return nil, c.fail(err)
 		}
-		l, err := decodeLease("key "+c.keys.lease()+" field "+as.Module, as.Module, leaseRaw)
-		if err != nil {
-			return nil, c.fail(err)
-		}
-		if l.Attempt != as.Attempt {
-			return nil, c.fail(malformed("key "+c.keys.lease()+" field "+as.Module, fmt.Errorf("lease of attempt %d for assignment attempt %d", l.Attempt, as.Attempt)))
-		}
-		out = append(out, distributed.Claim{Assignment: as, Lease: l.lease(l.ClaimedMS), QueueWait: time.Duration(max(0, wait)) * time.Millisecond})
+		l := distributed.Lease{Module: as.Module, Attempt: as.Attempt, Holder: instance, Session: session, Token: reqID + "." + strconv.Itoa(k/2)}
+		out = append(out, distributed.Claim{Assignment: as, Lease: l, QueueWait: time.Duration(max(0, now-enqMS)) * time.Millisecond})
 	}
 	return out, nil
 }

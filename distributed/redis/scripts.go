@@ -254,8 +254,10 @@ return 'ok'
 // call has waited before (its control list may hold tokens), ARGV[7] how
 // many assignments to take at most, ARGV[8] the session the claimer
 // registered with, ARGV[9] how many requirement keys the caller knows of.
-// Returns {'ok', assignment JSON, lease JSON, queue_wait_ms, ...} (one
-// triple per assignment) | {'empty'} | {'rks', requirement key...} (the
+// Returns {'ok', now_ms, member, assignment JSON, ...} (a pair per
+// assignment; member is "module#attempt"; the k-th lease has token
+// "<claim request id>.k", this claimer as holder and session, and now_ms
+// as its time) | {'empty'} | {'rks', requirement key...} (the
 // caller's list is stale: claim again with these) | {'ended'} |
 // {'refused', reason} | {'notreg', why, detail} | {'corrupt', key,
 // field}: a claimer that is not registered with its session, was refused
@@ -320,15 +322,21 @@ if consumed > 0 then redis.call('LPUSH', wkey(consumed), 'x') end
 -- The assignments stay in asg (until Complete) so that enqueueing the
 -- same module and attempt again is ignored.
 local payloads = redis.call('HMGET', KEYS[6], unpack(picked))
-local out, leases = {'ok'}, {}
-for k, payload in ipairs(payloads) do
-  local a = cjson.decode(payload)
-  local lease = cjson.encode({module = a.module, attempt = a.attempt, holder = tonumber(ARGV[3]), session = ARGV[8], token = ARGV[4] .. '.' .. k, claimed_ms = now})
-  table.insert(leases, a.module)
-  table.insert(leases, lease)
-  table.insert(out, payload)
-  table.insert(out, lease)
-  table.insert(out, now - (tonumber(a.enq_ms) or now))
+-- Module and attempt come from the member ("module#attempt"), so no
+-- assignment is decoded here; the lease is written field by field, token
+-- first (publish reads it without decoding), and not sent back: the
+-- claimer knows every field but the module and attempt (in the member)
+-- and the time (now).
+local out, leases = {'ok', now}, {}
+local head = '","attempt":'
+local tail = ',"holder":' .. tonumber(ARGV[3]) .. ',"session":' .. cjson.encode(ARGV[8]) .. ',"claimed_ms":' .. now .. ',"module":'
+for k, member in ipairs(picked) do
+  local mod, attempt = string.match(member, '^(.*)#(%d+)$')
+  if not mod or not payloads[k] then return {'corrupt', KEYS[6], member} end
+  table.insert(leases, mod)
+  table.insert(leases, '{"token":"' .. ARGV[4] .. '.' .. k .. head .. attempt .. tail .. cjson.encode(mod) .. '}')
+  table.insert(out, member)
+  table.insert(out, payloads[k])
 end
 redis.call('HSET', KEYS[7], unpack(leases))
 if waited then redis.call('DEL', ctl) end
@@ -364,7 +372,8 @@ local out, del, set, ann, done = {}, {}, {}, {}, {}
 for j, module in ipairs(mods) do
   local i = 3 + (j - 1) * 4
   local token, result, nonce = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  if done[module] or not cur[j] or cjson.decode(cur[j]).token ~= token then
+  -- The claim script writes leases token first: read without decoding.
+  if done[module] or not cur[j] or string.match(cur[j], '^{"token":"([^"]*)"') ~= token then
     local stored = done[module] or redis.call('HGET', KEYS[8], module)
     if stored and cjson.decode(stored).nonce == nonce then
       table.insert(out, 'ok')

@@ -78,23 +78,24 @@ func decodeBeat(where, raw string) (int64, error) {
 }
 
 // decodeAssignment decodes a queued assignment; member is its field
-// ("module#attempt"), "" when unknown.
-func decodeAssignment(where, member, raw string) (distributed.Assignment, error) {
+// ("module#attempt"), "" when unknown. It also returns the server time the
+// assignment was queued at (ms).
+func decodeAssignment(where, member, raw string) (distributed.Assignment, int64, error) {
 	var a wireAssignment
 	if err := decodeJSON(where, raw, &a); err != nil {
-		return distributed.Assignment{}, err
+		return distributed.Assignment{}, 0, err
 	}
 	as := distributed.Assignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority, MAC: a.MAC}
 	if err := distributed.ValidateAssignment(as); err != nil {
-		return as, malformed(where, err)
+		return as, 0, malformed(where, err)
 	}
 	if member != "" && member != a.Module+"#"+strconv.Itoa(a.Attempt) {
-		return as, malformed(where, fmt.Errorf("assignment of %s#%d filed under %q", a.Module, a.Attempt, member))
+		return as, 0, malformed(where, fmt.Errorf("assignment of %s#%d filed under %q", a.Module, a.Attempt, member))
 	}
 	if a.EnqMS < 0 {
-		return as, malformed(where, fmt.Errorf("enqueued at %d ms", a.EnqMS))
+		return as, 0, malformed(where, fmt.Errorf("enqueued at %d ms", a.EnqMS))
 	}
-	return as, nil
+	return as, a.EnqMS, nil
 }
 
 // decodeWireResult decodes and validates the result stored or announced
@@ -207,7 +208,7 @@ func (c *Coordinator) findCorrupt(ctx context.Context) error {
 		}
 	}
 	for member, raw := range hash(k.asg()) {
-		if _, err := decodeAssignment("key "+k.asg()+" field "+member, member, raw); err != nil {
+		if _, _, err := decodeAssignment("key "+k.asg()+" field "+member, member, raw); err != nil {
 			return err
 		}
 	}
