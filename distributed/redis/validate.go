@@ -81,9 +81,12 @@ func decodeBeat(where, raw string) (int64, error) {
 // ("module#attempt"), "" when unknown. It also returns the server time the
 // assignment was queued at (ms).
 func decodeAssignment(where, member, raw string) (distributed.Assignment, int64, error) {
-	var a wireAssignment
-	if err := decodeJSON(where, raw, &a); err != nil {
-		return distributed.Assignment{}, 0, err
+	a, ok := fastAssignment(raw)
+	if !ok {
+		a = wireAssignment{}
+		if err := decodeJSON(where, raw, &a); err != nil {
+			return distributed.Assignment{}, 0, err
+		}
 	}
 	as := distributed.Assignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority, MAC: a.MAC}
 	if err := distributed.ValidateAssignment(as); err != nil {
@@ -101,9 +104,12 @@ func decodeAssignment(where, member, raw string) (distributed.Assignment, int64,
 // decodeWireResult decodes and validates the result stored or announced
 // for module.
 func decodeWireResult(where, module, raw string) (distributed.Result, error) {
-	var w wireResult
-	if err := decodeJSON(where, raw, &w); err != nil {
-		return distributed.Result{}, err
+	w, ok := fastResult(raw)
+	if !ok {
+		w = wireResult{}
+		if err := decodeJSON(where, raw, &w); err != nil {
+			return distributed.Result{}, err
+		}
 	}
 	r, err := w.result()
 	if err != nil {
