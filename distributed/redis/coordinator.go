@@ -704,6 +704,9 @@ func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distribut
 	for {
 		epoch, announced, stateSeq, moduleNext, globalNext := c.events.snapshot(module)
 		if announced {
+			if d, ok := c.events.result(module); ok {
+				return d.res, c.fail(d.err)
+			}
 			if raw, ok := c.events.payload(module); ok {
 				r, err := decodeWireResult("announcement on channel "+c.keys.events()+" for "+module, module, raw)
 				return r, c.fail(err)
@@ -731,6 +734,18 @@ func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distribut
 			return distributed.Result{}, ctx.Err()
 		}
 	}
+}
+
+// awaits reports whether this process queued module, so will await its
+// result (the master).
+func (c *Coordinator) awaits(module string) bool {
+	_, ok := c.enqueued.Load(module)
+	return ok
+}
+
+// decodeAnnounced decodes the result announced for module.
+func (c *Coordinator) decodeAnnounced(module, raw string) (distributed.Result, error) {
+	return decodeWireResult("announcement on channel "+c.keys.events()+" for "+module, module, raw)
 }
 
 func (c *Coordinator) readResult(ctx context.Context, module string) (distributed.Result, bool, string, error) {

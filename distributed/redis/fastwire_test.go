@@ -102,7 +102,7 @@ func TestFastWireRefusesWhatStrictRefuses(t *testing.T) {
 	good := writtenResults()[1]
 	bad := []string{
 		strings.Replace(good, `"module":"build"`, `"module":"build","module":"x"`, 1), // duplicate key
-		strings.Replace(good, `"module"`, `"Module"`, 1),                             // case-folded key
+		strings.Replace(good, `"module"`, `"Module"`, 1),                              // case-folded key
 		strings.Replace(good, `"attempts":2`, `"attempts":2.0`, 1),
 		strings.Replace(good, `"attempts":2`, `"attempts":02`, 1),
 		strings.Replace(good, `"attempts":2`, `"attempts":"2"`, 1),

@@ -178,7 +178,7 @@ func (c *Coordinator) connectLocked(b distributed.RunBinding) error {
 	client.AddHook(&c.counter)
 	c.client = client
 	c.keys = newKeys(c.opts.KeyPrefix, runID)
-	c.events = startSubscriber(c.logCtx(context.Background()), client, c.keys.events(), c.wakeClaimers)
+	c.events = startSubscriber(c.logCtx(context.Background()), client, c.keys.events(), c.wakeClaimers, c.awaits, c.decodeAnnounced)
 	return nil
 }
 
