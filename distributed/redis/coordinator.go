@@ -330,6 +330,9 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 	if err := c.connect(); err != nil {
 		return err
 	}
+	// The process that queues work awaits its results: it follows the
+	// channel that carries them (see keys.results).
+	c.events.follow(c.logCtx(ctx), c.keys.results())
 	for _, a := range as {
 		c.markEnqueued(a.Module)
 	}
@@ -643,7 +646,8 @@ func (c *Coordinator) Publish(ctx context.Context, r distributed.Result) error {
 // stores them all; the error of each result is at its index.
 func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result) []error {
 	errs := make([]error, len(rs))
-	args := make([]any, 0, 4*len(rs))
+	args := make([]any, 0, 1+4*len(rs))
+	args = append(args, c.keys.results())
 	var sent []int
 	for i, r := range rs {
 		if err := distributed.ValidateResult(r); err != nil {

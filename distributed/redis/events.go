@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,8 +24,9 @@ type subscriber struct {
 	client  goredis.UniversalClient
 	channel string
 	onWake  func()     // wakes the process's waiting claimers
-	psMu    sync.Mutex // guards ps, replaced after a refused subscription
+	psMu    sync.Mutex // guards ps, replaced after a refused subscription, and extra
 	ps      *goredis.PubSub
+	extra   []string // channels followed besides channel (follow)
 	cancel  context.CancelFunc
 	done    chan struct{}
 
@@ -92,7 +94,7 @@ func (s *subscriber) loop(ctx context.Context) {
 			s.psMu.Lock()
 			if ctx.Err() == nil {
 				_ = s.ps.Close()
-				s.ps = s.client.Subscribe(ctx, s.channel)
+				s.ps = s.client.Subscribe(ctx, append([]string{s.channel}, s.extra...)...)
 			}
 			s.psMu.Unlock()
 		}
@@ -144,6 +146,11 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 	defer s.mu.Unlock()
 	switch m := msg.(type) {
 	case *goredis.Subscription:
+		if m.Channel != s.channel {
+			// Another channel (follow): only the run's events channel
+			// decides whether announcements may have been missed.
+			return false
+		}
 		s.epoch++
 		select {
 		case <-s.ready:
@@ -163,6 +170,21 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 		return true
 	}
 	return false
+}
+
+// follow also subscribes to channel (once), on the same connection; it is
+// subscribed again with the rest after every reconnection. Messages on it
+// are read like those of the run's channel.
+func (s *subscriber) follow(ctx context.Context, channel string) {
+	s.psMu.Lock()
+	defer s.psMu.Unlock()
+	if slices.Contains(s.extra, channel) {
+		return
+	}
+	s.extra = append(s.extra, channel)
+	// An error means the connection is down: go-redis keeps the channel
+	// and subscribes to it when it reconnects.
+	_ = s.ps.Subscribe(ctx, channel)
 }
 
 // announcements reads a result announcement, of one result or a batch.

@@ -72,6 +72,12 @@ func (k keys) ctl(claimID string) string { return k.base + "ctl:" + claimID }
 // events is the run's pub/sub channel (not a key; named here all the same).
 func (k keys) events() string { return k.base + "events" }
 
+// results is the run's pub/sub channel that carries published results
+// themselves; events only names them. Only a process that queued work
+// (the master) follows it, so workers do not receive every result of the
+// run.
+func (k keys) results() string { return k.base + "results" }
+
 // Fixed KEYS of every script, in this order (scripts.go names them).
 const nFixed = 10
 

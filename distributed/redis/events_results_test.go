@@ -1,0 +1,80 @@
+package redis
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/redistest"
+)
+
+// TestResultsReachOnlyTheProcessThatQueued: a published result travels to
+// the process that queued the module (the master), decoded on arrival; a
+// worker hears only its name, and reads it back when it awaits it.
+func TestResultsReachOnlyTheProcessThatQueued(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runID := "results-channel"
+	master := NewCoordinator(Options{URL: srv.URL(), RunID: runID})
+	worker := NewCoordinator(Options{URL: srv.URL(), RunID: runID})
+	t.Cleanup(func() { _ = master.Close(); _ = worker.Close() })
+	for _, r := range []struct {
+		c    *Coordinator
+		reg  distributed.Registration
+		name string
+	}{
+		{master, distributed.Registration{Instance: 0, Total: 2, Capabilities: []string{distributed.MasterCapability}, Fingerprint: "fp", Session: "s0", LeaseTimeout: time.Minute}, "master"},
+		{worker, distributed.Registration{Instance: 1, Total: 2, Capabilities: []string{"w"}, Fingerprint: "fp", Session: "s1", LeaseTimeout: time.Minute}, "worker"},
+	} {
+		if err := r.c.Register(ctx, r.reg); err != nil {
+			t.Fatalf("registering the %s: %v", r.name, err)
+		}
+	}
+	if err := master.EnqueueBatch(ctx, []distributed.Assignment{{Module: "a", Attempt: 1, Requires: []string{"w"}}, {Module: "b", Attempt: 1, Requires: []string{"w"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var claims []distributed.Claim
+	for len(claims) < 2 {
+		cls, err := worker.ClaimBatch(ctx, 1, []string{"w"}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims = append(claims, cls...)
+	}
+	var rs []distributed.Result
+	for _, cl := range claims {
+		rs = append(rs, distributed.Result{Module: cl.Assignment.Module, Lease: cl.Lease, Status: distributed.StatusSucceeded, Value: []byte(`"v-` + cl.Assignment.Module + `"`), Attempts: 1})
+	}
+	for i, err := range worker.PublishBatch(ctx, rs) {
+		if err != nil {
+			t.Fatalf("publishing %s: %v", rs[i].Module, err)
+		}
+	}
+	for _, mod := range []string{"a", "b"} {
+		got, err := master.AwaitResult(ctx, mod)
+		if err != nil || string(got.Value) != `"v-`+mod+`"` {
+			t.Fatalf("master awaiting %s: %+v, %v", mod, got, err)
+		}
+		if _, ok := master.events.result(mod); !ok {
+			t.Errorf("the master did not receive the result of %s with its announcement", mod)
+		}
+		// The worker hears the name (bounded wait), not the result.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, announced, _, _, _ := worker.events.snapshot(mod); announced {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the worker never heard that %s has a result", mod)
+			}
+		}
+		if _, ok := worker.events.payload(mod); ok {
+			t.Errorf("the worker received the result of %s, which it did not queue", mod)
+		}
+		got, err = worker.AwaitResult(ctx, mod)
+		if err != nil || string(got.Value) != `"v-`+mod+`"` {
+			t.Errorf("worker awaiting %s: %+v, %v", mod, got, err)
+		}
+	}
+}
