@@ -331,8 +331,10 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 		return err
 	}
 	// The process that queues work awaits its results: it follows the
-	// channel that carries them (see keys.results).
-	c.events.follow(c.logCtx(ctx), c.keys.results())
+	// channel that carries them (see keys.results) before queueing.
+	if err := c.follow(ctx, c.keys.results()); err != nil {
+		return err
+	}
 	for _, a := range as {
 		c.markEnqueued(a.Module)
 	}
@@ -646,8 +648,8 @@ func (c *Coordinator) Publish(ctx context.Context, r distributed.Result) error {
 // stores them all; the error of each result is at its index.
 func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result) []error {
 	errs := make([]error, len(rs))
-	args := make([]any, 0, 1+4*len(rs))
-	args = append(args, c.keys.results())
+	args := make([]any, 0, 2+4*len(rs))
+	args = append(args, c.keys.results(), c.keys.names())
 	var sent []int
 	for i, r := range rs {
 		if err := distributed.ValidateResult(r); err != nil {
@@ -704,6 +706,10 @@ func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distribut
 		// unannounced in this epoch.
 		checkedEpoch, checked = e.(uint64), true
 		_, _, checkedState, _, _ = c.events.snapshot(module)
+	} else if err := c.follow(ctx, c.keys.names()); err != nil {
+		// Not queued here: hear the names of results (keys.names) before
+		// the first read below.
+		return distributed.Result{}, err
 	}
 	for {
 		epoch, announced, stateSeq, moduleNext, globalNext := c.events.snapshot(module)
@@ -738,6 +744,18 @@ func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distribut
 			return distributed.Result{}, ctx.Err()
 		}
 	}
+}
+
+// follow subscribes to channel (see subscriber.follow).
+func (c *Coordinator) follow(ctx context.Context, channel string) error {
+	err := c.events.follow(ctx, channel)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if fatal, ok := c.classify("subscribing to "+channel, err); ok {
+		return c.fail(fatal)
+	}
+	return c.describe("subscribing to "+channel, err)
 }
 
 // awaits reports whether this process queued module, so will await its

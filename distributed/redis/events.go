@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +26,11 @@ type subscriber struct {
 	psMu    sync.Mutex // guards ps, replaced after a refused subscription, and extra
 	ps      *goredis.PubSub
 	extra   []string // channels followed besides channel (follow)
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// followed holds, per channel of extra, a channel closed once the
+	// server confirmed that subscription (guarded by mu).
+	followed map[string]chan struct{}
+	cancel   context.CancelFunc
+	done     chan struct{}
 
 	mu        sync.Mutex
 	epoch     uint64 // incremented on every confirmed (re)subscription
@@ -62,7 +64,7 @@ func startSubscriber(parent context.Context, client goredis.UniversalClient, cha
 	s := &subscriber{
 		client: client, channel: channel, onWake: onWake, ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
 		ready: make(chan struct{}), broken: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
-		wanted: wanted, decode: decode, decoded: map[string]decodedResult{},
+		wanted: wanted, decode: decode, decoded: map[string]decodedResult{}, followed: map[string]chan struct{}{},
 	}
 	go s.loop(ctx)
 	return s
@@ -147,9 +149,19 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 	switch m := msg.(type) {
 	case *goredis.Subscription:
 		if m.Channel != s.channel {
-			// Another channel (follow): only the run's events channel
-			// decides whether announcements may have been missed.
-			return false
+			// A channel followed later (follow). Its first confirmation
+			// releases the follower; a later one is a resubscription,
+			// which may follow a gap: everyone looks again.
+			ch, ok := s.followed[m.Channel]
+			if !ok {
+				return false
+			}
+			select {
+			case <-ch:
+			default:
+				close(ch)
+				return false
+			}
 		}
 		s.epoch++
 		select {
@@ -173,18 +185,36 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 }
 
 // follow also subscribes to channel (once), on the same connection; it is
-// subscribed again with the rest after every reconnection. Messages on it
-// are read like those of the run's channel.
-func (s *subscriber) follow(ctx context.Context, channel string) {
-	s.psMu.Lock()
-	defer s.psMu.Unlock()
-	if slices.Contains(s.extra, channel) {
-		return
+// subscribed again with the rest after every reconnection, and messages on
+// it are read like those of the run's channel. It returns once the server
+// confirmed the subscription (so nothing published after that is missed),
+// or with the server's refusal, or ctx's error.
+func (s *subscriber) follow(ctx context.Context, channel string) error {
+	s.mu.Lock()
+	confirmed, ok := s.followed[channel]
+	if !ok {
+		confirmed = make(chan struct{})
+		s.followed[channel] = confirmed
 	}
-	s.extra = append(s.extra, channel)
-	// An error means the connection is down: go-redis keeps the channel
-	// and subscribes to it when it reconnects.
-	_ = s.ps.Subscribe(ctx, channel)
+	s.mu.Unlock()
+	if !ok {
+		s.psMu.Lock()
+		s.extra = append(s.extra, channel)
+		// An error means the connection is down: go-redis keeps the
+		// channel and subscribes to it when it reconnects.
+		_ = s.ps.Subscribe(ctx, channel)
+		s.psMu.Unlock()
+	}
+	select {
+	case <-confirmed:
+		return nil
+	case <-s.broken:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.refused
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // announcements reads a result announcement, of one result or a batch.

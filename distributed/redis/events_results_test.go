@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 
 // TestResultsReachOnlyTheProcessThatQueued: a published result travels to
 // the process that queued the module (the master), decoded on arrival; a
-// worker hears only its name, and reads it back when it awaits it.
+// worker hears nothing of it, and reads it back when it awaits it.
 func TestResultsReachOnlyTheProcessThatQueued(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -60,14 +61,9 @@ func TestResultsReachOnlyTheProcessThatQueued(t *testing.T) {
 		if _, ok := master.events.result(mod); !ok {
 			t.Errorf("the master did not receive the result of %s with its announcement", mod)
 		}
-		// The worker hears the name (bounded wait), not the result.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, announced, _, _, _ := worker.events.snapshot(mod); announced {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the worker never heard that %s has a result", mod)
-			}
+		// The worker, which awaits nothing yet, hears nothing.
+		if _, announced, _, _, _ := worker.events.snapshot(mod); announced {
+			t.Errorf("the worker heard of the result of %s, which it neither queued nor awaited", mod)
 		}
 		if _, ok := worker.events.payload(mod); ok {
 			t.Errorf("the worker received the result of %s, which it did not queue", mod)
@@ -76,5 +72,64 @@ func TestResultsReachOnlyTheProcessThatQueued(t *testing.T) {
 		if err != nil || string(got.Value) != `"v-`+mod+`"` {
 			t.Errorf("worker awaiting %s: %+v, %v", mod, got, err)
 		}
+	}
+}
+
+// TestAwaitingWorkerHearsNames: a worker awaiting a result it did not
+// queue follows the names channel and is woken by the announcement.
+func TestAwaitingWorkerHearsNames(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runID := "names-channel"
+	master := NewCoordinator(Options{URL: srv.URL(), RunID: runID})
+	worker := NewCoordinator(Options{URL: srv.URL(), RunID: runID})
+	t.Cleanup(func() { _ = master.Close(); _ = worker.Close() })
+	for i, c := range []*Coordinator{master, worker} {
+		caps := []string{"w"}
+		if i == 0 {
+			caps = []string{distributed.MasterCapability}
+		}
+		if err := c.Register(ctx, distributed.Registration{Instance: i, Total: 2, Capabilities: caps, Fingerprint: "fp", Session: fmt.Sprint("s", i), LeaseTimeout: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := master.EnqueueBatch(ctx, []distributed.Assignment{{Module: "dep", Attempt: 1, Requires: []string{"w"}}}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		r, err := worker.AwaitResult(ctx, "dep")
+		if err == nil && string(r.Value) != `"v"` {
+			err = fmt.Errorf("got %+v", r)
+		}
+		got <- err
+	}()
+	// Publish only once the worker follows the names channel.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		worker.events.mu.Lock()
+		ch, ok := worker.events.followed[worker.keys.names()]
+		worker.events.mu.Unlock()
+		if ok {
+			<-ch
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the awaiting worker never followed the names channel")
+		}
+	}
+	cls, err := worker.ClaimBatch(ctx, 1, []string{"w"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := distributed.Result{Module: "dep", Lease: cls[0].Lease, Status: distributed.StatusSucceeded, Value: []byte(`"v"`), Attempts: 1}
+	if err := worker.Publish(ctx, res); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("worker awaiting dep: %v", err)
+	}
+	if _, announced, _, _, _ := worker.events.snapshot("dep"); !announced {
+		t.Error("the worker's result came without the announcement waking it")
 	}
 }

@@ -356,27 +356,26 @@ if #ARGV > 5 then enqueue(5, now_ms()) end
 return 'ok'
 `)
 
-// publish: ARGV[3] the run's results channel, then from ARGV[4], groups
-// of four: module, token, result JSON, the call's nonce. Returns ok or
-// stale for each. A retry of the same call (same nonce) after its reply
-// was lost gets ok; any other publish for a lease that is no longer
-// current is stale. Two announcements carry the batch: on the results
-// channel (followed by the process that queued the work: the master) the
-// results themselves, "r:<module>\n<result>" for one; for more, "b:" and,
-// per result, "<length>:<module><length>:<result>", with length -1 and no
+// publish: ARGV[3] the run's results channel, ARGV[4] its names
+// channel, then from ARGV[5], groups of four: module, token, result JSON,
+// the call's nonce. Returns ok or stale for each. A retry of the same call
+// (same nonce) after its reply was lost gets ok; any other publish for a
+// lease that is no longer current is stale. Two announcements carry the
+// batch (see keys.results): on the results channel the results
+// themselves, "r:<module>\n<result>" for one; for more, "b:" and, per
+// result, "<length>:<module><length>:<result>", with length -1 and no
 // result for one too large to travel (length-prefixed: cheaper to build
 // and read than JSON, in the script and in every subscribed process); on
-// the events channel (followed by every instance) only the names, as
-// "r:<module>" or a batch with every length -1. An instance that awaits a
-// result it did not receive reads it back.
+// the names channel only the names, as "r:<module>" or a batch with every
+// length -1. An instance that awaits a result it did not receive reads it
+// back.
 var scriptPublish = goredis.NewScript(luaCommon + `
 local mods = {}
-for i = 4, #ARGV, 4 do table.insert(mods, ARGV[i]) end
+for i = 5, #ARGV, 4 do table.insert(mods, ARGV[i]) end
 local cur = redis.call('HMGET', KEYS[7], unpack(mods))
 local out, del, set, ann, done = {}, {}, {}, {}, {}
-local carried = false
 for j, module in ipairs(mods) do
-  local i = 4 + (j - 1) * 4
+  local i = 5 + (j - 1) * 4
   local token, result, nonce = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   -- The claim script writes leases token first: read without decoding.
   if done[module] or not cur[j] or string.match(cur[j], '^{"token":"([^"]*)"') ~= token then
@@ -395,7 +394,6 @@ for j, module in ipairs(mods) do
     -- instances need not read them back.
     if string.len(result) <= 65536 then
       table.insert(ann, {module, result})
-      carried = true
     else
       table.insert(ann, {module})
     end
@@ -410,8 +408,10 @@ if #del > 0 then
     local a = ann[1]
     if a[2] then
       redis.call('PUBLISH', ARGV[3], 'r:' .. a[1] .. '\n' .. a[2])
+    else
+      redis.call('PUBLISH', ARGV[3], 'r:' .. a[1])
     end
-    redis.call('PUBLISH', chan, 'r:' .. a[1])
+    redis.call('PUBLISH', ARGV[4], 'r:' .. a[1])
   else
     local parts, names = {'b:'}, {'b:'}
     for _, a in ipairs(ann) do
@@ -425,8 +425,8 @@ if #del > 0 then
         table.insert(parts, '-1:')
       end
     end
-    if carried then redis.call('PUBLISH', ARGV[3], table.concat(parts)) end
-    redis.call('PUBLISH', chan, table.concat(names))
+    redis.call('PUBLISH', ARGV[3], table.concat(parts))
+    redis.call('PUBLISH', ARGV[4], table.concat(names))
   end
 end
 return out
