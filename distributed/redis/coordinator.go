@@ -692,58 +692,87 @@ func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result)
 // AwaitResult implements distributed.Coordinator. It reads Redis only when
 // the module was announced, when the run's state changed, or once per
 // subscription epoch (announcements can be missed while disconnected).
-func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distributed.Result, error) {
-	if err := c.connect(); err != nil {
-		return distributed.Result{}, err
-	}
-	if err := c.waitEvents(ctx); err != nil {
-		return distributed.Result{}, err
-	}
-	var checkedEpoch, checkedState uint64
-	checked := false
-	if e, ok := c.enqueued.Load(module); ok {
-		// Queued by us while subscribed: it cannot have been published
-		// unannounced in this epoch.
-		checkedEpoch, checked = e.(uint64), true
-		_, _, checkedState, _, _ = c.events.snapshot(module)
-	} else if err := c.follow(ctx, c.keys.names()); err != nil {
-		// Not queued here: hear the names of results (keys.names) before
-		// the first read below.
-		return distributed.Result{}, err
+//
+// The master has one goroutine in it per queued module: the work besides
+// waiting is in helpers (awaitStart, awaitLook), which keeps this frame,
+// and so those goroutines' stacks, small.
+func (c *Coordinator) AwaitResult(ctx context.Context, module string) (r distributed.Result, err error) {
+	var w awaitState
+	if err := c.awaitStart(ctx, module, &w); err != nil {
+		return r, err
 	}
 	for {
 		epoch, announced, stateSeq, moduleNext, globalNext := c.events.snapshot(module)
-		if announced {
-			if d, ok := c.events.result(module); ok {
-				return d.res, c.fail(d.err)
+		if announced || !w.checked || epoch != w.epoch || stateSeq != w.state {
+			if done, err := c.awaitLook(ctx, module, announced, &r); done || err != nil {
+				return r, err
 			}
-			if raw, ok := c.events.payload(module); ok {
-				r, err := decodeWireResult("announcement on channel "+c.keys.events()+" for "+module, module, raw)
-				return r, c.fail(err)
-			}
-		}
-		if announced || !checked || epoch != checkedEpoch || stateSeq != checkedState {
-			res, found, st, err := c.readResult(ctx, module)
-			if err != nil {
-				return distributed.Result{}, err
-			}
-			if found {
-				return res, nil
-			}
-			if st == "completed" {
-				return distributed.Result{}, fmt.Errorf("%w: no result for %s", distributed.ErrRunEnded, module)
-			}
-			checked, checkedEpoch, checkedState = true, epoch, stateSeq
+			w = awaitState{checked: true, epoch: epoch, state: stateSeq}
 		}
 		select {
 		case <-moduleNext:
 		case <-globalNext:
 		case <-c.dead:
-			return distributed.Result{}, c.failed()
+			return r, c.failed()
 		case <-ctx.Done():
-			return distributed.Result{}, ctx.Err()
+			return r, ctx.Err()
 		}
 	}
+}
+
+// awaitState is what an AwaitResult call knows: whether Redis had no
+// result for it in the subscription epoch and state sequence given.
+type awaitState struct {
+	checked      bool
+	epoch, state uint64
+}
+
+// awaitStart prepares AwaitResult for module.
+func (c *Coordinator) awaitStart(ctx context.Context, module string, w *awaitState) error {
+	if err := c.connect(); err != nil {
+		return err
+	}
+	if err := c.waitEvents(ctx); err != nil {
+		return err
+	}
+	if e, ok := c.enqueued.Load(module); ok {
+		// Queued by us while subscribed: it cannot have been published
+		// unannounced in this epoch.
+		w.checked, w.epoch = true, e.(uint64)
+		_, _, w.state, _, _ = c.events.snapshot(module)
+		return nil
+	}
+	// Not queued here: hear the names of results (keys.names) before the
+	// first read.
+	return c.follow(ctx, c.keys.names())
+}
+
+// awaitLook looks for module's result: the announced one, or the one in
+// Redis. done: *r is the result.
+func (c *Coordinator) awaitLook(ctx context.Context, module string, announced bool, r *distributed.Result) (done bool, err error) {
+	if announced {
+		if d, ok := c.events.result(module); ok {
+			*r = d.res
+			return true, c.fail(d.err)
+		}
+		if raw, ok := c.events.payload(module); ok {
+			res, err := decodeWireResult("announcement on channel "+c.keys.events()+" for "+module, module, raw)
+			*r = res
+			return true, c.fail(err)
+		}
+	}
+	res, found, st, err := c.readResult(ctx, module)
+	if err != nil {
+		return false, err
+	}
+	if found {
+		*r = res
+		return true, nil
+	}
+	if st == "completed" {
+		return false, fmt.Errorf("%w: no result for %s", distributed.ErrRunEnded, module)
+	}
+	return false, nil
 }
 
 // follow subscribes to channel (see subscriber.follow).

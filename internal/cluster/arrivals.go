@@ -17,7 +17,10 @@ type arrival struct {
 }
 
 // arrive hands node i's result to the finisher; dropped once the
-// dispatcher is closing (no outcome is awaited any more).
+// dispatcher is closing (no outcome is awaited any more). Not inlined:
+// await's frame stays small (see awaitFailed).
+//
+//go:noinline
 func (d *Dispatcher) arrive(i int, res distributed.Result) {
 	select {
 	case d.arrived <- arrival{i, res}:
