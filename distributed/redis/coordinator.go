@@ -648,6 +648,12 @@ func (c *Coordinator) Publish(ctx context.Context, r distributed.Result) error {
 // stores them all; the error of each result is at its index.
 func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result) []error {
 	errs := make([]error, len(rs))
+	if err := c.connect(); err != nil { // the channels' names need the run
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
 	args := make([]any, 0, 2+4*len(rs))
 	args = append(args, c.keys.results(), c.keys.names())
 	var sent []int
@@ -665,6 +671,7 @@ func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result)
 		}
 		args = append(args, r.Module, r.Lease.Token, string(payload), w.Nonce)
 		sent = append(sent, i)
+		c.ownRes.Store(r.Module, true)
 	}
 	if len(sent) == 0 {
 		return errs
@@ -788,10 +795,13 @@ func (c *Coordinator) follow(ctx context.Context, channel string) error {
 }
 
 // awaits reports whether this process queued module, so will await its
-// result (the master).
+// result (the master), and did not publish that result itself: the
+// master's own executor hands its results to its dispatcher directly, so
+// the announcement of one is not decoded again (it stays available, raw).
 func (c *Coordinator) awaits(module string) bool {
-	_, ok := c.enqueued.Load(module)
-	return ok
+	_, queued := c.enqueued.Load(module)
+	_, own := c.ownRes.Load(module)
+	return queued && !own
 }
 
 // decodeAnnounced decodes the result announced for module.

@@ -133,3 +133,49 @@ func TestAwaitingWorkerHearsNames(t *testing.T) {
 		t.Error("the worker's result came without the announcement waking it")
 	}
 }
+
+// TestOwnResultsAreNotDecodedAgain: a process that queued a module and
+// published its result itself (the master running it) does not decode the
+// announcement of it: its executor handed the result over already.
+func TestOwnResultsAreNotDecodedAgain(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	master := NewCoordinator(Options{URL: srv.URL(), RunID: "own-results"})
+	t.Cleanup(func() { _ = master.Close() })
+	if err := master.Register(ctx, distributed.Registration{Instance: 0, Total: 1, Capabilities: []string{distributed.MasterCapability, "w"}, Fingerprint: "fp", Session: "s0", LeaseTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.EnqueueBatch(ctx, []distributed.Assignment{{Module: "own", Attempt: 1, Requires: []string{"w"}}, {Module: "other", Attempt: 1, Requires: []string{"w"}}}); err != nil {
+		t.Fatal(err)
+	}
+	cls, err := master.ClaimBatch(ctx, 0, []string{distributed.MasterCapability, "w"}, 2)
+	if err != nil || len(cls) != 2 {
+		t.Fatalf("claimed %d: %v", len(cls), err)
+	}
+	// "own" is published by this coordinator; "other" by another process
+	// of the run holding the same lease (as a worker would).
+	other := NewCoordinator(Options{URL: srv.URL(), RunID: "own-results"})
+	t.Cleanup(func() { _ = other.Close() })
+	for _, cl := range cls {
+		pub := master
+		if cl.Assignment.Module == "other" {
+			pub = other
+		}
+		r := distributed.Result{Module: cl.Assignment.Module, Lease: cl.Lease, Status: distributed.StatusSucceeded, Value: []byte(`1`), Attempts: 1}
+		if err := pub.Publish(ctx, r); err != nil {
+			t.Fatalf("publishing %s: %v", r.Module, err)
+		}
+	}
+	for _, mod := range []string{"own", "other"} {
+		if r, err := master.AwaitResult(ctx, mod); err != nil || string(r.Value) != "1" {
+			t.Fatalf("awaiting %s: %+v, %v", mod, r, err)
+		}
+	}
+	if _, ok := master.events.result("own"); ok {
+		t.Error("the announcement of a result this process published was decoded")
+	}
+	if _, ok := master.events.result("other"); !ok {
+		t.Error("the announcement of a result another process published was not decoded on arrival")
+	}
+}

@@ -93,6 +93,7 @@ type Coordinator struct {
 	log      *clientLog
 
 	enqueued sync.Map // module -> subscription epoch at enqueue
+	ownRes   sync.Map // module -> true: this process published its result
 	sessions sync.Map // instance index -> session this value registered it with
 	waiting  sync.Map // claim request id -> *waiter: Claim calls of this process
 
