@@ -178,7 +178,12 @@ func (c *Coordinator) Register(ctx context.Context, r distributed.Registration) 
 	case "ok":
 		c.sessions.Store(r.Instance, r.Session)
 		// Announcements must reach this instance from now on.
-		return c.waitEvents(ctx)
+		if err := c.waitEvents(ctx); err != nil || r.Instance != 0 {
+			return err
+		}
+		// The master queues the work and awaits every result: it hears
+		// them from the start (see keys.results, EnqueueBatch).
+		return c.follow(ctx, c.keys.results())
 	case "ended":
 		return fmt.Errorf("%w: run %q has already completed; a run id is never reused: start a new run (re-run the workflow, or pass a new --run-id)", distributed.ErrRunEnded, c.RunID())
 	case "taken":
@@ -330,13 +335,8 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 	if err := c.connect(); err != nil {
 		return err
 	}
-	// The process that queues work awaits its results: it follows the
-	// channel that carries them (see keys.results) before queueing.
-	if err := c.follow(ctx, c.keys.results()); err != nil {
-		return err
-	}
 	for _, a := range as {
-		c.markEnqueued(a.Module)
+		c.markEnqueued(ctx, a.Module)
 	}
 	v, err := c.runRetryKeys(ctx, "enqueueing "+as[0].Module, scriptEnqueue, c.keys.with(rks), args...)
 	if err != nil {
@@ -352,9 +352,29 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 // markEnqueued remembers that module was queued by this coordinator while
 // its subscription was live, so AwaitResult can wait for the announcement
 // without a first read.
-func (c *Coordinator) markEnqueued(module string) {
+//
+// The process that queues work awaits its results: it follows the channel
+// that carries them (see keys.results). It does not wait here for that
+// subscription (a master subscribed when it registered): a module queued
+// before it was confirmed has its result read once when awaited.
+func (c *Coordinator) markEnqueued(ctx context.Context, module string) {
+	confirmed := c.events.startFollow(c.logCtx(ctx), c.keys.results())
+	heard := false
+	select {
+	case <-confirmed:
+		heard = true
+	default:
+	}
 	epoch, _, _, _, _ := c.events.snapshot(module)
-	c.enqueued.Store(module, epoch)
+	c.enqueued.Store(module, enqueueMark{epoch: epoch, heard: heard})
+}
+
+// enqueueMark is what markEnqueued records: the subscription epoch, and
+// whether the results channel was confirmed before the module was queued
+// (else its result may have been announced unheard: read it once).
+type enqueueMark struct {
+	epoch uint64
+	heard bool
 }
 
 // Claim implements distributed.Coordinator.
@@ -624,7 +644,7 @@ func (c *Coordinator) Reclaim(ctx context.Context, l distributed.Lease, next *di
 			return err
 		}
 		args = append(args, more...)
-		c.markEnqueued(next.Module)
+		c.markEnqueued(ctx, next.Module)
 	}
 	v, err := c.runRetryKeys(ctx, "reclaiming "+l.Module, scriptReclaim, c.keys.with(rks), args...)
 	if err != nil {
@@ -743,9 +763,15 @@ func (c *Coordinator) awaitStart(ctx context.Context, module string, w *awaitSta
 		return err
 	}
 	if e, ok := c.enqueued.Load(module); ok {
+		m := e.(enqueueMark)
+		if !m.heard {
+			// Queued before the results channel was confirmed: once it
+			// is, read (the first look below).
+			return c.follow(ctx, c.keys.results())
+		}
 		// Queued by us while subscribed: it cannot have been published
 		// unannounced in this epoch.
-		w.checked, w.epoch = true, e.(uint64)
+		w.checked, w.epoch = true, m.epoch
 		_, _, w.state, _, _ = c.events.snapshot(module)
 		return nil
 	}

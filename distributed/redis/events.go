@@ -190,6 +190,22 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 // confirmed the subscription (so nothing published after that is missed),
 // or with the server's refusal, or ctx's error.
 func (s *subscriber) follow(ctx context.Context, channel string) error {
+	confirmed := s.startFollow(ctx, channel)
+	select {
+	case <-confirmed:
+		return nil
+	case <-s.broken:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.refused
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startFollow is follow without the wait: it returns the channel closed
+// once the subscription is confirmed.
+func (s *subscriber) startFollow(ctx context.Context, channel string) <-chan struct{} {
 	s.mu.Lock()
 	confirmed, ok := s.followed[channel]
 	if !ok {
@@ -205,16 +221,7 @@ func (s *subscriber) follow(ctx context.Context, channel string) error {
 		_ = s.ps.Subscribe(ctx, channel)
 		s.psMu.Unlock()
 	}
-	select {
-	case <-confirmed:
-		return nil
-	case <-s.broken:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.refused
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return confirmed
 }
 
 // announcements reads a result announcement, of one result or a batch.

@@ -179,3 +179,43 @@ func TestOwnResultsAreNotDecodedAgain(t *testing.T) {
 		t.Error("the announcement of a result another process published was not decoded on arrival")
 	}
 }
+
+// TestRetriedClaimGetsTheSameAnswer: a claim script run again with the same
+// request id (its reply was lost) answers what it answered the first time,
+// rebuilt from its compact record, and takes nothing more.
+func TestRetriedClaimGetsTheSameAnswer(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := NewCoordinator(Options{URL: srv.URL(), RunID: "claim-retry"})
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Register(ctx, distributed.Registration{Instance: 0, Total: 1, Capabilities: []string{distributed.MasterCapability, "w"}, Fingerprint: "fp", Session: "s0", LeaseTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnqueueBatch(ctx, []distributed.Assignment{{Module: "a", Attempt: 1, Requires: []string{"w"}}, {Module: "b", Attempt: 1, Requires: []string{"w"}}, {Module: "c", Attempt: 1, Requires: []string{"w"}}}); err != nil {
+		t.Fatal(err)
+	}
+	claim := func() []any {
+		v, err := c.run(ctx, scriptClaim, c.keys.with([]string{"w"}, c.keys.ctl("req")), 0, "req", 0, "0", 2, "s0", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.([]any)
+	}
+	first, again := claim(), claim()
+	if len(first) != 6 || first[0] != "ok" {
+		t.Fatalf("first claim: %v", first)
+	}
+	if fmt.Sprint(first) != fmt.Sprint(again) {
+		t.Errorf("retried claim answered %v, first %v", again, first)
+	}
+	cls, err := c.parseClaims(again, 0, "s0", "req")
+	if err != nil || len(cls) != 2 || cls[0].Assignment.Module != "a" || cls[1].Assignment.Module != "b" {
+		t.Fatalf("retried claim parsed as %+v, %v", cls, err)
+	}
+	// The third assignment is still queued.
+	left, err := c.ClaimBatch(ctx, 0, []string{distributed.MasterCapability, "w"}, 5)
+	if err != nil || len(left) != 1 || left[0].Assignment.Module != "c" {
+		t.Fatalf("left in the queue: %+v, %v", left, err)
+	}
+}

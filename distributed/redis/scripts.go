@@ -263,8 +263,20 @@ return 'ok'
 // field}: a claimer that is not registered with its session, was refused
 // or is lost takes nothing.
 var scriptClaim = goredis.NewScript(luaCommon + `
+-- A retried claim gets the same answer: its record holds the time and
+-- the members taken; their assignments are still in asg.
 local prev = redis.call('HGET', KEYS[9], ARGV[4])
-if prev then return cjson.decode(prev) end
+if prev then
+  local rec = cjson.decode(prev)
+  if #rec < 3 then return rec end
+  local got = redis.call('HMGET', KEYS[6], unpack(rec, 3))
+  local out = {rec[1], rec[2]}
+  for k = 3, #rec do
+    table.insert(out, rec[k])
+    table.insert(out, got[k - 2])
+  end
+  return out
+end
 local ctl = KEYS[#KEYS]
 local waited = ARGV[6] == '1'
 local meta = redis.call('HMGET', KEYS[1], 'state', 'nq')
@@ -327,7 +339,7 @@ local payloads = redis.call('HMGET', KEYS[6], unpack(picked))
 -- first (publish reads it without decoding), and not sent back: the
 -- claimer knows every field but the module and attempt (in the member)
 -- and the time (now).
-local out, leases = {'ok', now}, {}
+local out, leases, rec = {'ok', now}, {}, {'ok', now}
 local head = '","attempt":'
 local tail = ',"holder":' .. tonumber(ARGV[3]) .. ',"session":' .. cjson.encode(ARGV[8]) .. ',"claimed_ms":' .. now .. ',"module":'
 for k, member in ipairs(picked) do
@@ -337,10 +349,11 @@ for k, member in ipairs(picked) do
   table.insert(leases, '{"token":"' .. ARGV[4] .. '.' .. k .. head .. attempt .. tail .. cjson.encode(mod) .. '}')
   table.insert(out, member)
   table.insert(out, payloads[k])
+  table.insert(rec, member)
 end
 redis.call('HSET', KEYS[7], unpack(leases))
 if waited then redis.call('DEL', ctl) end
-redis.call('HSET', KEYS[9], ARGV[4], cjson.encode(out))
+redis.call('HSET', KEYS[9], ARGV[4], cjson.encode(rec))
 touch(KEYS[7], KEYS[9])
 return out
 `)
