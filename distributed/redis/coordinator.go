@@ -177,7 +177,12 @@ func (c *Coordinator) Register(ctx context.Context, r distributed.Registration) 
 	case "ok":
 		c.sessions.Store(r.Instance, r.Session)
 		// Announcements must reach this instance from now on.
-		return c.waitEvents(ctx)
+		if err := c.waitEvents(ctx); err != nil || r.Instance != 0 {
+			return err
+		}
+		// The master queues the work and awaits every result: it hears
+		// them from the start (see keys.results, EnqueueBatch).
+		return c.follow(ctx, c.keys.results())
 	case "ended":
 		return fmt.Errorf("%w: run %q has already completed; a run id is never reused: start a new run (re-run the workflow, or pass a new --run-id)", distributed.ErrRunEnded, c.RunID())
 	case "taken":
@@ -330,7 +335,7 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 		return err
 	}
 	for _, a := range as {
-		c.markEnqueued(a.Module)
+		c.markEnqueued(ctx, a.Module)
 	}
 	v, err := c.runRetryKeys(ctx, "enqueueing "+as[0].Module, scriptEnqueue, c.keys.with(rks), args...)
 	if err != nil {
@@ -346,9 +351,29 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 // markEnqueued remembers that module was queued by this coordinator while
 // its subscription was live, so AwaitResult can wait for the announcement
 // without a first read.
-func (c *Coordinator) markEnqueued(module string) {
+//
+// The process that queues work awaits its results: it follows the channel
+// that carries them (see keys.results). It does not wait here for that
+// subscription (a master subscribed when it registered): a module queued
+// before it was confirmed has its result read once when awaited.
+func (c *Coordinator) markEnqueued(ctx context.Context, module string) {
+	confirmed := c.events.startFollow(c.logCtx(ctx), c.keys.results())
+	heard := false
+	select {
+	case <-confirmed:
+		heard = true
+	default:
+	}
 	epoch, _, _, _, _ := c.events.snapshot(module)
-	c.enqueued.Store(module, epoch)
+	c.enqueued.Store(module, enqueueMark{epoch: epoch, heard: heard})
+}
+
+// enqueueMark is what markEnqueued records: the subscription epoch, and
+// whether the results channel was confirmed before the module was queued
+// (else its result may have been announced unheard: read it once).
+type enqueueMark struct {
+	epoch uint64
+	heard bool
 }
 
 // Claim implements distributed.Coordinator.
@@ -496,7 +521,7 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 		}
 		switch arr[0] {
 		case "ok":
-			return c.parseClaims(arr)
+			return c.parseClaims(arr, instance, session, reqID)
 		case "ended":
 			return nil, c.endedErr(ctx)
 		case "refused", "notreg":
@@ -549,30 +574,30 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 	}
 }
 
-func (c *Coordinator) parseClaims(arr []any) ([]distributed.Claim, error) {
-	if len(arr) < 4 || (len(arr)-1)%3 != 0 {
+// parseClaims reads a claim reply: {'ok', now_ms, member, assignment JSON,
+// ...}. The leases are not sent back: this call made them (scriptClaim),
+// so their fields are known here.
+func (c *Coordinator) parseClaims(arr []any, instance int, session, reqID string) ([]distributed.Claim, error) {
+	if len(arr) < 4 || len(arr)%2 != 0 {
 		return nil, malformed("claim reply", fmt.Errorf("%d fields", len(arr)))
 	}
-	out := make([]distributed.Claim, 0, (len(arr)-1)/3)
-	for k := 1; k < len(arr); k += 3 {
-		payload, err1 := asString("claimed assignment", arr[k])
-		leaseRaw, err2 := asString("claim lease", arr[k+1])
-		wait, err3 := asInt64("claim wait", arr[k+2])
-		if err := errors.Join(err1, err2, err3); err != nil {
+	now, err := asInt64("claim time", arr[1])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]distributed.Claim, 0, (len(arr)-2)/2)
+	for k := 2; k < len(arr); k += 2 {
+		member, err1 := asString("claimed member", arr[k])
+		payload, err2 := asString("claimed assignment", arr[k+1])
+		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
-		as, err := decodeAssignment("key "+c.keys.asg()+" (claimed assignment)", "", payload)
+		as, enqMS, err := decodeAssignment("key "+c.keys.asg()+" field "+member, member, payload)
 		if err != nil {
 			return nil, c.fail(err)
 		}
-		l, err := decodeLease("key "+c.keys.lease()+" field "+as.Module, as.Module, leaseRaw)
-		if err != nil {
-			return nil, c.fail(err)
-		}
-		if l.Attempt != as.Attempt {
-			return nil, c.fail(malformed("key "+c.keys.lease()+" field "+as.Module, fmt.Errorf("lease of attempt %d for assignment attempt %d", l.Attempt, as.Attempt)))
-		}
-		out = append(out, distributed.Claim{Assignment: as, Lease: l.lease(l.ClaimedMS), QueueWait: time.Duration(max(0, wait)) * time.Millisecond})
+		l := distributed.Lease{Module: as.Module, Attempt: as.Attempt, Holder: instance, Session: session, Token: reqID + "." + strconv.Itoa(k/2)}
+		out = append(out, distributed.Claim{Assignment: as, Lease: l, QueueWait: time.Duration(max(0, now-enqMS)) * time.Millisecond})
 	}
 	return out, nil
 }
@@ -618,7 +643,7 @@ func (c *Coordinator) Reclaim(ctx context.Context, l distributed.Lease, next *di
 			return err
 		}
 		args = append(args, more...)
-		c.markEnqueued(next.Module)
+		c.markEnqueued(ctx, next.Module)
 	}
 	v, err := c.runRetryKeys(ctx, "reclaiming "+l.Module, scriptReclaim, c.keys.with(rks), args...)
 	if err != nil {
@@ -642,7 +667,14 @@ func (c *Coordinator) Publish(ctx context.Context, r distributed.Result) error {
 // stores them all; the error of each result is at its index.
 func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result) []error {
 	errs := make([]error, len(rs))
-	args := make([]any, 0, 4*len(rs))
+	if err := c.connect(); err != nil { // the channels' names need the run
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	args := make([]any, 0, 2+4*len(rs))
+	args = append(args, c.keys.results(), c.keys.names())
 	var sent []int
 	for i, r := range rs {
 		if err := distributed.ValidateResult(r); err != nil {
@@ -658,6 +690,7 @@ func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result)
 		}
 		args = append(args, r.Module, r.Lease.Token, string(payload), w.Nonce)
 		sent = append(sent, i)
+		c.ownRes.Store(r.Module, true)
 	}
 	if len(sent) == 0 {
 		return errs
@@ -685,51 +718,120 @@ func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result)
 // AwaitResult implements distributed.Coordinator. It reads Redis only when
 // the module was announced, when the run's state changed, or once per
 // subscription epoch (announcements can be missed while disconnected).
-func (c *Coordinator) AwaitResult(ctx context.Context, module string) (distributed.Result, error) {
-	if err := c.connect(); err != nil {
-		return distributed.Result{}, err
-	}
-	if err := c.waitEvents(ctx); err != nil {
-		return distributed.Result{}, err
-	}
-	var checkedEpoch, checkedState uint64
-	checked := false
-	if e, ok := c.enqueued.Load(module); ok {
-		// Queued by us while subscribed: it cannot have been published
-		// unannounced in this epoch.
-		checkedEpoch, checked = e.(uint64), true
-		_, _, checkedState, _, _ = c.events.snapshot(module)
+//
+// The master has one goroutine in it per queued module: the work besides
+// waiting is in helpers (awaitStart, awaitLook), which keeps this frame,
+// and so those goroutines' stacks, small.
+func (c *Coordinator) AwaitResult(ctx context.Context, module string) (r distributed.Result, err error) {
+	var w awaitState
+	if err := c.awaitStart(ctx, module, &w); err != nil {
+		return r, err
 	}
 	for {
 		epoch, announced, stateSeq, moduleNext, globalNext := c.events.snapshot(module)
-		if announced {
-			if raw, ok := c.events.payload(module); ok {
-				r, err := decodeWireResult("announcement on channel "+c.keys.events()+" for "+module, module, raw)
-				return r, c.fail(err)
+		if announced || !w.checked || epoch != w.epoch || stateSeq != w.state {
+			if done, err := c.awaitLook(ctx, module, announced, &r); done || err != nil {
+				return r, err
 			}
-		}
-		if announced || !checked || epoch != checkedEpoch || stateSeq != checkedState {
-			res, found, st, err := c.readResult(ctx, module)
-			if err != nil {
-				return distributed.Result{}, err
-			}
-			if found {
-				return res, nil
-			}
-			if st == "completed" {
-				return distributed.Result{}, fmt.Errorf("%w: no result for %s", distributed.ErrRunEnded, module)
-			}
-			checked, checkedEpoch, checkedState = true, epoch, stateSeq
+			w = awaitState{checked: true, epoch: epoch, state: stateSeq}
 		}
 		select {
 		case <-moduleNext:
 		case <-globalNext:
 		case <-c.dead:
-			return distributed.Result{}, c.failed()
+			return r, c.failed()
 		case <-ctx.Done():
-			return distributed.Result{}, ctx.Err()
+			return r, ctx.Err()
 		}
 	}
+}
+
+// awaitState is what an AwaitResult call knows: whether Redis had no
+// result for it in the subscription epoch and state sequence given.
+type awaitState struct {
+	checked      bool
+	epoch, state uint64
+}
+
+// awaitStart prepares AwaitResult for module.
+func (c *Coordinator) awaitStart(ctx context.Context, module string, w *awaitState) error {
+	if err := c.connect(); err != nil {
+		return err
+	}
+	if err := c.waitEvents(ctx); err != nil {
+		return err
+	}
+	if e, ok := c.enqueued.Load(module); ok {
+		m := e.(enqueueMark)
+		if !m.heard {
+			// Queued before the results channel was confirmed: once it
+			// is, read (the first look below).
+			return c.follow(ctx, c.keys.results())
+		}
+		// Queued by us while subscribed: it cannot have been published
+		// unannounced in this epoch.
+		w.checked, w.epoch = true, m.epoch
+		_, _, w.state, _, _ = c.events.snapshot(module)
+		return nil
+	}
+	// Not queued here: hear the names of results (keys.names) before the
+	// first read.
+	return c.follow(ctx, c.keys.names())
+}
+
+// awaitLook looks for module's result: the announced one, or the one in
+// Redis. done: *r is the result.
+func (c *Coordinator) awaitLook(ctx context.Context, module string, announced bool, r *distributed.Result) (done bool, err error) {
+	if announced {
+		if d, ok := c.events.result(module); ok {
+			*r = d.res
+			return true, c.fail(d.err)
+		}
+		if raw, ok := c.events.payload(module); ok {
+			res, err := decodeWireResult("announcement on channel "+c.keys.events()+" for "+module, module, raw)
+			*r = res
+			return true, c.fail(err)
+		}
+	}
+	res, found, st, err := c.readResult(ctx, module)
+	if err != nil {
+		return false, err
+	}
+	if found {
+		*r = res
+		return true, nil
+	}
+	if st == "completed" {
+		return false, fmt.Errorf("%w: no result for %s", distributed.ErrRunEnded, module)
+	}
+	return false, nil
+}
+
+// follow subscribes to channel (see subscriber.follow).
+func (c *Coordinator) follow(ctx context.Context, channel string) error {
+	err := c.events.follow(ctx, channel)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if fatal, ok := c.classify("subscribing to "+channel, err); ok {
+		return c.fail(fatal)
+	}
+	return c.describe("subscribing to "+channel, err)
+}
+
+// awaits reports whether this process queued module, so will await its
+// result (the master), and did not publish that result itself: the
+// master's own executor hands its results to its dispatcher directly, so
+// the announcement of one is not decoded again (it stays available, raw).
+func (c *Coordinator) awaits(module string) bool {
+	_, queued := c.enqueued.Load(module)
+	_, own := c.ownRes.Load(module)
+	return queued && !own
+}
+
+// decodeAnnounced decodes the result announced for module.
+func (c *Coordinator) decodeAnnounced(module, raw string) (distributed.Result, error) {
+	return decodeWireResult("announcement on channel "+c.keys.events()+" for "+module, module, raw)
 }
 
 func (c *Coordinator) readResult(ctx context.Context, module string) (distributed.Result, bool, string, error) {

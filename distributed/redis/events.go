@@ -8,6 +8,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/modpipe/modpipe/distributed"
 )
 
 // subscriber follows the run's pub/sub channel on one connection and wakes
@@ -21,10 +23,14 @@ type subscriber struct {
 	client  goredis.UniversalClient
 	channel string
 	onWake  func()     // wakes the process's waiting claimers
-	psMu    sync.Mutex // guards ps, replaced after a refused subscription
+	psMu    sync.Mutex // guards ps, replaced after a refused subscription, and extra
 	ps      *goredis.PubSub
-	cancel  context.CancelFunc
-	done    chan struct{}
+	extra   []string // channels followed besides channel (follow)
+	// followed holds, per channel of extra, a channel closed once the
+	// server confirmed that subscription (guarded by mu).
+	followed map[string]chan struct{}
+	cancel   context.CancelFunc
+	done     chan struct{}
 
 	mu        sync.Mutex
 	epoch     uint64 // incremented on every confirmed (re)subscription
@@ -36,13 +42,29 @@ type subscriber struct {
 	stateSeq  uint64                   // incremented on every state announcement
 	global    chan struct{}            // closed and replaced on state events and resubscriptions
 	modules   map[string]chan struct{} // closed when that module's result is announced
+	// Results announced for modules this process awaits are decoded here,
+	// once, on this goroutine (see decodeWanted).
+	wanted  func(module string) bool
+	decode  func(module, payload string) (distributed.Result, error)
+	decoded map[string]decodedResult
 }
 
-func startSubscriber(parent context.Context, client goredis.UniversalClient, channel string, onWake func()) *subscriber {
+// decodedResult is an announced result decoded by the subscriber.
+type decodedResult struct {
+	res distributed.Result
+	err error
+}
+
+// startSubscriber follows channel. wanted tells the modules whose
+// announced results this process will await, which decode turns into
+// results as they arrive (both may be nil).
+func startSubscriber(parent context.Context, client goredis.UniversalClient, channel string, onWake func(),
+	wanted func(module string) bool, decode func(module, payload string) (distributed.Result, error)) *subscriber {
 	ctx, cancel := context.WithCancel(parent)
 	s := &subscriber{
 		client: client, channel: channel, onWake: onWake, ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
 		ready: make(chan struct{}), broken: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
+		wanted: wanted, decode: decode, decoded: map[string]decodedResult{}, followed: map[string]chan struct{}{},
 	}
 	go s.loop(ctx)
 	return s
@@ -74,7 +96,7 @@ func (s *subscriber) loop(ctx context.Context) {
 			s.psMu.Lock()
 			if ctx.Err() == nil {
 				_ = s.ps.Close()
-				s.ps = s.client.Subscribe(ctx, s.channel)
+				s.ps = s.client.Subscribe(ctx, append([]string{s.channel}, s.extra...)...)
 			}
 			s.psMu.Unlock()
 		}
@@ -108,10 +130,39 @@ func (s *subscriber) loop(ctx context.Context) {
 // handle records one message or subscription confirmation, and reports
 // whether waiting claimers must be woken.
 func (s *subscriber) handle(msg any) (wakeClaimers bool) {
+	if m, ok := msg.(*goredis.Message); ok {
+		if anns, ok := announcements(m.Payload); ok {
+			dec := s.decodeWanted(anns)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for k, a := range anns {
+				if d, ok := dec[k]; ok {
+					s.decoded[a.module] = d
+				}
+				s.announceLocked(a.module, a.payload, a.hasPayload)
+			}
+			return false
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch m := msg.(type) {
 	case *goredis.Subscription:
+		if m.Channel != s.channel {
+			// A channel followed later (follow). Its first confirmation
+			// releases the follower; a later one is a resubscription,
+			// which may follow a gap: everyone looks again.
+			ch, ok := s.followed[m.Channel]
+			if !ok {
+				return false
+			}
+			select {
+			case <-ch:
+			default:
+				close(ch)
+				return false
+			}
+		}
 		s.epoch++
 		select {
 		case <-s.ready:
@@ -125,22 +176,87 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 		if m.Payload == "q" {
 			return true // a new queue: only claimers care
 		}
-		if batch, ok := parseBatch(m.Payload); ok {
-			for _, a := range batch {
-				s.announceLocked(a.module, a.payload, a.hasPayload)
-			}
-			return false
-		}
-		if mod, payload, hasPayload, ok := parseAnnouncement(m.Payload); ok {
-			s.announceLocked(mod, payload, hasPayload)
-			return false
-		}
 		s.stateSeq++
 		close(s.global)
 		s.global = make(chan struct{})
 		return true
 	}
 	return false
+}
+
+// follow also subscribes to channel (once), on the same connection; it is
+// subscribed again with the rest after every reconnection, and messages on
+// it are read like those of the run's channel. It returns once the server
+// confirmed the subscription (so nothing published after that is missed),
+// or with the server's refusal, or ctx's error.
+func (s *subscriber) follow(ctx context.Context, channel string) error {
+	confirmed := s.startFollow(ctx, channel)
+	select {
+	case <-confirmed:
+		return nil
+	case <-s.broken:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.refused
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startFollow is follow without the wait: it returns the channel closed
+// once the subscription is confirmed.
+func (s *subscriber) startFollow(ctx context.Context, channel string) <-chan struct{} {
+	s.mu.Lock()
+	confirmed, ok := s.followed[channel]
+	if !ok {
+		confirmed = make(chan struct{})
+		s.followed[channel] = confirmed
+	}
+	s.mu.Unlock()
+	if !ok {
+		s.psMu.Lock()
+		s.extra = append(s.extra, channel)
+		// An error means the connection is down: go-redis keeps the
+		// channel and subscribes to it when it reconnects.
+		_ = s.ps.Subscribe(ctx, channel)
+		s.psMu.Unlock()
+	}
+	return confirmed
+}
+
+// announcements reads a result announcement, of one result or a batch.
+func announcements(msg string) ([]announcement, bool) {
+	if batch, ok := parseBatch(msg); ok {
+		return batch, true
+	}
+	if mod, payload, hasPayload, ok := parseAnnouncement(msg); ok {
+		return []announcement{{module: mod, payload: payload, hasPayload: hasPayload}}, true
+	}
+	return nil, false
+}
+
+// decodeWanted decodes the results that came with anns for modules this
+// process awaits (by index in anns). The master awaits every module it
+// queued, on one goroutine each: decoding here, on one goroutine whose
+// stack has grown once, spares each of them growing its own. Results
+// nobody here awaits stay undecoded (a worker hears every result of the
+// run).
+func (s *subscriber) decodeWanted(anns []announcement) map[int]decodedResult {
+	if s.wanted == nil || s.decode == nil {
+		return nil
+	}
+	var out map[int]decodedResult
+	for k, a := range anns {
+		if !a.hasPayload || !s.wanted(a.module) {
+			continue
+		}
+		if out == nil {
+			out = make(map[int]decodedResult, len(anns))
+		}
+		r, err := s.decode(a.module, a.payload)
+		out[k] = decodedResult{r, err}
+	}
+	return out
 }
 
 // announceLocked records the result announcement of mod. Only the waiters
@@ -257,6 +373,15 @@ func (s *subscriber) snapshot(module string) (epoch uint64, announced bool, stat
 		moduleNext = ch
 	}
 	return s.epoch, s.announced[module], s.stateSeq, moduleNext, s.global
+}
+
+// result returns the announced result of module if it was decoded on
+// arrival.
+func (s *subscriber) result(module string) (decodedResult, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.decoded[module]
+	return d, ok
 }
 
 // payload returns the result JSON announced for module, if it came along.

@@ -74,6 +74,16 @@ func (k keys) ctl(claimID string) string { return k.base + "ctl:" + claimID }
 // events is the run's pub/sub channel (not a key; named here all the same).
 func (k keys) events() string { return k.base + "events" }
 
+// results is the run's pub/sub channel that carries published results
+// themselves, and names is the one that only names them; events carries
+// the rest (state changes, new queues). A process follows results once it
+// queues work (the master: it awaits all it queued), and names once it
+// awaits a result it did not queue (a worker reading a dependency's
+// value); so a worker that only runs modules hears no result at all.
+func (k keys) results() string { return k.base + "results" }
+
+func (k keys) names() string { return k.base + "names" }
+
 // Fixed KEYS of every script, in this order (scripts.go names them).
 const nFixed = 10
 

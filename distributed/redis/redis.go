@@ -94,6 +94,7 @@ type Coordinator struct {
 	log      *clientLog
 
 	enqueued sync.Map // module -> subscription epoch at enqueue
+	ownRes   sync.Map // module -> true: this process published its result
 	sessions sync.Map // instance index -> session this value registered it with
 	waiting  sync.Map // claim request id -> *waiter: Claim calls of this process
 
@@ -174,7 +175,7 @@ func (c *Coordinator) connectLocked(b distributed.RunBinding) error {
 	client.AddHook(&c.counter)
 	c.client = client
 	c.keys = newKeys(c.opts.KeyPrefix, runID)
-	c.events = startSubscriber(c.logCtx(context.Background()), client, c.keys.events(), c.wakeClaimers)
+	c.events = startSubscriber(c.logCtx(context.Background()), client, c.keys.events(), c.wakeClaimers, c.awaits, c.decodeAnnounced)
 	return nil
 }
 

@@ -268,15 +268,29 @@ return 'ok'
 // call has waited before (its control list may hold tokens), ARGV[7] how
 // many assignments to take at most, ARGV[8] the session the claimer
 // registered with, ARGV[9] how many requirement keys the caller knows of.
-// Returns {'ok', assignment JSON, lease JSON, queue_wait_ms, ...} (one
-// triple per assignment) | {'empty'} | {'rks', requirement key...} (the
+// Returns {'ok', now_ms, member, assignment JSON, ...} (a pair per
+// assignment; member is "module#attempt"; the k-th lease has token
+// "<claim request id>.k", this claimer as holder and session, and now_ms
+// as its time) | {'empty'} | {'rks', requirement key...} (the
 // caller's list is stale: claim again with these) | {'ended'} |
 // {'refused', reason} | {'notreg', why, detail} | {'corrupt', key,
 // field}: a claimer that is not registered with its session, was refused
 // or is lost takes nothing.
 var scriptClaim = goredis.NewScript(luaCommon + `
+-- A retried claim gets the same answer: its record holds the time and
+-- the members taken; their assignments are still in asg.
 local prev = redis.call('HGET', KEYS[9], ARGV[4])
-if prev then return cjson.decode(prev) end
+if prev then
+  local rec = cjson.decode(prev)
+  if #rec < 3 then return rec end
+  local got = redis.call('HMGET', KEYS[6], unpack(rec, 3))
+  local out = {rec[1], rec[2]}
+  for k = 3, #rec do
+    table.insert(out, rec[k])
+    table.insert(out, got[k - 2])
+  end
+  return out
+end
 local ctl = KEYS[#KEYS]
 local waited = ARGV[6] == '1'
 local meta = redis.call('HMGET', KEYS[1], 'state', 'nq')
@@ -334,19 +348,26 @@ if consumed > 0 then redis.call('LPUSH', wkey(consumed), 'x') end
 -- The assignments stay in asg (until Complete) so that enqueueing the
 -- same module and attempt again is ignored.
 local payloads = redis.call('HMGET', KEYS[6], unpack(picked))
-local out, leases = {'ok'}, {}
-for k, payload in ipairs(payloads) do
-  local a = cjson.decode(payload)
-  local lease = cjson.encode({module = a.module, attempt = a.attempt, holder = tonumber(ARGV[3]), session = ARGV[8], token = ARGV[4] .. '.' .. k, claimed_ms = now})
-  table.insert(leases, a.module)
-  table.insert(leases, lease)
-  table.insert(out, payload)
-  table.insert(out, lease)
-  table.insert(out, now - (tonumber(a.enq_ms) or now))
+-- Module and attempt come from the member ("module#attempt"), so no
+-- assignment is decoded here; the lease is written field by field, token
+-- first (publish reads it without decoding), and not sent back: the
+-- claimer knows every field but the module and attempt (in the member)
+-- and the time (now).
+local out, leases, rec = {'ok', now}, {}, {'ok', now}
+local head = '","attempt":'
+local tail = ',"holder":' .. tonumber(ARGV[3]) .. ',"session":' .. cjson.encode(ARGV[8]) .. ',"claimed_ms":' .. now .. ',"module":'
+for k, member in ipairs(picked) do
+  local mod, attempt = string.match(member, '^(.*)#(%d+)$')
+  if not mod or not payloads[k] then return {'corrupt', KEYS[6], member} end
+  table.insert(leases, mod)
+  table.insert(leases, '{"token":"' .. ARGV[4] .. '.' .. k .. head .. attempt .. tail .. cjson.encode(mod) .. '}')
+  table.insert(out, member)
+  table.insert(out, payloads[k])
+  table.insert(rec, member)
 end
 redis.call('HSET', KEYS[7], unpack(leases))
 if waited then redis.call('DEL', ctl) end
-redis.call('HSET', KEYS[9], ARGV[4], cjson.encode(out))
+redis.call('HSET', KEYS[9], ARGV[4], cjson.encode(rec))
 touch(KEYS[7], KEYS[9])
 return out
 `)
@@ -362,23 +383,29 @@ if #ARGV > 5 then enqueue(5, now_ms()) end
 return 'ok'
 `)
 
-// publish: from ARGV[3], groups of four: module, token, result JSON, the
-// call's nonce. Returns ok or stale for each. A retry of the same call
+// publish: ARGV[3] the run's results channel, ARGV[4] its names
+// channel, then from ARGV[5], groups of four: module, token, result JSON,
+// the call's nonce. Returns ok or stale for each. A retry of the same call
 // (same nonce) after its reply was lost gets ok; any other publish for a
-// lease that is no longer current is stale. One announcement carries the
-// batch: "r:<module>\n<result>" for one; for more, "b:" and, per result,
-// "<length>:<module><length>:<result>", with length -1 and no result for
-// one too large to travel (length-prefixed: cheaper to build and read
-// than JSON, in the script and in every subscribed process).
+// lease that is no longer current is stale. Two announcements carry the
+// batch (see keys.results): on the results channel the results
+// themselves, "r:<module>\n<result>" for one; for more, "b:" and, per
+// result, "<length>:<module><length>:<result>", with length -1 and no
+// result for one too large to travel (length-prefixed: cheaper to build
+// and read than JSON, in the script and in every subscribed process); on
+// the names channel only the names, as "r:<module>" or a batch with every
+// length -1. An instance that awaits a result it did not receive reads it
+// back.
 var scriptPublish = goredis.NewScript(luaCommon + `
 local mods = {}
-for i = 3, #ARGV, 4 do table.insert(mods, ARGV[i]) end
+for i = 5, #ARGV, 4 do table.insert(mods, ARGV[i]) end
 local cur = redis.call('HMGET', KEYS[7], unpack(mods))
 local out, del, set, ann, done = {}, {}, {}, {}, {}
 for j, module in ipairs(mods) do
-  local i = 3 + (j - 1) * 4
+  local i = 5 + (j - 1) * 4
   local token, result, nonce = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  if done[module] or not cur[j] or cjson.decode(cur[j]).token ~= token then
+  -- The claim script writes leases token first: read without decoding.
+  if done[module] or not cur[j] or string.match(cur[j], '^{"token":"([^"]*)"') ~= token then
     local stored = done[module] or redis.call('HGET', KEYS[8], module)
     if stored and cjson.decode(stored).nonce == nonce then
       table.insert(out, 'ok')
@@ -407,21 +434,26 @@ if #del > 0 then
   if #ann == 1 then
     local a = ann[1]
     if a[2] then
-      redis.call('PUBLISH', chan, 'r:' .. a[1] .. '\n' .. a[2])
+      redis.call('PUBLISH', ARGV[3], 'r:' .. a[1] .. '\n' .. a[2])
     else
-      redis.call('PUBLISH', chan, 'r:' .. a[1])
+      redis.call('PUBLISH', ARGV[3], 'r:' .. a[1])
     end
+    redis.call('PUBLISH', ARGV[4], 'r:' .. a[1])
   else
-    local parts = {'b:'}
+    local parts, names = {'b:'}, {'b:'}
     for _, a in ipairs(ann) do
-      table.insert(parts, string.len(a[1]) .. ':' .. a[1])
+      local name = string.len(a[1]) .. ':' .. a[1]
+      table.insert(parts, name)
+      table.insert(names, name)
+      table.insert(names, '-1:')
       if a[2] then
         table.insert(parts, string.len(a[2]) .. ':' .. a[2])
       else
         table.insert(parts, '-1:')
       end
     end
-    redis.call('PUBLISH', chan, table.concat(parts))
+    redis.call('PUBLISH', ARGV[3], table.concat(parts))
+    redis.call('PUBLISH', ARGV[4], table.concat(names))
   end
 end
 return out

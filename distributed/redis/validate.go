@@ -78,31 +78,38 @@ func decodeBeat(where, raw string) (int64, error) {
 }
 
 // decodeAssignment decodes a queued assignment; member is its field
-// ("module#attempt"), "" when unknown.
-func decodeAssignment(where, member, raw string) (distributed.Assignment, error) {
-	var a wireAssignment
-	if err := decodeJSON(where, raw, &a); err != nil {
-		return distributed.Assignment{}, err
+// ("module#attempt"), "" when unknown. It also returns the server time the
+// assignment was queued at (ms).
+func decodeAssignment(where, member, raw string) (distributed.Assignment, int64, error) {
+	a, ok := fastAssignment(raw)
+	if !ok {
+		a = wireAssignment{}
+		if err := decodeJSON(where, raw, &a); err != nil {
+			return distributed.Assignment{}, 0, err
+		}
 	}
 	as := distributed.Assignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority, MAC: a.MAC}
 	if err := distributed.ValidateAssignment(as); err != nil {
-		return as, malformed(where, err)
+		return as, 0, malformed(where, err)
 	}
 	if member != "" && member != a.Module+"#"+strconv.Itoa(a.Attempt) {
-		return as, malformed(where, fmt.Errorf("assignment of %s#%d filed under %q", a.Module, a.Attempt, member))
+		return as, 0, malformed(where, fmt.Errorf("assignment of %s#%d filed under %q", a.Module, a.Attempt, member))
 	}
 	if a.EnqMS < 0 {
-		return as, malformed(where, fmt.Errorf("enqueued at %d ms", a.EnqMS))
+		return as, 0, malformed(where, fmt.Errorf("enqueued at %d ms", a.EnqMS))
 	}
-	return as, nil
+	return as, a.EnqMS, nil
 }
 
 // decodeWireResult decodes and validates the result stored or announced
 // for module.
 func decodeWireResult(where, module, raw string) (distributed.Result, error) {
-	var w wireResult
-	if err := decodeJSON(where, raw, &w); err != nil {
-		return distributed.Result{}, err
+	w, ok := fastResult(raw)
+	if !ok {
+		w = wireResult{}
+		if err := decodeJSON(where, raw, &w); err != nil {
+			return distributed.Result{}, err
+		}
 	}
 	r, err := w.result()
 	if err != nil {
@@ -207,7 +214,7 @@ func (c *Coordinator) findCorrupt(ctx context.Context) error {
 		}
 	}
 	for member, raw := range hash(k.asg()) {
-		if _, err := decodeAssignment("key "+k.asg()+" field "+member, member, raw); err != nil {
+		if _, _, err := decodeAssignment("key "+k.asg()+" field "+member, member, raw); err != nil {
 			return err
 		}
 	}

@@ -76,7 +76,7 @@ func FuzzDecodeAssignment(f *testing.F) {
 	f.Add("", `{"module":"","attempt":-1}`)
 	f.Add("x#1", `{"module":`)
 	f.Fuzz(func(t *testing.T, member, raw string) {
-		a, err := decodeAssignment("k", member, raw)
+		a, _, err := decodeAssignment("k", member, raw)
 		if err != nil {
 			return
 		}
@@ -84,7 +84,7 @@ func FuzzDecodeAssignment(f *testing.F) {
 			t.Fatalf("accepted an invalid assignment %+v: %v", a, err)
 		}
 		again, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority})
-		a2, err := decodeAssignment("k", member, string(again))
+		a2, _, err := decodeAssignment("k", member, string(again))
 		if err != nil || !reflect.DeepEqual(a, a2) {
 			t.Fatalf("round trip: %+v -> %s -> %+v, %v", a, again, a2, err)
 		}
@@ -189,7 +189,7 @@ func FuzzAnnouncement(f *testing.F) {
 }
 
 func FuzzBeatAndClaimRecord(f *testing.F) {
-	f.Add("1700000000000", `["ok","{}","{}",0]`)
+	f.Add("1700000000000", `["ok",1700000000000,"m#1","{}"]`)
 	f.Add("-5", `[]`)
 	f.Add("soon", `{"a":1}`)
 	f.Fuzz(func(t *testing.T, beat, claim string) {
@@ -208,12 +208,13 @@ func FuzzBeatAndClaimRecord(f *testing.F) {
 }
 
 func FuzzClaimReply(f *testing.F) {
-	f.Add(`{"module":"m","attempt":1,"requires":[],"priority":0,"enq_ms":5}`, `{"module":"m","attempt":1,"holder":1,"session":"s","token":"t.1","claimed_ms":9}`, int64(3))
-	f.Add(`{"module":"m","attempt":1}`, `{"module":"x","attempt":2,"holder":1,"token":"t","claimed_ms":9}`, int64(-1))
-	f.Add(`[`, `]`, int64(0))
-	f.Fuzz(func(t *testing.T, payload, lease string, wait int64) {
+	f.Add("m#1", `{"module":"m","attempt":1,"requires":[],"priority":0,"enq_ms":5}`, int64(9))
+	f.Add("x#2", `{"module":"m","attempt":1}`, int64(9))
+	f.Add("m#1", `{"module":"m","attempt":1,"requires":[],"priority":0,"enq_ms":50}`, int64(-1))
+	f.Add("", `[`, int64(0))
+	f.Fuzz(func(t *testing.T, member, payload string, now int64) {
 		c := &Coordinator{keys: newKeys("modpipe", "fuzz"), dead: make(chan struct{})}
-		cls, err := c.parseClaims([]any{"ok", payload, lease, wait})
+		cls, err := c.parseClaims([]any{"ok", now, member, payload}, 2, "sess", "req")
 		if err != nil {
 			if c.failed() == nil {
 				t.Fatalf("a corrupt claim was not latched: %v", err)
@@ -221,7 +222,8 @@ func FuzzClaimReply(f *testing.F) {
 			return
 		}
 		cl := cls[0]
-		if distributed.ValidateAssignment(cl.Assignment) != nil || cl.Lease.Module != cl.Assignment.Module || cl.Lease.Attempt != cl.Assignment.Attempt || cl.QueueWait < 0 {
+		if distributed.ValidateAssignment(cl.Assignment) != nil || member != cl.Assignment.Module+"#"+strconv.Itoa(cl.Assignment.Attempt) ||
+			cl.Lease != (distributed.Lease{Module: cl.Assignment.Module, Attempt: cl.Assignment.Attempt, Holder: 2, Session: "sess", Token: "req.1"}) || cl.QueueWait < 0 {
 			t.Fatalf("accepted an invalid claim %+v", cl)
 		}
 	})

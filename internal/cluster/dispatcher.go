@@ -48,6 +48,11 @@ type Dispatcher struct {
 	stopping string
 	// lookup is Plan.Lookup (cachelookup.go).
 	lookup func(ctx context.Context, i int) bool
+
+	// Results the coordinator delivered, settled by one goroutine
+	// (arrivals.go).
+	arrived  chan arrival
+	finished chan struct{}
 }
 
 // flight is a dispatched node whose result has not been delivered.
@@ -73,12 +78,13 @@ type flight struct {
 func NewDispatcher(cfg Config, host Host, nodes []NodeInfo) *Dispatcher {
 	life, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{cfg: cfg, host: host, nodes: nodes, index: map[string]int{}, life: life, cancel: cancel, flights: map[int]*flight{},
-		kick: make(chan struct{}, 1), flushed: make(chan struct{})}
+		kick: make(chan struct{}, 1), flushed: make(chan struct{}), arrived: make(chan arrival, 256), finished: make(chan struct{})}
 	for i, n := range nodes {
 		d.index[n.Name] = i
 	}
 	d.topPriority = topPriorityOf(nodes)
 	go d.flusher()
+	go d.finisher()
 	return d
 }
 
@@ -150,6 +156,7 @@ func (d *Dispatcher) Close() {
 	d.cancel()
 	<-d.flushed // no await starts after this
 	d.wg.Wait()
+	<-d.finished
 }
 
 // Dispatch implements engine.Scheduler.Dispatch.
@@ -210,15 +217,9 @@ func (d *Dispatcher) enqueue(i, attempt int) error {
 // does it for any other node it happens to run, ending the wait here.
 func (d *Dispatcher) await(i int) {
 	defer d.wg.Done()
-	d.mu.Lock()
-	f := d.flights[i]
-	ctx, stop := context.WithCancel(d.life)
-	if f != nil {
-		f.stopAwait = stop
-	}
-	d.mu.Unlock()
+	ctx, stop, ok := d.startAwait(i)
 	defer stop()
-	if f == nil || d.runsHere(i) {
+	if !ok {
 		return // delivered already, or only the master's executor runs it
 	}
 	var failingSince time.Time
@@ -227,42 +228,58 @@ func (d *Dispatcher) await(i int) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			if errors.Is(err, distributed.ErrRunEnded) {
-				return
-			}
-			if Fatal(err) {
-				d.fail(i, err, -1) // no result can come any more
-				return
-			}
-			// Errors are retried as an outage for as long as an instance
-			// may be unreachable (the lease timeout); a malformed result
-			// will not get better.
-			if failingSince.IsZero() {
-				failingSince = time.Now()
-			}
-			if errors.Is(err, distributed.ErrInvalid) || time.Since(failingSince) > d.cfg.LeaseTimeout {
-				d.fail(i, fmt.Errorf("the master could not obtain the result of %s from the coordinator (failing for %s; lease timeout %s): %w",
-					d.nodes[i].Name, time.Since(failingSince).Round(time.Millisecond), d.cfg.LeaseTimeout, err), -1)
-				return
-			}
-			d.cfg.Log.Warn("awaiting a result failed", "module", d.nodes[i].Name, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(d.cfg.Heartbeat):
-			}
-			continue
-		}
-		if err := d.cfg.Signer.VerifyResult(res, d.nodes[i].Name); err != nil {
-			// A forged or misdirected result is never the module's result.
-			d.cfg.Log.Error("refused a result", "module", d.nodes[i].Name, "err", err)
-			d.fail(i, err, -1)
+		if err == nil {
+			d.arrive(i, res)
 			return
 		}
-		d.finish(i, res)
-		return
+		if !d.awaitFailed(ctx, i, err, &failingSince) {
+			return
+		}
 	}
+}
+
+// startAwait returns the context of the wait for node i's result, which
+// finish ends, and whether the coordinator is to be asked for it.
+func (d *Dispatcher) startAwait(i int) (context.Context, context.CancelFunc, bool) {
+	d.mu.Lock()
+	f := d.flights[i]
+	ctx, stop := context.WithCancel(d.life)
+	if f != nil {
+		f.stopAwait = stop
+	}
+	d.mu.Unlock()
+	return ctx, stop, f != nil && !d.runsHere(i)
+}
+
+// awaitFailed handles an error awaiting node i's result, and reports
+// whether to await again. (Kept out of await, whose goroutines number one
+// per queued module: a small frame there keeps their stacks from growing.)
+func (d *Dispatcher) awaitFailed(ctx context.Context, i int, err error, failingSince *time.Time) bool {
+	if errors.Is(err, distributed.ErrRunEnded) {
+		return false
+	}
+	if Fatal(err) {
+		d.fail(i, err, -1) // no result can come any more
+		return false
+	}
+	// Errors are retried as an outage for as long as an instance may be
+	// unreachable (the lease timeout); a malformed result will not get
+	// better.
+	if failingSince.IsZero() {
+		*failingSince = time.Now()
+	}
+	if errors.Is(err, distributed.ErrInvalid) || time.Since(*failingSince) > d.cfg.LeaseTimeout {
+		d.fail(i, fmt.Errorf("the master could not obtain the result of %s from the coordinator (failing for %s; lease timeout %s): %w",
+			d.nodes[i].Name, time.Since(*failingSince).Round(time.Millisecond), d.cfg.LeaseTimeout, err), -1)
+		return false
+	}
+	d.cfg.Log.Warn("awaiting a result failed", "module", d.nodes[i].Name, "err", err)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d.cfg.Heartbeat):
+	}
+	return true
 }
 
 // runsHere reports whether node i can only run on this instance, whose
