@@ -100,7 +100,7 @@ func TestProcessesCacheSkipsWorkersAndExplainsMisses(t *testing.T) {
 	if got := ranBodies(outs); len(got) != 0 {
 		t.Fatalf("warm run ran bodies %v\n%s", got, outs[0])
 	}
-	for _, name := range []string{"compile", "wintest", "lint"} {
+	for _, name := range []string{"gen", "compile", "wintest", "lint"} {
 		if m := rep[name]; m.Status != "cached" || m.Instance != 0 {
 			t.Errorf("%s: %s on instance %d, want cached on the master", name, m.Status, m.Instance)
 		}

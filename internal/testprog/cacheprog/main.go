@@ -2,7 +2,7 @@
 // of caching (distributed/redis/cache_process_test.go). Each body prints
 // "RAN <module> on <instance>" so that tests see where bodies ran.
 //
-//	gen → compile (cached on src/*.txt, needs "docker") → wintest (cached, needs "windows")
+//	gen (cached) → compile (cached on src/*.txt, needs "docker") → wintest (cached, needs "windows")
 //	lint (cached on lint.cfg)
 //	publish (not cached, pinned to the master) after wintest and lint
 package main
@@ -22,7 +22,8 @@ func ran(c *modpipe.Context) {
 }
 
 func main() {
-	gen := modpipe.New("gen", func(c *modpipe.Context) (string, error) { return "v1", nil })
+	// gen is cached too: a warm run then needs no worker at all.
+	gen := modpipe.New("gen", func(c *modpipe.Context) (string, error) { return "v1", nil }, modpipe.Cache(modpipe.InputValue("gen", "v1")))
 	compile := modpipe.New("compile", func(c *modpipe.Context) (int, error) {
 		ran(c)
 		m, err := filepath.Glob("src/*.txt")
