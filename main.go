@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -137,6 +138,7 @@ func parseFlags(p *Pipeline, args []string, stderr io.Writer) (*cliOptions, *fla
 	}
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		p.usage(stderr, fs)
+		writeSubcommandUsage(stderr)
 		return nil, fs, err
 	} else if err != nil {
 		return nil, fs, unknownFlag(err)
@@ -186,6 +188,13 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 	}
 	summary, err := p.runMode(ctx, o, getenv, stdout, stderr)
 	return p.present(summary, err, o.report, getenv, stdout, stderr)
+}
+
+// writeSubcommandUsage ends --help with the subcommands, which have their
+// own flags and help.
+func writeSubcommandUsage(w io.Writer) {
+	prog := filepath.Base(os.Args[0])
+	fmt.Fprintf(w, "\nSubcommands:\n  workflow github|gitlab [flags]\n    \twrite a GitHub Actions or GitLab CI configuration that runs this pipeline\n    \tas a matrix of instances (its flags: %s workflow -h)\n", prog)
 }
 
 // resolveSettings applies the flags and the environment over what code set.
