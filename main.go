@@ -166,6 +166,11 @@ func parseFlags(p *Pipeline, args []string, stderr io.Writer) (*cliOptions, *fla
 // one flow: parse, resolve the settings (flags over environment over
 // code), choose the mode, run, present.
 func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	// `go run ./ci -- --help` passes the "--" on; one is dropped so that
+	// the flags after it are parsed.
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
 	if len(args) > 0 && args[0] == "workflow" {
 		return p.mainWorkflow(ctx, args[1:], stdout, stderr)
 	}
