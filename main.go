@@ -220,7 +220,10 @@ func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, st
 	if p.Output == nil {
 		p.Output = stdout
 	}
-	return p.applyDistributedSettings(o, getenv)
+	if err := p.applyDistributedSettings(o, getenv); err != nil {
+		return err
+	}
+	return p.checkStoreURLs() // store_check.go
 }
 
 // showPlan prints the module list (--list) or the plan (--dry-run); for
