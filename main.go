@@ -39,9 +39,9 @@ import (
 //	--durations FILE         order modules by the durations in an earlier run's report (default: the --report file, if it exists)
 //	-v                       include debug-level module logs
 //	--no-live                no live view of running modules (env MODPIPE_LIVE=0; MODPIPE_LIVE=1 shows it under CI too)
-//	--artifact-store URL     artifact store: file:///dir, s3://bucket/prefix, redis://, rediss:// (env MODPIPE_ARTIFACT_STORE)
+//	--artifact-store URL     artifact store: file:///dir, s3://bucket/prefix, redis://, rediss://, redis+cluster:// (env MODPIPE_ARTIFACT_STORE)
 //	--artifacts-out DIR      copy every artifact of the run into DIR/<name>/ at the end (env MODPIPE_ARTIFACTS_OUT)
-//	--cache URL              cache store for modules declared with Cache: file:///dir, s3://, redis:// (env MODPIPE_CACHE; default a directory under the user cache dir)
+//	--cache URL              cache store for modules declared with Cache: file:///dir, s3://, redis://, redis+cluster:// (env MODPIPE_CACHE; default a directory under the user cache dir)
 //	--cache-mode MODE        readwrite, read or off (env MODPIPE_CACHE_MODE; pull/merge-request runs default to read)
 //	--explain-cache          for each cache miss, say which inputs changed since the module's previous entry
 //	--cleanup-grace D        how long AlwaysRun modules may run after Ctrl-C/SIGTERM (env MODPIPE_CLEANUP_GRACE; default 30s)
@@ -127,9 +127,9 @@ func parseFlags(p *Pipeline, args []string, stderr io.Writer) (*cliOptions, *fla
 	fs.DurationVar(&o.masterTimeout, "master-timeout", 0, "distributed: how long a worker waits for a missing or silent master (env MODPIPE_MASTER_TIMEOUT; default 2m)")
 	fs.DurationVar(&o.capabilityTimeout, "capability-timeout", 0, "distributed: how long a module waits for a capable instance (env MODPIPE_CAPABILITY_TIMEOUT; default 5m)")
 	fs.IntVar(&o.localInstances, "local-instances", 0, "run `N` instances inside this process over the in-memory coordinator, to try distributed mode without Redis")
-	fs.StringVar(&o.artifactStore, "artifact-store", "", "artifact store `URL` every instance reaches: file:///dir, s3://bucket/prefix, redis:// or rediss:// (env MODPIPE_ARTIFACT_STORE; default: a directory of this run, or the Redis coordinator's server)")
+	fs.StringVar(&o.artifactStore, "artifact-store", "", "artifact store `URL` every instance reaches: file:///dir, s3://bucket/prefix, redis://, rediss:// or redis+cluster:// (env MODPIPE_ARTIFACT_STORE; default: a directory of this run, or the Redis coordinator's server)")
 	fs.StringVar(&o.artifactsOut, "artifacts-out", "", "copy every artifact of the run into `DIR`/<artifact name>/ at the end (master only; env MODPIPE_ARTIFACTS_OUT)")
-	fs.StringVar(&o.cacheURL, "cache", "", "cache store `URL` for modules declared with Cache: file:///dir, s3://bucket/prefix, redis:// or rediss:// (env MODPIPE_CACHE; default a directory under the user cache dir)")
+	fs.StringVar(&o.cacheURL, "cache", "", "cache store `URL` for modules declared with Cache: file:///dir, s3://bucket/prefix, redis://, rediss:// or redis+cluster:// (env MODPIPE_CACHE; default a directory under the user cache dir)")
 	fs.StringVar(&o.cacheMode, "cache-mode", "", "`MODE` readwrite, read or off (env MODPIPE_CACHE_MODE; default readwrite, read for pull-request and merge-request runs)")
 	fs.BoolVar(&o.explainCache, "explain-cache", false, "for each cache miss, say which inputs changed since the module's previous entry")
 	fs.DurationVar(&o.cleanupGrace, "cleanup-grace", 0, "how long AlwaysRun modules may still run after Ctrl-C or SIGTERM (env MODPIPE_CLEANUP_GRACE; default 30s; a second signal exits at once)")

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/modpipe/modpipe/artifact"
+	"github.com/modpipe/modpipe/distributed"
 )
 
 // A malformed --artifact-store or --cache is a usage error at start (exit
@@ -76,3 +79,43 @@ func TestMainAcceptsWellFormedStoreURLs(t *testing.T) {
 }
 
 func writeFileForTest(path string) error { return os.WriteFile(path, []byte("x"), 0o644) }
+
+// cacheCoordinator is a coordinator that keeps a cache (as the Redis one
+// does), recording the URLs it is asked for.
+type cacheCoordinator struct {
+	distributed.Coordinator
+	dir  string
+	urls []string
+}
+
+func (c *cacheCoordinator) CacheStore(url string) (artifact.Store, error) {
+	c.urls = append(c.urls, url)
+	return artifact.NewDirStore(c.dir), nil
+}
+
+// --help lists redis+cluster:// for both stores, and a redis+cluster://
+// --cache is opened through the coordinator like redis:// (it was refused
+// as "a Redis cache is opened through the Redis coordinator" even with one).
+func TestRedisClusterStoreURLs(t *testing.T) {
+	p := NewPipeline().Add(Task("a", func(*Context) error { return nil }))
+	_, _, errOut := runMain(t, p, nil, "--help")
+	for _, name := range []string{"-artifact-store URL", "-cache URL"} {
+		_, after, _ := strings.Cut(errOut, name)
+		line, _, _ := strings.Cut(after, "(env")
+		if !strings.Contains(line, "redis+cluster://") {
+			t.Errorf("--help for %s does not list redis+cluster://:\n%s", name, line)
+		}
+	}
+	for _, url := range []string{"redis://127.0.0.1:1", "redis+cluster://127.0.0.1:1,127.0.0.1:2", "rediss+cluster://127.0.0.1:1"} {
+		coord := &cacheCoordinator{Coordinator: distributed.NewInMemory(), dir: t.TempDir()}
+		p := NewPipeline().UseCoordinator(coord)
+		s, err := p.openCacheURL(url)
+		if err != nil || s == nil {
+			t.Errorf("--cache %s with a coordinator that keeps a cache: %v", url, err)
+			continue
+		}
+		if len(coord.urls) != 1 || coord.urls[0] != url {
+			t.Errorf("--cache %s: the coordinator was asked for %q", url, coord.urls)
+		}
+	}
+}
