@@ -199,6 +199,7 @@ func (p *Pipeline) runWithCache(ctx context.Context) (*Summary, error) {
 		p.cache.run = nil
 		p.art.store = restoreArt
 	}()
+	defer p.durationsFromCache(ctx, env.c)() // durations.go
 	s, err := p.Run(ctx)
 	env.wg.Wait()
 	if env.closer != nil {
