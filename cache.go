@@ -199,6 +199,7 @@ func (p *Pipeline) runWithCache(ctx context.Context) (*Summary, error) {
 		p.cache.run = nil
 		p.art.store = restoreArt
 	}()
+	defer p.durationsFromCache(ctx, env.c)() // durations.go
 	s, err := p.Run(ctx)
 	env.wg.Wait()
 	if env.closer != nil {
@@ -305,10 +306,8 @@ func untrustedEvent(getenv func(string) string) bool {
 // openCacheURL opens --cache: the same URL forms as --artifact-store.
 func (p *Pipeline) openCacheURL(raw string) (artifact.Store, error) {
 	scheme, _, _ := strings.Cut(raw, "://")
-	if scheme == "redis" || scheme == "rediss" {
-		if cs, ok := p.coord.(interface {
-			CacheStore(url string) (artifact.Store, error)
-		}); ok {
+	if redisScheme(scheme) { // store_check.go
+		if cs, ok := p.coord.(cacheStorer); ok {
 			return cs.CacheStore(raw)
 		}
 		return nil, fmt.Errorf("--cache %s: a Redis cache is opened through the Redis coordinator (p.UseCoordinator(redis.NewCoordinator(...))); without it, call p.UseCache(redis.NewCacheStore(redis.Options{...}, retention)) in code", redact.URL(raw))

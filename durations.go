@@ -1,6 +1,7 @@
 package modpipe
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/modpipe/modpipe/internal/cache"
 )
 
 // UseDurations gives the scheduler how long modules took before, keyed by
@@ -22,7 +25,9 @@ import (
 // Main fills it from --durations FILE (MODPIPE_DURATIONS), the --report
 // of an earlier run, or, when neither is given, from the file --report
 // names if it already exists (the previous run's report, read before it is
-// overwritten). DurationsFromReport reads such a file.
+// overwritten). When none of these gives durations and the cache is on,
+// the run uses the durations its modules' latest cache entries recorded.
+// DurationsFromReport reads such a file.
 func (p *Pipeline) UseDurations(d map[string]time.Duration) *Pipeline {
 	p.durations = d
 	return p
@@ -98,4 +103,39 @@ func readDurations(path string) (map[string]time.Duration, error) {
 	}
 	defer f.Close()
 	return DurationsFromReport(f)
+}
+
+// cacheDurationsBound bounds the cache lookups of durationsFromCache: the
+// durations only order the modules, so a slow store must not hold the run.
+const cacheDurationsBound = 10 * time.Second
+
+// durationsFromCache gives the scheduler, when no durations were given
+// (UseDurations, --durations, MODPIPE_DURATIONS, a --report file), how
+// long the cached modules ran when their latest cache entries were stored.
+// It returns the function that undoes it once the run is over. A worker
+// does not look: the master orders the run.
+func (p *Pipeline) durationsFromCache(ctx context.Context, c *cache.Cache) (undo func()) {
+	if p.durations != nil || c == nil || c.Store == nil || c.Mode == cache.Off || (p.distributedOn() && p.dist.InstanceIndex != 0) {
+		return func() {}
+	}
+	var names []string
+	for _, d := range p.modules {
+		switch {
+		case d == nil || d.cache == nil:
+		case len(d.matrix) == 0:
+			names = append(names, d.name)
+		default:
+			for _, t := range d.matrix {
+				names = append(names, d.name+"["+t+"]") // the node's name, as buildPlan gives it
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, cacheDurationsBound)
+	defer cancel()
+	d := cache.LastDurations(ctx, c.Store, c.SigningKey, names)
+	if len(d) == 0 {
+		return func() {}
+	}
+	p.durations = d
+	return func() { p.durations = nil }
 }

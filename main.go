@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -38,9 +39,9 @@ import (
 //	--durations FILE         order modules by the durations in an earlier run's report (default: the --report file, if it exists)
 //	-v                       include debug-level module logs
 //	--no-live                no live view of running modules (env MODPIPE_LIVE=0; MODPIPE_LIVE=1 shows it under CI too)
-//	--artifact-store URL     artifact store: file:///dir, s3://bucket/prefix, redis://, rediss:// (env MODPIPE_ARTIFACT_STORE)
+//	--artifact-store URL     artifact store: file:///dir, s3://bucket/prefix, redis://, rediss://, redis+cluster:// (env MODPIPE_ARTIFACT_STORE)
 //	--artifacts-out DIR      copy every artifact of the run into DIR/<name>/ at the end (env MODPIPE_ARTIFACTS_OUT)
-//	--cache URL              cache store for modules declared with Cache: file:///dir, s3://, redis:// (env MODPIPE_CACHE; default a directory under the user cache dir)
+//	--cache URL              cache store for modules declared with Cache: file:///dir, s3://, redis://, redis+cluster:// (env MODPIPE_CACHE; default a directory under the user cache dir)
 //	--cache-mode MODE        readwrite, read or off (env MODPIPE_CACHE_MODE; pull/merge-request runs default to read)
 //	--explain-cache          for each cache miss, say which inputs changed since the module's previous entry
 //	--cleanup-grace D        how long AlwaysRun modules may run after Ctrl-C/SIGTERM (env MODPIPE_CLEANUP_GRACE; default 30s)
@@ -126,9 +127,9 @@ func parseFlags(p *Pipeline, args []string, stderr io.Writer) (*cliOptions, *fla
 	fs.DurationVar(&o.masterTimeout, "master-timeout", 0, "distributed: how long a worker waits for a missing or silent master (env MODPIPE_MASTER_TIMEOUT; default 2m)")
 	fs.DurationVar(&o.capabilityTimeout, "capability-timeout", 0, "distributed: how long a module waits for a capable instance (env MODPIPE_CAPABILITY_TIMEOUT; default 5m)")
 	fs.IntVar(&o.localInstances, "local-instances", 0, "run `N` instances inside this process over the in-memory coordinator, to try distributed mode without Redis")
-	fs.StringVar(&o.artifactStore, "artifact-store", "", "artifact store `URL` every instance reaches: file:///dir, s3://bucket/prefix, redis:// or rediss:// (env MODPIPE_ARTIFACT_STORE; default: a directory of this run, or the Redis coordinator's server)")
+	fs.StringVar(&o.artifactStore, "artifact-store", "", "artifact store `URL` every instance reaches: file:///dir, s3://bucket/prefix, redis://, rediss:// or redis+cluster:// (env MODPIPE_ARTIFACT_STORE; default: a directory of this run, or the Redis coordinator's server)")
 	fs.StringVar(&o.artifactsOut, "artifacts-out", "", "copy every artifact of the run into `DIR`/<artifact name>/ at the end (master only; env MODPIPE_ARTIFACTS_OUT)")
-	fs.StringVar(&o.cacheURL, "cache", "", "cache store `URL` for modules declared with Cache: file:///dir, s3://bucket/prefix, redis:// or rediss:// (env MODPIPE_CACHE; default a directory under the user cache dir)")
+	fs.StringVar(&o.cacheURL, "cache", "", "cache store `URL` for modules declared with Cache: file:///dir, s3://bucket/prefix, redis://, rediss:// or redis+cluster:// (env MODPIPE_CACHE; default a directory under the user cache dir)")
 	fs.StringVar(&o.cacheMode, "cache-mode", "", "`MODE` readwrite, read or off (env MODPIPE_CACHE_MODE; default readwrite, read for pull-request and merge-request runs)")
 	fs.BoolVar(&o.explainCache, "explain-cache", false, "for each cache miss, say which inputs changed since the module's previous entry")
 	fs.DurationVar(&o.cleanupGrace, "cleanup-grace", 0, "how long AlwaysRun modules may still run after Ctrl-C or SIGTERM (env MODPIPE_CLEANUP_GRACE; default 30s; a second signal exits at once)")
@@ -137,6 +138,7 @@ func parseFlags(p *Pipeline, args []string, stderr io.Writer) (*cliOptions, *fla
 	}
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		p.usage(stderr, fs)
+		writeSubcommandUsage(stderr)
 		return nil, fs, err
 	} else if err != nil {
 		return nil, fs, unknownFlag(err)
@@ -164,6 +166,11 @@ func parseFlags(p *Pipeline, args []string, stderr io.Writer) (*cliOptions, *fla
 // one flow: parse, resolve the settings (flags over environment over
 // code), choose the mode, run, present.
 func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	// `go run ./ci -- --help` passes the "--" on; one is dropped so that
+	// the flags after it are parsed.
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
 	if len(args) > 0 && args[0] == "workflow" {
 		return p.mainWorkflow(ctx, args[1:], stdout, stderr)
 	}
@@ -188,6 +195,13 @@ func (p *Pipeline) main(ctx context.Context, args []string, getenv func(string) 
 	return p.present(summary, err, o.report, getenv, stdout, stderr)
 }
 
+// writeSubcommandUsage ends --help with the subcommands, which have their
+// own flags and help.
+func writeSubcommandUsage(w io.Writer) {
+	prog := filepath.Base(os.Args[0])
+	fmt.Fprintf(w, "\nSubcommands:\n  workflow github|gitlab [flags]\n    \twrite a GitHub Actions or GitLab CI configuration that runs this pipeline\n    \tas a matrix of instances (its flags: %s workflow -h)\n", prog)
+}
+
 // resolveSettings applies the flags and the environment over what code set.
 func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, stdout io.Writer) error {
 	p.applyFlags(o)
@@ -206,7 +220,10 @@ func (p *Pipeline) resolveSettings(o *cliOptions, getenv func(string) string, st
 	if p.Output == nil {
 		p.Output = stdout
 	}
-	return p.applyDistributedSettings(o, getenv)
+	if err := p.applyDistributedSettings(o, getenv); err != nil {
+		return err
+	}
+	return p.checkStoreURLs() // store_check.go
 }
 
 // showPlan prints the module list (--list) or the plan (--dry-run); for

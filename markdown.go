@@ -23,6 +23,9 @@ func (s *Summary) WriteMarkdown(w io.Writer) error {
 			Name: m.Name, Status: m.Status.String(), Symbol: statusSymbols[engine.Status(m.Status)],
 			Instance: "-", Attempts: "-", QueueWait: "-", Duration: "-", Details: firstLine(m.Reason), Bad: m.Status.Failed(),
 		}
+		if m.Status == Cached && m.Cache != nil {
+			r.Details = "saved " + formatDuration(m.Cache.Saved) // as the text summary says
+		}
 		if m.Error != "" {
 			r.Details = firstLine(m.Error)
 		}
@@ -51,7 +54,30 @@ func (s *Summary) WriteMarkdown(w io.Writer) error {
 	if err := render.WriteMarkdown(w, js); err != nil {
 		return err
 	}
+	if err := s.writeCacheMarkdown(w); err != nil {
+		return err
+	}
 	return s.writeArtifactsMarkdown(w) // artifact_run.go
+}
+
+// writeCacheMarkdown writes the cache line of the job summary: hits,
+// misses and the time the hits saved, as under the text summary.
+func (s *Summary) writeCacheMarkdown(w io.Writer) error {
+	hits, misses := 0, 0
+	for _, m := range s.Modules {
+		switch {
+		case m.Cache == nil:
+		case m.Cache.Hit:
+			hits++
+		default:
+			misses++
+		}
+	}
+	if hits+misses == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "\n**Cache:** %d hits, %d misses; saved %s.\n", hits, misses, formatDuration(s.CacheSaved()))
+	return err
 }
 
 // verdictLine is "Run succeeded in 1.2s: 6 succeeded, 2 skipped".

@@ -30,14 +30,14 @@ type workflowOptions struct {
 }
 
 // workerFlag collects --worker: each value is one worker job, offering the
-// comma-separated capabilities it names.
+// comma-separated capabilities it names. The parts are kept as given
+// (workflow.PlanWorkers trims them and drops empty ones), so that an error
+// quotes the value given, such as --worker ",".
 type workerFlag [][]string
 
 func (w *workerFlag) String() string { return fmt.Sprint([][]string(*w)) }
 func (w *workerFlag) Set(v string) error {
-	var caps listFlag
-	_ = caps.Set(v)
-	*w = append(*w, caps)
+	*w = append(*w, strings.Split(v, ","))
 	return nil
 }
 

@@ -148,10 +148,28 @@ func main() {
 `,
 }
 
+// ciGoMod is the go.mod of the project's ci module: modpipe, replaced by
+// the checkout, and modpipe's own requirements with its go.sum, so that the
+// module is complete without go mod tidy, which would look up the modules
+// of the dependencies' tests and so needs the network on a cold module
+// cache; the modules modpipe builds with are enough (go mod download).
+func ciGoMod(t *testing.T, modpipeGoMod, checkout string) string {
+	t.Helper()
+	first, rest, ok := strings.Cut(modpipeGoMod, "\n")
+	if !ok || strings.TrimSpace(first) != "module github.com/modpipe/modpipe" {
+		t.Fatalf("modpipe's go.mod does not start with its module line: %q", first)
+	}
+	if strings.Contains(rest, "\nreplace") || strings.Contains(rest, "\nexclude") {
+		t.Fatal("modpipe's go.mod has replace or exclude directives, which ciGoMod does not carry over; carry them over")
+	}
+	return "module example.com/router/ci\n" + rest +
+		"\nrequire github.com/modpipe/modpipe v0.0.0\n\nreplace github.com/modpipe/modpipe => " + checkout + "\n"
+}
+
 // goEnv keeps the go command on this toolchain and out of any workspace.
 // The modules the project needs are modpipe's, which the module cache has
-// once modpipe is built (go mod tidy fetches them otherwise).
-var goEnv = []string{"GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS="}
+// once modpipe is built (ciGoMod): the test runs with GOPROXY=off.
+var goEnv = []string{"GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS=", "GOPROXY=off"}
 
 // runIn runs a command in dir with env added and fails the test unless it
 // exits 0; it returns stdout and stderr.
@@ -181,9 +199,13 @@ func newRealProject(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	goMod, err := os.ReadFile(filepath.Join(checkout, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	origin := filepath.Join(t.TempDir(), "router")
 	files := map[string]string{
-		"ci/go.mod": "module example.com/router/ci\n\ngo 1.26.0\n\nrequire github.com/modpipe/modpipe v0.0.0\n\nreplace github.com/modpipe/modpipe => " + filepath.ToSlash(checkout) + "\n",
+		"ci/go.mod": ciGoMod(t, string(goMod), filepath.ToSlash(checkout)),
 		"ci/go.sum": string(goSum),
 	}
 	for k, v := range realProject {
@@ -198,7 +220,6 @@ func newRealProject(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	runIn(t, filepath.Join(origin, "ci"), nil, "go", "mod", "tidy")
 	// git ignores the user's settings (init.defaultBranch there must not matter).
 	gitConfig := filepath.Join(t.TempDir(), "gitconfig")
 	if err := os.WriteFile(gitConfig, nil, 0o644); err != nil {

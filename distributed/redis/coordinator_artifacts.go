@@ -18,7 +18,7 @@ func (c *Coordinator) ArtifactStore(url string) (artifact.Store, error) {
 	raw, base := c.rawURL, c.keys.base
 	c.mu.Unlock()
 	if raw == "" {
-		return nil, fmt.Errorf("redis coordinator: %w: no artifact store before the coordinator is bound to a run", distributed.ErrNotConfigured)
+		return nil, fmt.Errorf("redis coordinator: %w: no artifact store before the coordinator is bound to a run; call ArtifactStore from inside a distributed run (a module's code), or open a store of your own with NewArtifactStore(Options{URL: ..., RunID: ...})", distributed.ErrNotConfigured)
 	}
 	o := c.opts
 	o.URL = raw

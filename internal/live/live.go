@@ -60,7 +60,9 @@ func (v *View) Writer() io.Writer { return v.p }
 
 // Started shows module id as running.
 func (v *View) Started(id int, name string) {
-	b := v.p.New(0, mpb.SpinnerStyle("⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"),
+	// Add, not New: New panics once Stop has waited for the view, and a
+	// module may start after Stop (one abandoned after its grace period).
+	b, err := v.p.Add(0, mpb.SpinnerStyle("⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏").Build(),
 		mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
 		mpb.AppendDecorators(
 			decor.Any(func(decor.Statistics) string {
@@ -71,7 +73,16 @@ func (v *View) Started(id int, name string) {
 			decor.Elapsed(decor.ET_STYLE_GO),
 		),
 	)
+	if err != nil {
+		return // the view has stopped
+	}
 	v.mu.Lock()
+	if v.stopped {
+		// Stop already removed the lines and waits for them to end.
+		v.mu.Unlock()
+		b.Abort(true)
+		return
+	}
 	v.bars[id] = b
 	v.mu.Unlock()
 }

@@ -93,3 +93,18 @@ func TestTransferAfterStop(t *testing.T) {
 		t.Errorf("a transfer after Stop was drawn:\n%q", out.String())
 	}
 }
+
+// A module that starts after Stop draws nothing and does not panic (mpb's
+// New panics once the view has stopped).
+func TestStartedAfterStop(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var out syncBuffer
+	v := start(&out, 100)
+	v.Stop()
+	v.Started(1, "late")
+	v.Where(1, "instance 2")
+	v.Finished(1)
+	if strings.Contains(out.String(), "late") {
+		t.Errorf("a module started after Stop was drawn:\n%q", out.String())
+	}
+}
