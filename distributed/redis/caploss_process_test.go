@@ -20,7 +20,10 @@ import (
 func TestProcessesOnlyCapableWorkerKilled(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newScenario(t, srv, 2, "DEMO_SLOW=docker-image=30s")
-	master := s.start(0, "--capability=linux,windows,macos", "--capability-timeout=3m")
+	// build-tool needs docker too: when it is still queued or running at
+	// the kill, it may fail first, and without --continue-on-failure the
+	// run would then cancel docker-image instead of failing it.
+	master := s.start(0, "--capability=linux,windows,macos", "--capability-timeout=3m", "--continue-on-failure")
 	worker := s.start(1, "--capability=docker")
 	if holder := s.awaitLease("docker-image"); holder != 1 {
 		t.Fatalf("docker-image claimed by instance %d, want 1", holder)
