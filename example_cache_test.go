@@ -19,11 +19,14 @@ func ExampleCache() {
 		runs++ // c.Command("golangci-lint", "run").Run()
 		return nil
 	}, modpipe.Cache(
-		modpipe.InputFiles("**/*.go", "go.sum", ".golangci.yml"), // content of matching files
-		modpipe.InputEnv("GOFLAGS"),                              // value hashed, never stored
-		modpipe.InputCommand("go", "version"),                    // output of a command, run once per run
-		modpipe.InputValue("config", cfg),                        // any value, as JSON
-		modpipe.CacheVersion("2"),                                // bump when the code changes
+		// Content of matching files, relative to the working directory;
+		// a real lint would say "**/*.go", "go.sum", ".golangci.yml". The
+		// example keeps to files no other test changes while it runs.
+		modpipe.InputFiles("go.mod", "go.sum"),
+		modpipe.InputEnv("GOFLAGS"),           // value hashed, never stored
+		modpipe.InputCommand("go", "version"), // output of a command, run once per run
+		modpipe.InputValue("config", cfg),     // any value, as JSON
+		modpipe.CacheVersion("2"),             // bump when the code changes
 	))
 
 	dir, _ := os.MkdirTemp("", "modpipe-cache-example-")
