@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/cluster"
 	"github.com/modpipe/modpipe/internal/render"
 )
 
@@ -219,20 +220,7 @@ func describeCaps(caps []string) string {
 }
 
 // describeReqs lists a module's requirements for people.
-func describeReqs(req []string) string {
-	var out []string
-	for _, r := range req {
-		if r == distributed.MasterCapability {
-			out = append(out, "the master")
-			continue
-		}
-		out = append(out, strings.ReplaceAll(r, "|", " or "))
-	}
-	if len(out) == 0 {
-		return "nothing"
-	}
-	return strings.Join(out, " + ")
-}
+func describeReqs(req []string) string { return cluster.DescribeRequirements(req, "the master") }
 
 // neededOS returns the one OS a requirement set names (not a choice of
 // several), or "".

@@ -419,10 +419,17 @@ func (d *Dispatcher) offersLocked() string {
 }
 
 func describeReqs(reqs []string) string {
+	return DescribeRequirements(reqs, "the master (PinToMaster)")
+}
+
+// DescribeRequirements lists a module's requirements for people: "a + b or
+// c", master naming the master capability, "nothing" for none. Errors and
+// the dry run's routing table (which says "the master") share it.
+func DescribeRequirements(reqs []string, master string) string {
 	var out []string
 	for _, r := range reqs {
 		if r == distributed.MasterCapability {
-			out = append(out, "the master (PinToMaster)")
+			out = append(out, master)
 			continue
 		}
 		out = append(out, strings.ReplaceAll(r, "|", " or "))
