@@ -21,19 +21,7 @@ func GitHub(s Spec) ([]byte, error) {
 
 	var w writer
 	w.header(s)
-	if s.single() {
-		w.comment(0,
-			"",
-			"One run of "+s.program()+" in one job: no module needs another runner.",
-		)
-	} else {
-		w.comment(0,
-			"",
-			"One distributed run of "+s.program()+" as "+strconv.Itoa(len(s.Instances))+" instances, one per matrix job,",
-			"coordinated through Redis. Instance 0 is the master: its log is the run's log",
-			"(every module's output, wherever it ran) and it prints the summary.",
-		)
-	}
+	w.intro(s)
 	if labels := customRunners(s.Instances); len(labels) > 0 {
 		w.comment(0,
 			"",

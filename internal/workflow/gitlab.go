@@ -22,28 +22,17 @@ func GitLab(s Spec) ([]byte, error) {
 
 	var w writer
 	w.header(s)
-	if s.single() {
-		w.comment(0,
-			"",
-			"One run of "+s.program()+" in one job: no module needs another runner.",
-		)
-	} else {
-		w.comment(0,
-			"",
-			"One distributed run of "+s.program()+" as "+total+" instances, one per matrix job,",
-			"coordinated through Redis. Instance 0 is the master: its log is the run's log",
-			"(every module's output, wherever it ran) and it prints the summary.",
-			"",
-			"Redis: add a masked (and protected) CI/CD variable "+s.RedisSecret+" holding",
-			"redis://user:password@host:6379 (rediss:// for TLS) under Settings > CI/CD >",
-			"Variables. Without it instance 0 runs the whole pipeline alone.",
-			"",
-			"Optional: a masked CI/CD variable MODPIPE_SHARED_SECRET (the same value for",
-			"every instance, e.g. openssl rand -hex 32) makes the instances sign what they",
-			"exchange and refuse results and work forged by others with access to Redis.",
-			"GitLab passes CI/CD variables to every job, so it needs no line below.",
-		)
-	}
+	w.intro(s,
+		"",
+		"Redis: add a masked (and protected) CI/CD variable "+s.RedisSecret+" holding",
+		"redis://user:password@host:6379 (rediss:// for TLS) under Settings > CI/CD >",
+		"Variables. Without it instance 0 runs the whole pipeline alone.",
+		"",
+		"Optional: a masked CI/CD variable MODPIPE_SHARED_SECRET (the same value for",
+		"every instance, e.g. openssl rand -hex 32) makes the instances sign what they",
+		"exchange and refuse results and work forged by others with access to Redis.",
+		"GitLab passes CI/CD variables to every job, so it needs no line below.",
+	)
 	w.line("")
 	w.line("workflow:")
 	w.line("  rules:")
