@@ -190,17 +190,7 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 // confirmed the subscription (so nothing published after that is missed),
 // or with the server's refusal, or ctx's error.
 func (s *subscriber) follow(ctx context.Context, channel string) error {
-	confirmed := s.startFollow(ctx, channel)
-	select {
-	case <-confirmed:
-		return nil
-	case <-s.broken:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.refused
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.await(ctx, s.startFollow(ctx, channel))
 }
 
 // startFollow is follow without the wait: it returns the channel closed
@@ -346,8 +336,14 @@ func (s *subscriber) wakeAllLocked() {
 // waitReady blocks until the first subscription is confirmed, or the
 // server refused it.
 func (s *subscriber) waitReady(ctx context.Context) error {
+	return s.await(ctx, s.ready)
+}
+
+// await blocks until confirmed is closed, or the server refused the
+// subscription, or ctx ends.
+func (s *subscriber) await(ctx context.Context, confirmed <-chan struct{}) error {
 	select {
-	case <-s.ready:
+	case <-confirmed:
 		return nil
 	case <-s.broken:
 		s.mu.Lock()
