@@ -221,6 +221,9 @@ type snapshot struct {
 	Commands int64            // total_commands_processed
 	CPU      float64          // used_cpu_user + used_cpu_sys, seconds
 	Calls    map[string]int64 // per command (commandstats), nested script commands included
+	// Usec is the server's time per command (commandstats), a script's
+	// including the commands it ran.
+	Usec map[string]int64
 	// Own is what the admin connection had sent before this snapshot's INFO.
 	Own map[string]int64
 }
@@ -232,7 +235,7 @@ func (rc *respConn) snapshot() (snapshot, error) {
 		return snapshot{}, err
 	}
 	text, _ := v.(string)
-	s := snapshot{At: time.Now(), Calls: map[string]int64{}, Own: own}
+	s := snapshot{At: time.Now(), Calls: map[string]int64{}, Usec: map[string]int64{}, Own: own}
 	found := false
 	for line := range strings.SplitSeq(text, "\r\n") {
 		k, val, ok := strings.Cut(line, ":")
@@ -250,6 +253,11 @@ func (rc *respConn) snapshot() (snapshot, error) {
 			calls, _, _ := strings.Cut(strings.TrimPrefix(val, "calls="), ",")
 			n, _ := strconv.ParseInt(calls, 10, 64)
 			s.Calls[strings.TrimPrefix(k, "cmdstat_")] = n
+			if _, u, ok := strings.Cut(val, "usec="); ok {
+				u, _, _ = strings.Cut(u, ",")
+				us, _ := strconv.ParseInt(u, 10, 64)
+				s.Usec[strings.TrimPrefix(k, "cmdstat_")] = us
+			}
 		}
 	}
 	if !found {
@@ -265,6 +273,7 @@ type counters struct {
 	Commands int64
 	CPU      float64
 	Calls    map[string]int64
+	Usec     map[string]int64
 	Elapsed  time.Duration
 }
 
@@ -272,7 +281,12 @@ type counters struct {
 // from a's INFO (included) to b's INFO (excluded) are the ones b's counters
 // have and a's lack.
 func diff(a, b snapshot) counters {
-	c := counters{Commands: b.Commands - a.Commands, CPU: b.CPU - a.CPU, Calls: map[string]int64{}, Elapsed: b.At.Sub(a.At)}
+	c := counters{Commands: b.Commands - a.Commands, CPU: b.CPU - a.CPU, Calls: map[string]int64{}, Usec: map[string]int64{}, Elapsed: b.At.Sub(a.At)}
+	for k, v := range b.Usec {
+		if d := v - a.Usec[k]; d > 0 {
+			c.Usec[k] = d
+		}
+	}
 	for k, v := range b.Own {
 		c.Commands -= v - a.Own[k]
 	}

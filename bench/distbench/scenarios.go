@@ -652,7 +652,7 @@ func (b *bench) throughput() error {
 			b.res.Details[key] = map[string]any{
 				"span_ms": ms(int64(sp)), "startup_ms": ms(int64(r.startup())), "teardown_ms": ms(int64(r.teardown())),
 				"master_summary_ms": ms(int64(r.reports[0].Summary.Duration)), "executions_by_instance": r.byInstance(),
-				"server_commands": r.server.Commands, "server_calls": r.server.Calls,
+				"server_commands": r.server.Commands, "server_calls": r.server.Calls, "server_usec": r.server.Usec,
 				"cpu_ms": map[string]int64{"master": r.masterCPU.Milliseconds(), "workers": r.workerCPU.Milliseconds(), "redis": int64(r.server.CPU * 1000)},
 			}
 			if w == 3 {
