@@ -20,8 +20,9 @@ import (
 )
 
 // Coordinator is the transport between the instances of one run. Its
-// methods are exactly the ones modpipe calls; the batch interfaces below
-// (BatchClaimer, BatchEnqueuer, BatchPublisher) are optional shortcuts.
+// methods are exactly the ones modpipe calls; the interfaces below
+// (BatchClaimer, BatchEnqueuer, BatchPublisher, PublishClaimer,
+// ResultWatcher) are optional shortcuts for fewer round trips.
 //
 // What an implementation must guarantee (coordinatortest.Run checks each):
 //
@@ -405,6 +406,47 @@ type BatchEnqueuer interface {
 // for each; the returned slice holds each result's error (nil: accepted).
 type BatchPublisher interface {
 	PublishBatch(ctx context.Context, rs []Result) []error
+}
+
+// PublishClaimer is implemented by coordinators that publish results and
+// claim new work in one round trip: an instance whose modules finished
+// hands over their results and takes work for the execution slots they
+// freed, so that a busy instance pays one trip per batch, not two.
+//
+// PublishAndClaim publishes rs with PublishBatch's semantics (errs[i] is
+// rs[i]'s error; nil: accepted) and then, when limit > 0, claims up to
+// limit (at most MaxBatch) assignments with ClaimBatch's semantics
+// (atomic, best first, a fresh lease each, the same rules for
+// unregistered, refused and lost instances), except that it never blocks:
+// with nothing to claim it returns no claims and a nil claimErr. claimErr
+// is the claim's error (ErrRunEnded, ErrNotRegistered...); the
+// publications stand whatever it is. A transport error fails both: every
+// errs[i] and claimErr wrap it, and nothing is known to have been taken.
+type PublishClaimer interface {
+	PublishAndClaim(ctx context.Context, rs []Result, instance int, caps []string, limit int) (errs []error, claims []Claim, claimErr error)
+}
+
+// ResultWatcher is implemented by coordinators that can deliver the
+// results of many modules through one subscription, where AwaitResult
+// needs a blocked call per module.
+//
+// WatchResults starts watching modules and returns at once (an error
+// only when the watch could not start: nothing will be delivered for
+// them). For each module it later calls deliver exactly once, from a
+// goroutine of the coordinator's, with the accepted result, or with the
+// error that ended that module's wait: an error wrapping ErrRunEnded when
+// the run completed without a result for it, or a fatal one (ErrCorrupt,
+// ErrRefused, ErrInvalid for a malformed stored result). Cancel does not
+// end the watch (results of modules that were running may still arrive);
+// Complete does. Transport errors are not delivered: the coordinator
+// retries until its connection is back and reads again, so that no
+// result published meanwhile is missed. When ctx is done the watch of
+// these modules ends: deliver is not called for them any more, and every
+// goroutine the watch started ends. deliver must not block for long.
+// Watching a module again (a new attempt) while it is watched is allowed;
+// each watch delivers once.
+type ResultWatcher interface {
+	WatchResults(ctx context.Context, modules []string, deliver func(module string, r Result, err error)) error
 }
 
 // MaxBatch bounds ClaimBatch.
