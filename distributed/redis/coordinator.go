@@ -461,10 +461,7 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 		return nil, err
 	}
 	limit = min(max(1, limit), distributed.MaxBatch)
-	capSet := map[string]bool{}
-	for _, cp := range ident.Lower(caps) {
-		capSet[cp] = true
-	}
+	capSet := capabilitySet(caps)
 	reqID := ident.Random(12)
 	// Registered before the first script runs, so no announcement made
 	// after it can be missed (see keys.go).
@@ -495,15 +492,11 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 	}()
 	consumed, session := "", c.session(instance)
 	for {
-		known := c.knownRKs()
-		eligible := make([]string, 0, len(known))
+		eligible, known := c.eligible(capSet)
 		consumedAt := 0
-		for _, rk := range known {
-			if satisfies(rk, capSet) {
-				eligible = append(eligible, rk)
-				if c.keys.wake(rk) == consumed {
-					consumedAt = len(eligible)
-				}
+		for i, rk := range eligible {
+			if c.keys.wake(rk) == consumed {
+				consumedAt = i + 1
 			}
 		}
 		waited := "0"
@@ -572,6 +565,28 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 			}
 		}
 	}
+}
+
+// capabilitySet is caps, lower-cased, as a set.
+func capabilitySet(caps []string) map[string]bool {
+	set := map[string]bool{}
+	for _, cp := range ident.Lower(caps) {
+		set[cp] = true
+	}
+	return set
+}
+
+// eligible returns the requirement keys this process knows of (known)
+// and those of them that an instance with capSet satisfies.
+func (c *Coordinator) eligible(capSet map[string]bool) (eligible, known []string) {
+	known = c.knownRKs()
+	eligible = make([]string, 0, len(known))
+	for _, rk := range known {
+		if satisfies(rk, capSet) {
+			eligible = append(eligible, rk)
+		}
+	}
+	return eligible, known
 }
 
 // parseClaims reads a claim reply: {'ok', now_ms, member, assignment JSON,
@@ -673,7 +688,31 @@ func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result)
 		}
 		return errs
 	}
-	args := make([]any, 0, 2+4*len(rs))
+	args, sent := c.publishArgs(rs, errs, make([]any, 0, 2+6*len(rs)))
+	if len(sent) == 0 {
+		return errs
+	}
+	v, err := c.runRetry(ctx, "publishing the result of "+rs[sent[0]].Module, scriptPublish, args...)
+	if err == nil {
+		var arr []any
+		if arr, err = reply("publish", v); err == nil {
+			return c.publishErrs(rs, errs, sent, arr)
+		}
+	}
+	for _, i := range sent {
+		errs[i] = err
+	}
+	return errs
+}
+
+// maxAnnounced is the largest result (JSON bytes) that travels with its
+// announcement; larger ones are read back by those who await them.
+const maxAnnounced = 65536
+
+// publishArgs appends to args the arguments of luaPublish (scripts.go) for
+// the results of rs that are valid, and returns them with the indexes of
+// rs they carry; errs[i] gets the error of each invalid one.
+func (c *Coordinator) publishArgs(rs []distributed.Result, errs []error, args []any) ([]any, []int) {
 	args = append(args, c.keys.results(), c.keys.names())
 	var sent []int
 	for i, r := range rs {
@@ -688,26 +727,40 @@ func (c *Coordinator) PublishBatch(ctx context.Context, rs []distributed.Result)
 			errs[i] = fmt.Errorf("%w: result of %s: %v", distributed.ErrInvalid, r.Module, err)
 			continue
 		}
-		args = append(args, r.Module, r.Lease.Token, string(payload), w.Nonce)
+		size := "-1:"
+		if len(payload) <= maxAnnounced {
+			size = strconv.Itoa(len(payload)) + ":"
+		}
+		args = append(args, r.Module, leaseHead(r.Lease.Token), string(payload), strconv.Itoa(len(r.Module))+":"+r.Module, size)
 		sent = append(sent, i)
 		c.ownRes.Store(r.Module, true)
 	}
-	if len(sent) == 0 {
+	return args, sent
+}
+
+// leaseHead is how the lease record with token begins (the claim script
+// writes the token first, as is: it makes tokens of letters, digits and
+// dots). A token that JSON would escape is no lease's: its head is one
+// that no record begins with.
+func leaseHead(token string) string {
+	if strings.ContainsAny(token, `"\`) || strings.ContainsFunc(token, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return "!"
+	}
+	return `{"token":"` + token + `"`
+}
+
+// publishErrs reads luaPublish's reply arr for the results sent (indexes
+// of rs) into errs.
+func (c *Coordinator) publishErrs(rs []distributed.Result, errs []error, sent []int, arr []any) []error {
+	if len(arr) != len(sent) {
+		err := malformed("publish reply", fmt.Errorf("%d answers for %d results", len(arr), len(sent)))
+		for _, i := range sent {
+			errs[i] = err
+		}
 		return errs
 	}
-	v, err := c.runRetry(ctx, "publishing the result of "+rs[sent[0]].Module, scriptPublish, args...)
-	var arr []any
-	if err == nil {
-		arr, err = reply("publish", v)
-		if err == nil && len(arr) != len(sent) {
-			err = malformed("publish reply", fmt.Errorf("%d answers for %d results", len(arr), len(sent)))
-		}
-	}
 	for k, i := range sent {
-		switch {
-		case err != nil:
-			errs[i] = err
-		case arr[k] == "stale":
+		if arr[k] == "stale" {
 			r := rs[i]
 			errs[i] = fmt.Errorf("%w: result of %s from instance %d (attempt %d) is not from the current lease", distributed.ErrStaleLease, r.Module, r.Lease.Holder, r.Lease.Attempt)
 		}

@@ -23,7 +23,9 @@ import goredis "github.com/redis/go-redis/v9"
 // wake-up tokens, one announcement for a batch of results.
 
 const luaCommon = `
-local chan, ttl = ARGV[1], tonumber(ARGV[2])
+-- ttl stays the string the caller sent: a Lua number passed to
+-- redis.call is formatted with printf on every call.
+local chan, ttl = ARGV[1], ARGV[2]
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -276,7 +278,12 @@ return 'ok'
 // {'refused', reason} | {'notreg', why, detail} | {'corrupt', key,
 // field}: a claimer that is not registered with its session, was refused
 // or is lost takes nothing.
-var scriptClaim = goredis.NewScript(luaCommon + `
+var scriptClaim = goredis.NewScript(luaCommon + luaClaim + `return claim()`)
+
+// luaClaim defines claim(), scriptClaim's work, which reads its arguments
+// from ARGV[3] to ARGV[9] and returns the reply.
+const luaClaim = `
+local function claim()
 -- A retried claim gets the same answer: its record holds the time and
 -- the members taken; their assignments are still in asg.
 local prev = redis.call('HGET', KEYS[9], ARGV[4])
@@ -309,8 +316,11 @@ local npairs = (#KEYS - 11) / 2
 local max = tonumber(ARGV[7])
 local picked, taken = {}, {}
 if npairs == 1 then
-  local z = redis.call('ZPOPMIN', qkey(1), max)
-  for i = 1, #z, 2 do table.insert(picked, z[i]) end
+  -- ZRANGE and ZREMRANGEBYRANK take what ZPOPMIN would (lowest scores,
+  -- ties by member), but without the scores, which the server would
+  -- format and the script would copy for nothing.
+  picked = redis.call('ZRANGE', qkey(1), '0', ARGV[7] - 1)
+  if #picked > 0 then redis.call('ZREMRANGEBYRANK', qkey(1), '0', #picked - 1) end
   taken[1] = #picked
 elseif npairs > 1 then
   -- the best max of every queue, then the best max of those
@@ -342,7 +352,8 @@ if consumed > 0 and (taken[consumed] or 0) > 0 then
   consumed = 0
 end
 for p, n in pairs(taken) do
-  if n > 0 then redis.call('RPOP', wkey(p), n) end
+  -- as RPOP with a count, without a reply of n tokens
+  if n > 0 then redis.call('LTRIM', wkey(p), '0', -1 - n) end
 end
 if consumed > 0 then redis.call('LPUSH', wkey(consumed), 'x') end
 -- The assignments stay in asg (until Complete) so that enqueueing the
@@ -353,24 +364,31 @@ local payloads = redis.call('HMGET', KEYS[6], unpack(picked))
 -- first (publish reads it without decoding), and not sent back: the
 -- claimer knows every field but the module and attempt (in the member)
 -- and the time (now).
+--
+-- Every string a script makes costs the server a pass over its bytes
+-- (Redis's Lua hashes all of them), and turning a number into one a
+-- printf: so each lease is one concatenation of strings made once per
+-- call, and the indexes below 10 are cut from a constant.
 local out, leases, rec = {'ok', now}, {}, {'ok', now}
-local head = '","attempt":'
-local tail = ',"holder":' .. tonumber(ARGV[3]) .. ',"session":' .. cjson.encode(ARGV[8]) .. ',"claimed_ms":' .. now .. ',"module":'
-for k, member in ipairs(picked) do
+local head, digits = '{"token":"' .. ARGV[4] .. '.', '123456789'
+local tail = ',"holder":' .. ARGV[3] .. ',"session":' .. cjson.encode(ARGV[8]) .. ',"claimed_ms":' .. now .. ',"module":'
+for k = 1, #picked do
+  local member = picked[k]
   local mod, attempt = string.match(member, '^(.*)#(%d+)$')
   if not mod or not payloads[k] then return {'corrupt', KEYS[6], member} end
-  table.insert(leases, mod)
-  table.insert(leases, '{"token":"' .. ARGV[4] .. '.' .. k .. head .. attempt .. tail .. cjson.encode(mod) .. '}')
-  table.insert(out, member)
-  table.insert(out, payloads[k])
-  table.insert(rec, member)
+  leases[2 * k - 1] = mod
+  leases[2 * k] = head .. (k < 10 and string.sub(digits, k, k) or k) .. '","attempt":' .. attempt .. tail .. cjson.encode(mod) .. '}'
+  out[2 * k + 1] = member
+  out[2 * k + 2] = payloads[k]
+  rec[k + 2] = member
 end
 redis.call('HSET', KEYS[7], unpack(leases))
 if waited then redis.call('DEL', ctl) end
 redis.call('HSET', KEYS[9], ARGV[4], cjson.encode(rec))
 touch(KEYS[7], KEYS[9])
 return out
-`)
+end
+`
 
 // reclaim: ARGV[3] module, ARGV[4] token, then from ARGV[5] the next
 // attempt to queue as enqueue() in luaCommon describes (R = 0 and no
@@ -384,79 +402,107 @@ return 'ok'
 `)
 
 // publish: ARGV[3] the run's results channel, ARGV[4] its names
-// channel, then from ARGV[5], groups of four: module, token, result JSON,
-// the call's nonce. Returns ok or stale for each. A retry of the same call
-// (same nonce) after its reply was lost gets ok; any other publish for a
-// lease that is no longer current is stale. Two announcements carry the
-// batch (see keys.results): on the results channel the results
-// themselves, "r:<module>\n<result>" for one; for more, "b:" and, per
-// result, "<length>:<module><length>:<result>", with length -1 and no
-// result for one too large to travel (length-prefixed: cheaper to build
-// and read than JSON, in the script and in every subscribed process); on
-// the names channel only the names, as "r:<module>" or a batch with every
-// length -1. An instance that awaits a result it did not receive reads it
-// back.
-var scriptPublish = goredis.NewScript(luaCommon + `
+// channel, then from ARGV[5], groups of five: module, the lease record's
+// beginning that its token makes ('{"token":"<token>"'; one that is no
+// lease's beginning for a token that cannot be one), result JSON (which
+// holds a nonce of the call's), and the two pieces of the result's
+// announcement the caller made (see below): "<length>:<module>" and
+// "<length>:" (the result's length, or -1 for a result too large to
+// travel). Returns ok or stale for each. A retry of the same call (the
+// same result JSON) after its reply was lost gets ok; any other publish
+// for a lease that is no longer current is stale. Two announcements carry the batch (see keys.results):
+// on the results channel the results themselves, "r:<module>\n<result>"
+// for one; for more, "b:" and, per result, "<length>:<module><length>:
+// <result>", with length -1 and no result for one too large to travel
+// (length-prefixed: cheaper to build and read than JSON, in the script
+// and in every subscribed process); on the names channel only the names,
+// as "r:<module>" or a batch with every length -1. An instance that
+// awaits a result it did not receive reads it back.
+var scriptPublish = goredis.NewScript(luaCommon + luaPublish + `return publish(3)`)
+
+// luaPublish defines publish(pa), scriptPublish's work with its
+// arguments from ARGV[pa] (the results channel) on; it returns the reply.
+//
+// Every string a script makes costs the server a pass over its bytes
+// (Redis's Lua hashes all of them) and every number it turns into one a
+// printf, so the caller sends the announcement's length prefixes, and
+// the script only strings together what it was sent.
+const luaPublish = `
+local function publish(pa)
+local n = (#ARGV - pa - 1) / 5
+if n < 1 then return {} end
 local mods = {}
-for i = 5, #ARGV, 4 do table.insert(mods, ARGV[i]) end
+for j = 1, n do mods[j] = ARGV[pa + 2 + (j - 1) * 5] end
 local cur = redis.call('HMGET', KEYS[7], unpack(mods))
-local out, del, set, ann, done = {}, {}, {}, {}, {}
-for j, module in ipairs(mods) do
-  local i = 5 + (j - 1) * 4
-  local token, result, nonce = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  -- The claim script writes leases token first: read without decoding.
-  if done[module] or not cur[j] or string.match(cur[j], '^{"token":"([^"]*)"') ~= token then
+local out, del, set, parts, names, done = {}, {}, {}, {'b:'}, {'b:'}, {}
+local nd, np, nn, one = 0, 1, 1, 0
+for j = 1, n do
+  local i = pa + 2 + (j - 1) * 5
+  local module, head, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  -- The claim script writes leases token first: compared without
+  -- decoding (or matching a pattern, which costs more than both).
+  if done[module] or not cur[j] or string.sub(cur[j], 1, #head) ~= head then
+    -- Lua's strings are interned: comparing them costs nothing, and the
+    -- same JSON means the same nonce, the same call.
     local stored = done[module] or redis.call('HGET', KEYS[8], module)
-    if stored and cjson.decode(stored).nonce == nonce then
-      table.insert(out, 'ok')
+    if stored == result then
+      out[j] = 'ok'
     else
-      table.insert(out, 'stale')
+      out[j] = 'stale'
     end
   else
     done[module] = result
-    table.insert(del, module)
-    table.insert(set, module)
-    table.insert(set, result)
+    nd = nd + 1
+    del[nd] = module
+    set[2 * nd - 1] = module
+    set[2 * nd] = result
     -- Small results travel with their announcement, so awaiting
     -- instances need not read them back.
-    if string.len(result) <= 65536 then
-      table.insert(ann, {module, result})
-    else
-      table.insert(ann, {module})
+    parts[np + 1] = ARGV[i + 3]
+    parts[np + 2] = ARGV[i + 4]
+    np = np + 2
+    if ARGV[i + 4] ~= '-1:' then
+      np = np + 1
+      parts[np] = result
     end
-    table.insert(out, 'ok')
+    names[nn + 1] = ARGV[i + 3]
+    names[nn + 2] = '-1:'
+    nn = nn + 2
+    one = i
+    out[j] = 'ok'
   end
 end
-if #del > 0 then
+if nd > 0 then
   redis.call('HDEL', KEYS[7], unpack(del))
   redis.call('HSET', KEYS[8], unpack(set))
   touch(KEYS[8])
-  if #ann == 1 then
-    local a = ann[1]
-    if a[2] then
-      redis.call('PUBLISH', ARGV[3], 'r:' .. a[1] .. '\n' .. a[2])
+  if nd == 1 then
+    if ARGV[one + 4] ~= '-1:' then
+      redis.call('PUBLISH', ARGV[pa], 'r:' .. ARGV[one] .. '\n' .. ARGV[one + 2])
     else
-      redis.call('PUBLISH', ARGV[3], 'r:' .. a[1])
+      redis.call('PUBLISH', ARGV[pa], 'r:' .. ARGV[one])
     end
-    redis.call('PUBLISH', ARGV[4], 'r:' .. a[1])
+    redis.call('PUBLISH', ARGV[pa + 1], 'r:' .. ARGV[one])
   else
-    local parts, names = {'b:'}, {'b:'}
-    for _, a in ipairs(ann) do
-      local name = string.len(a[1]) .. ':' .. a[1]
-      table.insert(parts, name)
-      table.insert(names, name)
-      table.insert(names, '-1:')
-      if a[2] then
-        table.insert(parts, string.len(a[2]) .. ':' .. a[2])
-      else
-        table.insert(parts, '-1:')
-      end
-    end
-    redis.call('PUBLISH', ARGV[3], table.concat(parts))
-    redis.call('PUBLISH', ARGV[4], table.concat(names))
+    redis.call('PUBLISH', ARGV[pa], table.concat(parts))
+    redis.call('PUBLISH', ARGV[pa + 1], table.concat(names))
   end
 end
 return out
+end
+`
+
+// publishClaim: the claim's KEYS and its ARGV[3] to ARGV[9] (ARGV[5]
+// '0' and ARGV[6] '0': no token consumed, no wait before), then ARGV[10]
+// and after as publish's ARGV[3] and after. Publishes (publish) and then,
+// when ARGV[7] (the most to take) is not '0', claims (claim): returns
+// {publish's reply, claim's reply}, or {publish's reply} when it did not
+// claim. claim's {'empty'} reply is the caller's to act on: this script
+// never waits.
+var scriptPublishClaim = goredis.NewScript(luaCommon + luaPublish + luaClaim + `
+local pub = publish(10)
+if ARGV[7] == '0' then return {pub} end
+return {pub, claim()}
 `)
 
 // cancel: ARGV[3] instance, ARGV[4] reason. Waiting claimers are woken by
