@@ -319,3 +319,24 @@ func TestRetriedPublishAndClaimGetsTheSameAnswer(t *testing.T) {
 		t.Fatalf("after the retry: %v, %v; want only the marker", msg, err)
 	}
 }
+
+// TestClusterPublishAndClaim: on a 3-master Redis Cluster, the one script
+// declares every key it touches (all in the run's slot), so publishing
+// and claiming in one trip works there too.
+func TestClusterPublishAndClaim(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	master, worker, ctx := pcRun(t, cl.URL(), "pc-cluster", 5)
+	first, err := worker.ClaimBatch(ctx, 1, []string{"w"}, 2)
+	if err != nil || modules(first) != "m0,m1" {
+		t.Fatalf("first claim: %s, %v", modules(first), err)
+	}
+	errs, next, err := worker.PublishAndClaim(ctx, results(first), 1, []string{"w"}, 8)
+	if err != nil || errs[0] != nil || errs[1] != nil || modules(next) != "m2,m3,m4" {
+		t.Fatalf("PublishAndClaim: %v, %s, %v", errs, modules(next), err)
+	}
+	for _, m := range []string{"m0", "m1"} {
+		if r, err := master.AwaitResult(ctx, m); err != nil || r.Module != m {
+			t.Fatalf("%s: %+v, %v", m, r, err)
+		}
+	}
+}

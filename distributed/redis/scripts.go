@@ -410,14 +410,15 @@ return 'ok'
 // "<length>:" (the result's length, or -1 for a result too large to
 // travel). Returns ok or stale for each. A retry of the same call (the
 // same result JSON) after its reply was lost gets ok; any other publish
-// for a lease that is no longer current is stale. Two announcements carry the batch (see keys.results):
-// on the results channel the results themselves, "r:<module>\n<result>"
-// for one; for more, "b:" and, per result, "<length>:<module><length>:
-// <result>", with length -1 and no result for one too large to travel
-// (length-prefixed: cheaper to build and read than JSON, in the script
-// and in every subscribed process); on the names channel only the names,
-// as "r:<module>" or a batch with every length -1. An instance that
-// awaits a result it did not receive reads it back.
+// for a lease that is no longer current is stale. Two announcements
+// carry the batch (see keys.results): on the results channel the results
+// themselves, "r:<module>\n<result>" for one; for more, "b:" and, per
+// result, "<length>:<module><length>:<result>", with length -1 and no
+// result for one too large to travel (length-prefixed: cheaper to build
+// and read than JSON, in the script and in every subscribed process); on
+// the names channel only the names, as "r:<module>" or a batch with every
+// length -1. An instance that awaits a result it did not receive reads it
+// back.
 var scriptPublish = goredis.NewScript(luaCommon + luaPublish + `return publish(3)`)
 
 // luaPublish defines publish(pa), scriptPublish's work with its
