@@ -340,3 +340,26 @@ func TestClusterPublishAndClaim(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishFencesTokensWithQuotes: publish compares the lease record's
+// beginning with the one the result's token makes; a token that JSON
+// would escape (one that is no lease's, but whose raw text could extend a
+// real token into the record's next field) is stale, not a match.
+func TestPublishFencesTokensWithQuotes(t *testing.T) {
+	srv := redistest.Start(t)
+	_, worker, ctx := pcRun(t, srv.URL(), "pc-quotes", 1)
+	cls, err := worker.ClaimBatch(ctx, 1, []string{"w"}, 1)
+	if err != nil || len(cls) != 1 {
+		t.Fatalf("claim: %d, %v", len(cls), err)
+	}
+	for _, forged := range []string{cls[0].Lease.Token + `","attempt`, cls[0].Lease.Token + `"`, cls[0].Lease.Token + `\`} {
+		r := succeeded(cls[0])
+		r.Lease.Token = forged
+		if err := worker.Publish(ctx, r); !errors.Is(err, distributed.ErrStaleLease) {
+			t.Errorf("token %q: %v, want ErrStaleLease", forged, err)
+		}
+	}
+	if err := worker.Publish(ctx, succeeded(cls[0])); err != nil {
+		t.Fatalf("the real token: %v", err)
+	}
+}
