@@ -101,40 +101,52 @@ end
 local function enqueue(at, now)
   local R = tonumber(ARGV[at])
   local first = at + R + 1
-  local fields = {}
-  for i = first, #ARGV, 5 do table.insert(fields, ARGV[i] .. '#' .. ARGV[i + 1]) end
-  if #fields == 0 then return end
+  local fields, nf = {}, 0
+  for i = first, #ARGV, 5 do
+    nf = nf + 1
+    fields[nf] = ARGV[i] .. '#' .. ARGV[i + 1]
+  end
+  if nf == 0 then return end
   local have = {}
   for i = 1, #fields, 1000 do
     local got = redis.call('HMGET', KEYS[6], unpack(fields, i, math.min(i + 999, #fields)))
     for j, v in ipairs(got) do have[i + j - 1] = v end
   end
-  local seen, new = {}, {}
-  for j, f in ipairs(fields) do
+  local seen, new, nn = {}, {}, 0
+  for j = 1, nf do
+    local f = fields[j]
     if not have[j] and not seen[f] then
       seen[f] = true
-      table.insert(new, j)
+      nn = nn + 1
+      new[nn] = j
     end
   end
-  if #new == 0 then return end
-  local seq = redis.call('INCRBY', KEYS[4], #new) - #new
+  if nn == 0 then return end
+  local seq = redis.call('INCRBY', KEYS[4], nn) - nn
+  -- the server time as a string once, not once per assignment
+  local stamp = '"enq_ms":' .. now
   local hset, per = {}, {}
-  for n, j in ipairs(new) do
+  for n = 1, nn do
+    local j = new[n]
     local i = first + (j - 1) * 5
-    local payload = string.gsub(ARGV[i + 4], '"enq_ms":0', '"enq_ms":' .. now, 1)
-    table.insert(hset, fields[j])
-    table.insert(hset, payload)
+    local payload = string.gsub(ARGV[i + 4], '"enq_ms":0', stamp, 1)
+    hset[2 * n - 1] = fields[j]
+    hset[2 * n] = payload
     local r = tonumber(ARGV[i + 2])
-    per[r] = per[r] or {}
-    table.insert(per[r], -tonumber(ARGV[i + 3]) * 1e9 + seq + n)
-    table.insert(per[r], fields[j])
+    local z = per[r]
+    if not z then
+      z = {}
+      per[r] = z
+    end
+    z[#z + 1] = -tonumber(ARGV[i + 3]) * 1e9 + seq + n
+    z[#z + 1] = fields[j]
   end
   chunked('HSET', KEYS[6], hset, 1000)
   touch(KEYS[4], KEYS[6])
   for r, z in pairs(per) do
     chunked('ZADD', qkey(r), z, 1000)
     local tokens = {}
-    for _ = 1, #z / 2 do table.insert(tokens, 'x') end
+    for t = 1, #z / 2 do tokens[t] = 'x' end
     chunked('LPUSH', wkey(r), tokens, 1000)
     touch(qkey(r), wkey(r))
     if redis.call('SADD', KEYS[5], ARGV[at + r]) == 1 then
