@@ -363,3 +363,61 @@ func TestPublishFencesTokensWithQuotes(t *testing.T) {
 		t.Fatalf("the real token: %v", err)
 	}
 }
+
+// TestAnnouncementOfLargeResults: a result too large to travel is
+// announced by name only (length -1), next to a small one that travels,
+// and alone as "r:<module>"; the master reads the large ones back.
+func TestAnnouncementOfLargeResults(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = admin.Close() })
+	master, worker, ctx := pcRun(t, srv.URL(), "pc-large", 3)
+	cls, err := worker.ClaimBatch(ctx, 1, []string{"w"}, 3)
+	if err != nil || len(cls) != 3 {
+		t.Fatalf("claim: %d, %v", len(cls), err)
+	}
+	sub := admin.Subscribe(ctx, worker.keys.results(), worker.keys.names())
+	t.Cleanup(func() { _ = sub.Close() })
+	for range 2 {
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := results(cls)
+	big := strings.Repeat("x", maxAnnounced)
+	rs[1].Log = []byte(big)
+	rs[2].Log = []byte(big)
+	for _, err := range worker.PublishBatch(ctx, rs[:2]) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := worker.Publish(ctx, rs[2]); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for range 4 {
+		msg, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[msg.Channel] += msg.Payload + "|"
+	}
+	small, _ := admin.HGet(ctx, worker.keys.res(), "m0").Result()
+	wantResults := "b:2:m0" + fmt.Sprint(len(small)) + ":" + small + "2:m1-1:|r:m2|"
+	if got[worker.keys.results()] != wantResults {
+		t.Errorf("results channel: %.200q..., want %.200q...", got[worker.keys.results()], wantResults)
+	}
+	if want := "b:2:m0-1:2:m1-1:|r:m2|"; got[worker.keys.names()] != want {
+		t.Errorf("names channel: %q, want %q", got[worker.keys.names()], want)
+	}
+	for _, m := range []string{"m0", "m1", "m2"} {
+		r, err := master.AwaitResult(ctx, m)
+		if err != nil || r.Module != m {
+			t.Fatalf("%s: %v", m, err)
+		}
+		if m != "m0" && string(r.Log) != big {
+			t.Errorf("%s: log of %d bytes, want %d", m, len(r.Log), len(big))
+		}
+	}
+}
