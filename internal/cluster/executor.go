@@ -21,7 +21,14 @@ type Executor struct {
 
 	stop chan struct{}
 	done chan struct{}
-	ran  sync.WaitGroup
+	// ran counts the executions started; with a PublishClaimer, each
+	// counts until the publisher has handled its result.
+	ran sync.WaitGroup
+	// slots holds a token per execution slot in use (claimed or running).
+	slots chan struct{}
+	// pc, when the coordinator offers it, publishes results and claims
+	// work for the slots they free in one trip (publishclaim.go).
+	pc distributed.PublishClaimer
 
 	results   chan distributed.Result // to the publisher
 	published chan struct{}
@@ -35,9 +42,15 @@ type Executor struct {
 // result once the coordinator accepted it.
 func StartExecutor(ctx context.Context, cfg Config, host Host, values *Values, deliver func(distributed.Result)) *Executor {
 	e := &Executor{cfg: cfg, host: host, values: values, stop: make(chan struct{}), done: make(chan struct{}),
+		slots:   make(chan struct{}, max(1, cfg.Parallelism)),
 		results: make(chan distributed.Result, 256), published: make(chan struct{}), deliver: deliver}
+	e.pc, _ = cfg.Coord.(distributed.PublishClaimer)
 	go e.loop(ctx)
-	go e.publisher()
+	if e.pc != nil {
+		go e.publishClaimer(ctx)
+	} else {
+		go e.publisher()
+	}
 	return e
 }
 
@@ -52,7 +65,7 @@ func (e *Executor) Wait() {
 
 func (e *Executor) loop(ctx context.Context) {
 	defer close(e.done)
-	slots := make(chan struct{}, max(1, e.cfg.Parallelism))
+	slots := e.slots
 	batcher, _ := e.cfg.Coord.(distributed.BatchClaimer)
 	failures := 0
 	for {
@@ -131,20 +144,32 @@ func (e *Executor) loop(ctx context.Context) {
 			return
 		}
 		for _, cl := range claims {
-			e.ran.Add(1)
-			e.cfg.Local.add(cl.Assignment.Module, 1)
-			go func() {
-				defer e.ran.Done()
-				defer func() { <-slots }()
-				defer e.cfg.Local.add(cl.Assignment.Module, -1)
-				e.execute(ctx, cl)
-			}()
+			e.start(ctx, cl)
 		}
 	}
 }
 
-// execute runs one claimed module and publishes its result.
-func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
+// start executes cl in a slot the caller holds for it. The result goes to
+// the publisher, and with it, when the coordinator is a PublishClaimer,
+// the slot and the execution's count in e.ran: the publisher claims new
+// work for the slot in the trip that publishes the result. Otherwise the
+// slot is given back to the claim loop.
+func (e *Executor) start(ctx context.Context, cl distributed.Claim) {
+	e.ran.Add(1)
+	e.cfg.Local.add(cl.Assignment.Module, 1)
+	go func() {
+		res := e.execute(ctx, cl)
+		e.cfg.Local.add(cl.Assignment.Module, -1)
+		e.results <- res
+		if e.pc == nil {
+			<-e.slots
+			e.ran.Done()
+		}
+	}()
+}
+
+// execute runs one claimed module and returns its result to publish.
+func (e *Executor) execute(ctx context.Context, cl distributed.Claim) distributed.Result {
 	buf := &logbuf.Buffer{}
 	id, ok := e.host.Lookup(cl.Assignment.Module)
 	var o engine.Outcome
@@ -174,7 +199,7 @@ func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
 		e.host.Executed(id, &o, log)
 	}
 	e.cfg.Signer.SignResult(&res)
-	e.results <- res
+	return res
 }
 
 // mask hides this instance's secrets in log.
