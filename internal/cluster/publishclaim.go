@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/modpipe/modpipe/distributed"
@@ -34,6 +35,7 @@ func (e *Executor) publishClaimer(ctx context.Context) {
 	claiming := true // false once the run ended or the coordinator failed for good
 	for res := range e.results {
 		batch := []distributed.Result{res}
+		runtime.Gosched() // executions finishing now join this trip
 	drain:
 		for len(batch) < distributed.MaxBatch {
 			select {

@@ -363,12 +363,9 @@ func TestPublishClaimRefusedClaimKeepsResultsAndPauses(t *testing.T) {
 	})
 	close(release)
 	awaitResults(t, coord, "m0") // the result stands
-	ctxWait, cancelWait := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	err := cfg.Live.AwaitConnected(ctxWait)
-	cancelWait()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("after a refused combined claim, AwaitConnected = %v; want the instance cut off (waiting)", err)
-	}
+	// The refusal reaches the publisher after the publication: wait
+	// (bounded) until it has marked the instance cut off.
+	awaitCutOff(t, cfg.Live)
 	if host.count("m1") != 0 {
 		t.Fatal("m1 ran while the instance was cut off")
 	}
@@ -529,4 +526,78 @@ func TestPublishClaimCutOffInstanceClaimsNothing(t *testing.T) {
 	awaitResults(t, coord, "m1")
 	cancel()
 	waitExecutor(t, e)
+}
+
+// separateTrips is the in-memory coordinator without PublishClaimer, with
+// ClaimBatch and PublishBatch (as the Redis coordinator had before), its
+// trips counted: the executor's path before the combined trip.
+type separateTrips struct {
+	distributed.Coordinator
+	mem          *distributed.InMemory
+	claims, pubs atomic.Int64
+}
+
+func (s *separateTrips) ClaimBatch(ctx context.Context, instance int, caps []string, limit int) ([]distributed.Claim, error) {
+	s.claims.Add(1)
+	return s.mem.ClaimBatch(ctx, instance, caps, limit)
+}
+
+func (s *separateTrips) PublishBatch(ctx context.Context, rs []distributed.Result) []error {
+	s.pubs.Add(1)
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		errs[i] = s.mem.Publish(ctx, r)
+	}
+	return errs
+}
+
+// BenchmarkExecutorTrips runs b.N no-op modules, all queued, on one
+// executor with 8 slots and reports the coordinator trips per module: with
+// the combined publish-and-claim trip, and with separate claim and publish
+// trips.
+func BenchmarkExecutorTrips(b *testing.B) {
+	run := func(b *testing.B, coord distributed.Coordinator, trips func() int64) {
+		register(b, coord, 1, "linux")
+		host := newNoOps(b.N, nil)
+		names := moduleNames(0, b.N)
+		enqueueAll(b, coord, names...)
+		cfg := testConfig(coord, 1)
+		cfg.Parallelism = 8
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		b.ResetTimer()
+		e := StartExecutor(ctx, cfg, host, NewValues(coord), nil)
+		awaitResults(b, coord, names...)
+		b.StopTimer()
+		cancel()
+		e.Wait()
+		b.ReportMetric(float64(trips())/float64(b.N), "trips/module")
+	}
+	b.Run("combined", func(b *testing.B) {
+		c := newTripCounter()
+		run(b, c, func() int64 { return int64(len(c.recorded())) + c.claimBatches.Load() + c.publishes.Load() })
+	})
+	b.Run("separate", func(b *testing.B) {
+		mem := distributed.NewInMemory()
+		c := &separateTrips{Coordinator: mem, mem: mem}
+		run(b, c, func() int64 { return c.claims.Load() + c.pubs.Load() })
+	})
+}
+
+// awaitCutOff waits (bounded) until live counts as cut off: AwaitConnected
+// keeps waiting.
+func awaitCutOff(t *testing.T, live *Liveness) {
+	t.Helper()
+	for deadline := time.Now().Add(waitFor); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := live.AwaitConnected(ctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("the instance is not cut off (AwaitConnected: %v)", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
