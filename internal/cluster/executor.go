@@ -157,36 +157,36 @@ func (e *Executor) loop(ctx context.Context) {
 func (e *Executor) start(ctx context.Context, cl distributed.Claim) {
 	e.ran.Add(1)
 	e.cfg.Local.add(cl.Assignment.Module, 1)
-	go func() {
-		res := e.execute(ctx, cl)
-		e.cfg.Local.add(cl.Assignment.Module, -1)
-		e.results <- res
-		if e.pc == nil {
-			<-e.slots
-			e.ran.Done()
-		}
-	}()
+	go e.execute(ctx, cl)
 }
 
-// execute runs one claimed module and returns its result to publish.
-func (e *Executor) execute(ctx context.Context, cl distributed.Claim) distributed.Result {
+// execute runs one claimed module and hands its result on (see finished).
+func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
 	buf := &logbuf.Buffer{}
 	id, ok := e.host.Lookup(cl.Assignment.Module)
-	var o engine.Outcome
+	done := func(o engine.Outcome) { e.finished(cl, id, ok, &o, buf) }
 	if err := e.cfg.Signer.VerifyAssignment(cl.Assignment, e.cfg.Instance); err != nil {
 		// Not from the master: never run it, and say so in its result.
 		e.cfg.Log.Error("refused an assignment", "module", cl.Assignment.Module, "err", err)
 		now := time.Now()
-		o = engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now, Err: err}
+		done(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now, Err: err})
 	} else if !ok {
 		now := time.Now()
-		o = engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now,
-			Err: fmt.Errorf("instance %d has no module named %s; all instances must run the same pipeline", e.cfg.Instance, cl.Assignment.Module)}
+		done(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now,
+			Err: fmt.Errorf("instance %d has no module named %s; all instances must run the same pipeline", e.cfg.Instance, cl.Assignment.Module)})
 	} else {
-		o = e.run(ctx, id, buf)
+		e.run(ctx, id, buf, done)
 	}
+}
+
+// finished turns an execution's outcome into its result and hands it to
+// the publisher, with, when the coordinator is a PublishClaimer, the slot
+// and the execution's count in e.ran: the publisher claims new work for
+// the slot in the trip that publishes the result. Otherwise the slot goes
+// back to the claim loop.
+func (e *Executor) finished(cl distributed.Claim, id int, ok bool, o *engine.Outcome, buf *logbuf.Buffer) {
 	log := buf.Bytes()
-	res, raw := resultOf(cl, &o, e.mask(log), e.cfg.Instance)
+	res, raw := resultOf(cl, o, e.mask(log), e.cfg.Instance)
 	e.maskResult(&res)
 	if res.Status == distributed.StatusSucceeded {
 		e.values.Put(cl.Assignment.Module, o.Value, raw)
@@ -196,10 +196,15 @@ func (e *Executor) execute(ctx context.Context, cl distributed.Claim) distribute
 	}
 	if ok {
 		o.Instance, o.QueueWait = e.cfg.Instance, cl.QueueWait
-		e.host.Executed(id, &o, log)
+		e.host.Executed(id, o, log)
 	}
 	e.cfg.Signer.SignResult(&res)
-	return res
+	e.cfg.Local.add(cl.Assignment.Module, -1)
+	e.results <- res
+	if e.pc == nil {
+		<-e.slots
+		e.ran.Done()
+	}
 }
 
 // mask hides this instance's secrets in log.
@@ -298,25 +303,52 @@ func (e *Executor) settled(res distributed.Result, err error, late bool) bool {
 	return true
 }
 
-// run executes node id; a node that ignores its timeout is abandoned by
-// Exec's timer, so the outcome arrives even if the function never returns.
-func (e *Executor) run(ctx context.Context, id int, buf *logbuf.Buffer) engine.Outcome {
-	out := make(chan engine.Outcome, 1)
-	c := engine.NewCompletion(func(o engine.Outcome) { out <- o })
-	go engine.Exec(ctx, e.host.ExecNode(id, buf), c, e.cfg.Grace)
-	select {
-	case o := <-out:
-		return o
-	case <-ctx.Done():
+// run executes node id in the calling goroutine and calls done once with
+// its outcome. A node that ignores its timeout is abandoned by Exec's
+// timer, and one that ignores the run's cancellation by run's, after
+// Grace: done is then called from the timer, so that the outcome arrives
+// even if the function never returns (the calling goroutine stays with it).
+func (e *Executor) run(ctx context.Context, id int, buf *logbuf.Buffer, done func(engine.Outcome)) {
+	w := &graceWatch{c: engine.NewCompletion(done), grace: e.cfg.Grace}
+	stop := context.AfterFunc(ctx, w.cancelled)
+	engine.Exec(ctx, e.host.ExecNode(id, buf), w.c, e.cfg.Grace)
+	if !stop() {
+		w.returned()
 	}
-	// Cancelled: give the module Grace to return with its own outcome.
-	select {
-	case o := <-out:
-		return o
-	case <-time.After(e.cfg.Grace):
+}
+
+// graceWatch abandons an execution that outlives the run's cancellation
+// by more than grace.
+type graceWatch struct {
+	c     *engine.Completion
+	grace time.Duration
+
+	mu    sync.Mutex
+	timer *time.Timer
+	over  bool // the execution returned
+}
+
+// cancelled starts the grace period (the run was cancelled).
+func (w *graceWatch) cancelled() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.over {
+		return
+	}
+	w.timer = time.AfterFunc(w.grace, func() {
 		now := time.Now()
-		return engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Start: now, End: now,
-			Err: fmt.Errorf("run cancelled and the module did not return within %s; abandoned", e.cfg.Grace)}
+		w.c.Finish(engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Start: now, End: now,
+			Err: fmt.Errorf("run cancelled and the module did not return within %s; abandoned", w.grace)})
+	})
+}
+
+// returned ends the watch: the execution returned.
+func (w *graceWatch) returned() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.over = true
+	if w.timer != nil {
+		w.timer.Stop()
 	}
 }
 

@@ -127,7 +127,14 @@ func (c *tripCounter) setFail(fail func(rs []distributed.Result, limit int) ([]e
 // at the same time.
 type noOps struct {
 	*fakeHost
+	index         map[string]int
 	running, most atomic.Int64
+}
+
+// Lookup finds a module by its name in a map (fakeHost's search is linear).
+func (h *noOps) Lookup(module string) (int, bool) {
+	i, ok := h.index[module]
+	return i, ok
 }
 
 func newNoOps(n int, wait func(module string)) *noOps {
@@ -151,6 +158,10 @@ func newNoOps(n int, wait func(module string)) *noOps {
 		}
 	}
 	h.fakeHost = newHost(runs)
+	h.index = map[string]int{}
+	for i, name := range h.names {
+		h.index[name] = i
+	}
 	return h
 }
 
