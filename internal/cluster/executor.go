@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -80,8 +81,12 @@ func (e *Executor) loop(ctx context.Context) {
 			<-slots
 			return
 		}
-		// Take every free slot, to claim as many assignments in one trip.
+		// Take every free slot, to claim as many assignments in one trip;
+		// executions finishing now free theirs first.
 		free := 1
+		if batcher != nil && e.pc == nil {
+			runtime.Gosched()
+		}
 		for batcher != nil && free < cap(slots) {
 			select {
 			case slots <- struct{}{}:
@@ -242,6 +247,7 @@ func (e *Executor) publisher() {
 			continue
 		}
 		batch := []distributed.Result{res}
+		runtime.Gosched() // executions finishing now join this batch
 	drain:
 		for len(batch) < distributed.MaxBatch {
 			select {
