@@ -68,6 +68,7 @@ func (e *Executor) publishAndClaim(ctx context.Context, rs []distributed.Result,
 	tctx, cancel := context.WithTimeout(context.Background(), e.cfg.Heartbeat)
 	errs, claims, claimErr := e.pc.PublishAndClaim(tctx, rs, e.cfg.Instance, e.cfg.Caps, limit)
 	cancel()
+	errs = errsFor(rs, errs)
 	if limit > 0 {
 		claims, claiming = e.claimed(ctx, claims, claimErr)
 	} else {
@@ -155,6 +156,7 @@ func (e *Executor) publishOnly(rs []distributed.Result, deadline time.Time) {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Heartbeat)
 		errs, _, _ := e.pc.PublishAndClaim(ctx, rs, e.cfg.Instance, e.cfg.Caps, 0)
 		cancel()
+		errs = errsFor(rs, errs)
 		var again []distributed.Result
 		for i, err := range errs {
 			switch {
@@ -168,6 +170,21 @@ func (e *Executor) publishOnly(rs []distributed.Result, deadline time.Time) {
 			time.Sleep(wait)
 		}
 	}
+}
+
+// errsFor returns errs when it holds one error per result, as
+// PublishClaimer promises; otherwise an error for each result, so that
+// they are published again.
+func errsFor(rs []distributed.Result, errs []error) []error {
+	if len(errs) == len(rs) {
+		return errs
+	}
+	err := fmt.Errorf("the coordinator answered the publication of %d results with %d outcomes; publishing them again", len(rs), len(errs))
+	errs = make([]error, len(rs))
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // refuseExtra returns failed results for claims beyond the asked limit.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -610,5 +611,44 @@ func awaitCutOff(t *testing.T, live *Liveness) {
 			t.Fatalf("the instance is not cut off (AwaitConnected: %v)", err)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A coordinator that breaks the contract — more claims than asked for,
+// or not one error per result — does not make the instance exceed its
+// slots or lose a result: the extra claims end failed without running,
+// and results without an outcome are published again.
+func TestPublishClaimContractBreachesAreContained(t *testing.T) {
+	coord := newTripCounter()
+	register(t, coord, 1, "linux")
+	wait, started, release := gate()
+	host := newNoOps(3, wait)
+	enqueueAll(t, coord, "m0")
+	cfg := testConfig(coord, 1)
+	cfg.Parallelism = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := StartExecutor(ctx, cfg, host, NewValues(coord), nil)
+	<-started
+	enqueueAll(t, coord, "m1", "m2")
+	var breached atomic.Bool
+	coord.setFail(func(rs []distributed.Result, limit int) ([]error, []distributed.Claim, error, bool) {
+		if limit == 0 || breached.Swap(true) {
+			return nil, nil, nil, false
+		}
+		// Claims one more than asked, and answers for no result.
+		_, claims, err := coord.InMemory.PublishAndClaim(context.Background(), nil, 1, nil, limit+1)
+		return nil, claims, err, true
+	})
+	close(release)
+	awaitResults(t, coord, "m0", "m1")
+	r, err := coord.AwaitResult(ctx, "m2")
+	if err != nil || r.Status != distributed.StatusFailed || r.Error == nil || !strings.Contains(r.Error.Message, "beyond") {
+		t.Errorf("m2, claimed beyond the limit: %s %+v, %v; want failed, saying it was handed beyond the limit", r.Status, r.Error, err)
+	}
+	cancel()
+	waitExecutor(t, e)
+	if host.count("m2") != 0 || host.most.Load() > 1 {
+		t.Errorf("m2 ran %d times, %d modules at once with 1 slot; want m2 not run, at most 1", host.count("m2"), host.most.Load())
 	}
 }
