@@ -84,8 +84,9 @@ func NewInMemory() *InMemory {
 }
 
 var (
-	_ Coordinator  = (*InMemory)(nil)
-	_ BatchClaimer = (*InMemory)(nil)
+	_ Coordinator    = (*InMemory)(nil)
+	_ BatchClaimer   = (*InMemory)(nil)
+	_ PublishClaimer = (*InMemory)(nil)
 )
 
 // broadcast wakes every waiter. Called with m.mu held.
@@ -267,29 +268,36 @@ func (m *InMemory) ClaimBatch(ctx context.Context, instance int, caps []string, 
 		if err := m.checkLocked(instance, time.Now()); err != nil {
 			return nil, err
 		}
-		var out []Claim
-		for i := 0; i < len(m.queue) && len(out) < limit; {
-			q := m.queue[i]
-			if !Satisfies(caps, q.a.Requires) {
-				i++
-				continue
-			}
-			m.queue = slices.Delete(m.queue, i, i+1)
-			m.seq++
-			l := Lease{Module: q.a.Module, Attempt: q.a.Attempt, Holder: instance, Session: m.instances[instance].reg.Session,
-				Token: strconv.FormatUint(m.seq, 36) + "-" + strconv.Itoa(instance)}
-			m.leases[q.a.Module] = l
-			now := time.Now()
-			m.claimedAt[q.a.Module] = now
-			out = append(out, Claim{Assignment: q.a, Lease: l, QueueWait: now.Sub(q.at)})
-		}
-		if len(out) > 0 {
+		if out := m.claimLocked(instance, caps, limit); len(out) > 0 {
 			return out, nil
 		}
 		if err := m.wait(ctx); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// claimLocked takes up to limit queued assignments caps satisfies, best
+// first, each with a fresh lease held by instance (which must be
+// registered). Called with m.mu held.
+func (m *InMemory) claimLocked(instance int, caps []string, limit int) []Claim {
+	var out []Claim
+	for i := 0; i < len(m.queue) && len(out) < limit; {
+		q := m.queue[i]
+		if !Satisfies(caps, q.a.Requires) {
+			i++
+			continue
+		}
+		m.queue = slices.Delete(m.queue, i, i+1)
+		m.seq++
+		l := Lease{Module: q.a.Module, Attempt: q.a.Attempt, Holder: instance, Session: m.instances[instance].reg.Session,
+			Token: strconv.FormatUint(m.seq, 36) + "-" + strconv.Itoa(instance)}
+		m.leases[q.a.Module] = l
+		now := time.Now()
+		m.claimedAt[q.a.Module] = now
+		out = append(out, Claim{Assignment: q.a, Lease: l, QueueWait: now.Sub(q.at)})
+	}
+	return out
 }
 
 func (m *InMemory) endedErr() error {
@@ -353,6 +361,12 @@ func (m *InMemory) Publish(ctx context.Context, r Result) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.publishLocked(r)
+}
+
+// publishLocked stores r (valid) if its lease is current. Called with m.mu
+// held.
+func (m *InMemory) publishLocked(r Result) error {
 	if !m.current(r.Lease) {
 		return fmt.Errorf("%w: result of %s from instance %d (attempt %d) is not from the current lease", ErrStaleLease, r.Module, r.Lease.Holder, r.Lease.Attempt)
 	}

@@ -79,6 +79,7 @@ func Run(t *testing.T, newCoordinator func(t *testing.T) distributed.Coordinator
 		{"BatchClaims", testBatchClaims},
 		{"BatchEnqueueAndPublish", testBatchEnqueuePublish},
 	}
+	tests = append(tests, publishClaimerTests...) // publishclaim.go
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCoordinator(t)

@@ -16,7 +16,8 @@
 //   - watcher.go:    follows the run state (cancellation, completion);
 //   - executor.go:   claims work, runs it and publishes the results (master
 //     and workers alike; the master's own results go straight to its
-//     dispatcher once published);
+//     dispatcher once published); publishclaim.go publishes and claims
+//     for the freed slots in one trip when the coordinator can;
 //   - dispatcher.go: (master) hands ready modules to the queue and awaits
 //     their results; its lease policy (re-queueing the work of lost
 //     instances, failing unroutable work) is in leases.go;

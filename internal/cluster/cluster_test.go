@@ -109,7 +109,7 @@ func testConfig(coord distributed.Coordinator, instance int) Config {
 	}
 }
 
-func register(t *testing.T, coord distributed.Coordinator, instance int, caps ...string) {
+func register(t testing.TB, coord distributed.Coordinator, instance int, caps ...string) {
 	t.Helper()
 	err := coord.Register(context.Background(), distributed.Registration{Instance: instance, Total: 2, Capabilities: caps,
 		Fingerprint: "f", Session: "s", LeaseTimeout: time.Hour})

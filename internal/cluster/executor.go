@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -21,7 +22,14 @@ type Executor struct {
 
 	stop chan struct{}
 	done chan struct{}
-	ran  sync.WaitGroup
+	// ran counts the executions started; with a PublishClaimer, each
+	// counts until the publisher has handled its result.
+	ran sync.WaitGroup
+	// slots holds a token per execution slot in use (claimed or running).
+	slots chan struct{}
+	// pc, when the coordinator offers it, publishes results and claims
+	// work for the slots they free in one trip (publishclaim.go).
+	pc distributed.PublishClaimer
 
 	results   chan distributed.Result // to the publisher
 	published chan struct{}
@@ -35,9 +43,15 @@ type Executor struct {
 // result once the coordinator accepted it.
 func StartExecutor(ctx context.Context, cfg Config, host Host, values *Values, deliver func(distributed.Result)) *Executor {
 	e := &Executor{cfg: cfg, host: host, values: values, stop: make(chan struct{}), done: make(chan struct{}),
+		slots:   make(chan struct{}, max(1, cfg.Parallelism)),
 		results: make(chan distributed.Result, 256), published: make(chan struct{}), deliver: deliver}
+	e.pc, _ = cfg.Coord.(distributed.PublishClaimer)
 	go e.loop(ctx)
-	go e.publisher()
+	if e.pc != nil {
+		go e.publishClaimer(ctx)
+	} else {
+		go e.publisher()
+	}
 	return e
 }
 
@@ -52,7 +66,7 @@ func (e *Executor) Wait() {
 
 func (e *Executor) loop(ctx context.Context) {
 	defer close(e.done)
-	slots := make(chan struct{}, max(1, e.cfg.Parallelism))
+	slots := e.slots
 	batcher, _ := e.cfg.Coord.(distributed.BatchClaimer)
 	failures := 0
 	for {
@@ -67,8 +81,12 @@ func (e *Executor) loop(ctx context.Context) {
 			<-slots
 			return
 		}
-		// Take every free slot, to claim as many assignments in one trip.
+		// Take every free slot, to claim as many assignments in one trip;
+		// executions finishing now free theirs first.
 		free := 1
+		if batcher != nil && e.pc == nil {
+			runtime.Gosched()
+		}
 		for batcher != nil && free < cap(slots) {
 			select {
 			case slots <- struct{}{}:
@@ -131,37 +149,49 @@ func (e *Executor) loop(ctx context.Context) {
 			return
 		}
 		for _, cl := range claims {
-			e.ran.Add(1)
-			e.cfg.Local.add(cl.Assignment.Module, 1)
-			go func() {
-				defer e.ran.Done()
-				defer func() { <-slots }()
-				defer e.cfg.Local.add(cl.Assignment.Module, -1)
-				e.execute(ctx, cl)
-			}()
+			e.start(ctx, cl)
 		}
 	}
 }
 
-// execute runs one claimed module and publishes its result.
+// start executes cl in a slot the caller holds for it. The result goes to
+// the publisher, and with it, when the coordinator is a PublishClaimer,
+// the slot and the execution's count in e.ran: the publisher claims new
+// work for the slot in the trip that publishes the result. Otherwise the
+// slot is given back to the claim loop.
+func (e *Executor) start(ctx context.Context, cl distributed.Claim) {
+	e.ran.Add(1)
+	e.cfg.Local.add(cl.Assignment.Module, 1)
+	go e.execute(ctx, cl)
+}
+
+// execute runs one claimed module and hands its result on (see finished).
 func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
 	buf := &logbuf.Buffer{}
 	id, ok := e.host.Lookup(cl.Assignment.Module)
-	var o engine.Outcome
+	done := func(o engine.Outcome) { e.finished(cl, id, ok, &o, buf) }
 	if err := e.cfg.Signer.VerifyAssignment(cl.Assignment, e.cfg.Instance); err != nil {
 		// Not from the master: never run it, and say so in its result.
 		e.cfg.Log.Error("refused an assignment", "module", cl.Assignment.Module, "err", err)
 		now := time.Now()
-		o = engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now, Err: err}
+		done(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now, Err: err})
 	} else if !ok {
 		now := time.Now()
-		o = engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now,
-			Err: fmt.Errorf("instance %d has no module named %s; all instances must run the same pipeline", e.cfg.Instance, cl.Assignment.Module)}
+		done(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now,
+			Err: fmt.Errorf("instance %d has no module named %s; all instances must run the same pipeline", e.cfg.Instance, cl.Assignment.Module)})
 	} else {
-		o = e.run(ctx, id, buf)
+		e.run(ctx, id, buf, done)
 	}
+}
+
+// finished turns an execution's outcome into its result and hands it to
+// the publisher, with, when the coordinator is a PublishClaimer, the slot
+// and the execution's count in e.ran: the publisher claims new work for
+// the slot in the trip that publishes the result. Otherwise the slot goes
+// back to the claim loop.
+func (e *Executor) finished(cl distributed.Claim, id int, ok bool, o *engine.Outcome, buf *logbuf.Buffer) {
 	log := buf.Bytes()
-	res, raw := resultOf(cl, &o, e.mask(log), e.cfg.Instance)
+	res, raw := resultOf(cl, o, e.mask(log), e.cfg.Instance)
 	e.maskResult(&res)
 	if res.Status == distributed.StatusSucceeded {
 		e.values.Put(cl.Assignment.Module, o.Value, raw)
@@ -171,10 +201,15 @@ func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
 	}
 	if ok {
 		o.Instance, o.QueueWait = e.cfg.Instance, cl.QueueWait
-		e.host.Executed(id, &o, log)
+		e.host.Executed(id, o, log)
 	}
 	e.cfg.Signer.SignResult(&res)
+	e.cfg.Local.add(cl.Assignment.Module, -1)
 	e.results <- res
+	if e.pc == nil {
+		<-e.slots
+		e.ran.Done()
+	}
 }
 
 // mask hides this instance's secrets in log.
@@ -212,6 +247,7 @@ func (e *Executor) publisher() {
 			continue
 		}
 		batch := []distributed.Result{res}
+		runtime.Gosched() // executions finishing now join this batch
 	drain:
 		for len(batch) < distributed.MaxBatch {
 			select {
@@ -273,25 +309,52 @@ func (e *Executor) settled(res distributed.Result, err error, late bool) bool {
 	return true
 }
 
-// run executes node id; a node that ignores its timeout is abandoned by
-// Exec's timer, so the outcome arrives even if the function never returns.
-func (e *Executor) run(ctx context.Context, id int, buf *logbuf.Buffer) engine.Outcome {
-	out := make(chan engine.Outcome, 1)
-	c := engine.NewCompletion(func(o engine.Outcome) { out <- o })
-	go engine.Exec(ctx, e.host.ExecNode(id, buf), c, e.cfg.Grace)
-	select {
-	case o := <-out:
-		return o
-	case <-ctx.Done():
+// run executes node id in the calling goroutine and calls done once with
+// its outcome. A node that ignores its timeout is abandoned by Exec's
+// timer, and one that ignores the run's cancellation by run's, after
+// Grace: done is then called from the timer, so that the outcome arrives
+// even if the function never returns (the calling goroutine stays with it).
+func (e *Executor) run(ctx context.Context, id int, buf *logbuf.Buffer, done func(engine.Outcome)) {
+	w := &graceWatch{c: engine.NewCompletion(done), grace: e.cfg.Grace}
+	stop := context.AfterFunc(ctx, w.cancelled)
+	engine.Exec(ctx, e.host.ExecNode(id, buf), w.c, e.cfg.Grace)
+	if !stop() {
+		w.returned()
 	}
-	// Cancelled: give the module Grace to return with its own outcome.
-	select {
-	case o := <-out:
-		return o
-	case <-time.After(e.cfg.Grace):
+}
+
+// graceWatch abandons an execution that outlives the run's cancellation
+// by more than grace.
+type graceWatch struct {
+	c     *engine.Completion
+	grace time.Duration
+
+	mu    sync.Mutex
+	timer *time.Timer
+	over  bool // the execution returned
+}
+
+// cancelled starts the grace period (the run was cancelled).
+func (w *graceWatch) cancelled() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.over {
+		return
+	}
+	w.timer = time.AfterFunc(w.grace, func() {
 		now := time.Now()
-		return engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Start: now, End: now,
-			Err: fmt.Errorf("run cancelled and the module did not return within %s; abandoned", e.cfg.Grace)}
+		w.c.Finish(engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Start: now, End: now,
+			Err: fmt.Errorf("run cancelled and the module did not return within %s; abandoned", w.grace)})
+	})
+}
+
+// returned ends the watch: the execution returned.
+func (w *graceWatch) returned() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.over = true
+	if w.timer != nil {
+		w.timer.Stop()
 	}
 }
 
