@@ -78,6 +78,7 @@ func Run(t *testing.T, newCoordinator func(t *testing.T) distributed.Coordinator
 		{"ResultRoundTrip", testRoundTrip},
 		{"BatchClaims", testBatchClaims},
 		{"BatchEnqueueAndPublish", testBatchEnqueuePublish},
+		{"WatchResults", testWatchResults},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
