@@ -111,6 +111,10 @@ func (d *Dispatcher) recheckParked(ctx context.Context) []distributed.InstanceIn
 		}
 		if err := d.enqueue(i, f.attempt); err != nil {
 			d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
+			continue
+		}
+		if d.watcher != nil {
+			d.awaitResults([]int{i}) // an await goroutine has waited since Dispatch
 		}
 	}
 
