@@ -135,6 +135,9 @@ func (h *watchHub) start(c *Coordinator) error {
 
 // stop waits for the reader to end (the subscriber's context is done).
 func (h *watchHub) stop() {
+	if h == nil { // a subscriber made without one (tests)
+		return
+	}
 	h.mu.Lock()
 	h.stopped = true
 	done := h.done
@@ -201,6 +204,9 @@ func (h *watchHub) drop(g *watchGroup) {
 
 // watched reports whether module is watched (a hint: it may change at once).
 func (h *watchHub) watched(module string) bool {
+	if h == nil { // a subscriber made without one (tests)
+		return false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	_, ok := h.byModule[module]
@@ -264,6 +270,9 @@ func (h *watchHub) deliverRaw(module, payload string) {
 // came along are delivered (dec holds those it decoded already, by index
 // in anns); a bare name is read from Redis.
 func (h *watchHub) announced(anns []announcement, dec map[int]decodedResult) {
+	if h == nil { // a subscriber made without one (tests)
+		return
+	}
 	h.mu.Lock()
 	if len(h.byModule) == 0 {
 		h.mu.Unlock()
@@ -300,6 +309,9 @@ func (h *watchHub) markDirty(module string) {
 // resubscribed has every watched module read again: announcements may
 // have been missed while the subscription was down.
 func (h *watchHub) resubscribed() {
+	if h == nil { // a subscriber made without one (tests)
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.c == nil {
@@ -315,6 +327,9 @@ func (h *watchHub) resubscribed() {
 // stateChanged has the reader read the run's state (a completed run ends
 // the watches).
 func (h *watchHub) stateChanged() {
+	if h == nil { // a subscriber made without one (tests)
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.c == nil {
