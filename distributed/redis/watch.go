@@ -97,8 +97,12 @@ type watchHub struct {
 	stateDirty bool
 	completed  bool
 	foreign    bool // a watched module was not queued here: follow keys.names
-	kick       chan struct{}
-	done       chan struct{} // closed when the reader ends; nil until it starts
+	// latch is a fatal error met on the subscriber's goroutine, which
+	// must not take the coordinator's lock (Close holds it while it
+	// stops the subscriber): the reader latches it.
+	latch error
+	kick  chan struct{}
+	done  chan struct{} // closed when the reader ends; nil until it starts
 }
 
 // watchGroup is one WatchResults call.
@@ -133,18 +137,17 @@ func (h *watchHub) start(c *Coordinator) error {
 	return nil
 }
 
-// stop waits for the reader to end (the subscriber's context is done).
+// stop ends the watches: nothing is watched any more. The reader ends by
+// itself, the subscriber's context being done; it is not awaited here,
+// since Close stops the subscriber holding the coordinator's lock, which
+// the reader may be waiting for.
 func (h *watchHub) stop() {
 	if h == nil { // a subscriber made without one (tests)
 		return
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.stopped = true
-	done := h.done
-	h.mu.Unlock()
-	if done != nil {
-		<-done
-	}
 }
 
 func (h *watchHub) kickLocked() {
@@ -263,7 +266,7 @@ func (h *watchHub) deliverRaw(module, payload string) {
 		return
 	}
 	r, err := h.c.decodeAnnounced(module, payload)
-	h.deliverTo(gs, module, r, h.c.fail(err))
+	h.deliverTo(gs, module, r, h.latchLater(err))
 }
 
 // announced handles announcements the subscriber recorded: results that
@@ -292,8 +295,23 @@ func (h *watchHub) announced(anns []announcement, dec map[int]decodedResult) {
 		if !ok {
 			d.res, d.err = h.c.decodeAnnounced(a.module, a.payload)
 		}
-		h.deliverTo(gs, a.module, d.res, h.c.fail(d.err))
+		h.deliverTo(gs, a.module, d.res, h.latchLater(d.err))
 	}
+}
+
+// latchLater has the reader latch err, a decoding error (ErrCorrupt), as
+// the coordinator's fatal error, and returns it.
+func (h *watchHub) latchLater(err error) error {
+	if err == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.latch == nil {
+		h.latch = err
+		h.kickLocked()
+	}
+	return err
 }
 
 // markDirty has module read from Redis, if it is watched.
@@ -371,6 +389,7 @@ func (h *watchHub) run(ctx context.Context) {
 		case <-h.kick:
 		}
 		h.mu.Lock()
+		latch := h.latch
 		mods := make([]string, 0, len(h.dirty))
 		for m := range h.dirty {
 			mods = append(mods, m)
@@ -379,6 +398,9 @@ func (h *watchHub) run(ctx context.Context) {
 		stateDirty, foreign := h.stateDirty, h.foreign
 		h.stateDirty = false
 		h.mu.Unlock()
+		if latch != nil {
+			_ = c.fail(latch) // closes dead: the next turn ends every watch
+		}
 		err := h.read(ctx, mods, stateDirty, foreign)
 		if err == nil {
 			wait = 50 * time.Millisecond

@@ -60,6 +60,13 @@ type Dispatcher struct {
 	inMu    sync.Mutex
 	inbox   []arrival
 	inKick  chan struct{}
+	// So that the reaper's periodic work does not grow with the number
+	// of flights (leases.go), guarded by mu: maybeParked is set when a
+	// flight parks, someWaiting when one has a waitingFrom; each is
+	// cleared by the scan that finds none. reqSets lists the distinct
+	// requirements of the nodes.
+	maybeParked, someWaiting bool
+	reqSets                  [][]string
 }
 
 // flight is a dispatched node whose result has not been delivered.
@@ -94,6 +101,7 @@ func NewDispatcher(cfg Config, host Host, nodes []NodeInfo) *Dispatcher {
 		d.index[n.Name] = i
 	}
 	d.topPriority = topPriorityOf(nodes)
+	d.reqSets = distinctRequirements(nodes)
 	go d.flusher()
 	go d.finisher()
 	return d
@@ -184,6 +192,7 @@ func (d *Dispatcher) Dispatch(_ context.Context, i int, c *engine.Completion) {
 		routable = d.routableLocked(i, false)
 		if !routable {
 			f.parked, f.waitingFrom = true, time.Now()
+			d.maybeParked, d.someWaiting = true, true
 		}
 		d.mu.Unlock()
 	}
