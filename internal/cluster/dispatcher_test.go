@@ -219,8 +219,10 @@ func TestUnroutableWorkFailsAtOnce(t *testing.T) {
 
 // A result the master's own executor delivers ends the module at once, and
 // ends the dispatcher's wait for it through the coordinator.
+// (Awaited with AwaitResult: a coordinator without a ResultWatcher; a
+// watch ends with the dispatcher.)
 func TestDeliveredResultEndsTheAwait(t *testing.T) {
-	m := newMaster(t, 2, 3, NodeInfo{Name: "anywhere", Requires: []string{"linux"}})
+	m := newMasterOver(t, func(c *distributed.InMemory) distributed.Coordinator { return awaitOnly{c} }, 2, 3, NodeInfo{Name: "anywhere", Requires: []string{"linux"}})
 	m.d.cfg.Local = &LocalWork{} // a master with its own executor
 	m.join(0, "linux", distributed.MasterCapability)
 	m.dispatch("anywhere")
