@@ -137,11 +137,11 @@ func (s *subscriber) loop(ctx context.Context) {
 func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 	if m, ok := msg.(*goredis.Message); ok {
 		if anns, ok := announcements(m.Payload); ok {
-			dec, watched := s.decodeWanted(anns)
+			dec := s.decodeWanted(anns)
 			s.mu.Lock()
 			for k, a := range anns {
-				if d, ok := dec[k]; ok && !watched[k] {
-					s.decoded[a.module] = d
+				if dec != nil && dec[k].ok && !dec[k].watched {
+					s.decoded[a.module] = dec[k].decodedResult
 				}
 				s.announceLocked(a.module, a.payload, a.hasPayload)
 			}
@@ -253,9 +253,9 @@ func announcements(msg string) ([]announcement, bool) {
 // has grown once, spares each awaiting goroutine growing its own. Results
 // nobody here awaits stay undecoded (a worker hears every result of the
 // run).
-func (s *subscriber) decodeWanted(anns []announcement) (dec map[int]decodedResult, watched map[int]bool) {
+func (s *subscriber) decodeWanted(anns []announcement) (dec []announced) {
 	if s.decode == nil {
-		return nil, nil
+		return nil
 	}
 	for k, a := range anns {
 		if !a.hasPayload {
@@ -266,18 +266,19 @@ func (s *subscriber) decodeWanted(anns []announcement) (dec map[int]decodedResul
 			continue
 		}
 		if dec == nil {
-			dec = make(map[int]decodedResult, len(anns))
-		}
-		if w {
-			if watched == nil {
-				watched = make(map[int]bool, len(anns))
-			}
-			watched[k] = true
+			dec = make([]announced, len(anns))
 		}
 		r, err := s.decode(a.module, a.payload)
-		dec[k] = decodedResult{r, err}
+		dec[k] = announced{decodedResult: decodedResult{r, err}, ok: true, watched: w}
 	}
-	return dec, watched
+	return dec
+}
+
+// announced is what decodeWanted made of one announcement: its decoded
+// result (ok), and whether the module was watched then (a hint).
+type announced struct {
+	decodedResult
+	ok, watched bool
 }
 
 // announceLocked records the result announcement of mod. Only the waiters

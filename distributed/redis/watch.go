@@ -271,8 +271,8 @@ func (h *watchHub) deliverRaw(module, payload string) {
 
 // announced handles announcements the subscriber recorded: results that
 // came along are delivered (dec holds those it decoded already, by index
-// in anns); a bare name is read from Redis.
-func (h *watchHub) announced(anns []announcement, dec map[int]decodedResult) {
+// in anns; nil: none); a bare name is read from Redis.
+func (h *watchHub) announced(anns []announcement, dec []announced) {
 	if h == nil { // a subscriber made without one (tests)
 		return
 	}
@@ -291,8 +291,10 @@ func (h *watchHub) announced(anns []announcement, dec map[int]decodedResult) {
 		if gs == nil {
 			continue
 		}
-		d, ok := dec[k]
-		if !ok {
+		var d decodedResult
+		if dec != nil && dec[k].ok {
+			d = dec[k].decodedResult
+		} else {
 			d.res, d.err = h.c.decodeAnnounced(a.module, a.payload)
 		}
 		h.deliverTo(gs, a.module, d.res, h.latchLater(d.err))
