@@ -78,6 +78,7 @@ func Run(t *testing.T, newCoordinator func(t *testing.T) distributed.Coordinator
 		{"ResultRoundTrip", testRoundTrip},
 		{"BatchClaims", testBatchClaims},
 		{"BatchEnqueueAndPublish", testBatchEnqueuePublish},
+		{"WatchResults", testWatchResults},
 	}
 	tests = append(tests, publishClaimerTests...) // publishclaim.go
 	for _, tc := range tests {

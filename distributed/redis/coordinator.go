@@ -364,8 +364,7 @@ func (c *Coordinator) markEnqueued(ctx context.Context, module string) {
 		heard = true
 	default:
 	}
-	epoch, _, _, _, _ := c.events.snapshot(module)
-	c.enqueued.Store(module, enqueueMark{epoch: epoch, heard: heard})
+	c.enqueued.Store(module, enqueueMark{epoch: c.events.currentEpoch(), heard: heard})
 }
 
 // enqueueMark is what markEnqueued records: the subscription epoch, and

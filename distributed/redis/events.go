@@ -29,8 +29,11 @@ type subscriber struct {
 	// followed holds, per channel of extra, a channel closed once the
 	// server confirmed that subscription (guarded by mu).
 	followed map[string]chan struct{}
+	life     context.Context // ends when the subscriber stops
 	cancel   context.CancelFunc
 	done     chan struct{}
+	// hub delivers the results of watched modules (watch.go).
+	hub *watchHub
 
 	mu        sync.Mutex
 	epoch     uint64 // incremented on every confirmed (re)subscription
@@ -64,8 +67,9 @@ func startSubscriber(parent context.Context, client goredis.UniversalClient, cha
 	s := &subscriber{
 		client: client, channel: channel, onWake: onWake, ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
 		ready: make(chan struct{}), broken: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
-		wanted: wanted, decode: decode, decoded: map[string]decodedResult{}, followed: map[string]chan struct{}{},
+		wanted: wanted, decode: decode, decoded: map[string]decodedResult{}, followed: map[string]chan struct{}{}, life: ctx,
 	}
+	s.hub = newWatchHub(s)
 	go s.loop(ctx)
 	return s
 }
@@ -76,6 +80,7 @@ func (s *subscriber) stop() {
 	_ = s.ps.Close()
 	s.psMu.Unlock()
 	<-s.done
+	s.hub.stop()
 }
 
 func (s *subscriber) loop(ctx context.Context) {
@@ -134,16 +139,31 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 		if anns, ok := announcements(m.Payload); ok {
 			dec := s.decodeWanted(anns)
 			s.mu.Lock()
-			defer s.mu.Unlock()
 			for k, a := range anns {
-				if d, ok := dec[k]; ok {
-					s.decoded[a.module] = d
+				if dec != nil && dec[k].ok && !dec[k].watched {
+					s.decoded[a.module] = dec[k].decodedResult
 				}
 				s.announceLocked(a.module, a.payload, a.hasPayload)
 			}
+			s.mu.Unlock()
+			// Recorded first: a watch that starts meanwhile finds it
+			// there, or is found here.
+			s.hub.announced(anns, dec)
 			return false
 		}
 	}
+	var resubscribed, stateChanged bool
+	wake := s.record(msg, &resubscribed, &stateChanged)
+	if resubscribed {
+		s.hub.resubscribed()
+	} else if stateChanged {
+		s.hub.stateChanged()
+	}
+	return wake
+}
+
+// record records a subscription confirmation or state message.
+func (s *subscriber) record(msg any, resubscribed, stateChanged *bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch m := msg.(type) {
@@ -171,6 +191,7 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 		}
 		// Announcements may have been missed: everyone looks again.
 		s.wakeAllLocked()
+		*resubscribed = true
 		return true
 	case *goredis.Message:
 		if m.Payload == "q" {
@@ -179,6 +200,7 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 		s.stateSeq++
 		close(s.global)
 		s.global = make(chan struct{})
+		*stateChanged = true
 		return true
 	}
 	return false
@@ -226,27 +248,37 @@ func announcements(msg string) ([]announcement, bool) {
 }
 
 // decodeWanted decodes the results that came with anns for modules this
-// process awaits (by index in anns). The master awaits every module it
-// queued, on one goroutine each: decoding here, on one goroutine whose
-// stack has grown once, spares each of them growing its own. Results
+// process awaits or watches (by index in anns), and tells the watched ones
+// (a hint: the hub delivers). Decoding here, on one goroutine whose stack
+// has grown once, spares each awaiting goroutine growing its own. Results
 // nobody here awaits stay undecoded (a worker hears every result of the
 // run).
-func (s *subscriber) decodeWanted(anns []announcement) map[int]decodedResult {
-	if s.wanted == nil || s.decode == nil {
+func (s *subscriber) decodeWanted(anns []announcement) (dec []announced) {
+	if s.decode == nil {
 		return nil
 	}
-	var out map[int]decodedResult
 	for k, a := range anns {
-		if !a.hasPayload || !s.wanted(a.module) {
+		if !a.hasPayload {
 			continue
 		}
-		if out == nil {
-			out = make(map[int]decodedResult, len(anns))
+		w := s.hub.watched(a.module)
+		if !w && (s.wanted == nil || !s.wanted(a.module)) {
+			continue
+		}
+		if dec == nil {
+			dec = make([]announced, len(anns))
 		}
 		r, err := s.decode(a.module, a.payload)
-		out[k] = decodedResult{r, err}
+		dec[k] = announced{decodedResult: decodedResult{r, err}, ok: true, watched: w}
 	}
-	return out
+	return dec
+}
+
+// announced is what decodeWanted made of one announcement: its decoded
+// result (ok), and whether the module was watched then (a hint).
+type announced struct {
+	decodedResult
+	ok, watched bool
 }
 
 // announceLocked records the result announcement of mod. Only the waiters
@@ -386,4 +418,20 @@ func (s *subscriber) payload(module string) (string, bool) {
 	defer s.mu.Unlock()
 	p, ok := s.payloads[module]
 	return p, ok
+}
+
+// currentEpoch returns the subscription epoch.
+func (s *subscriber) currentEpoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
+
+// announcement returns the result JSON announced for module (has), and
+// whether module's result was announced at all.
+func (s *subscriber) announcement(module string) (payload string, has, announced bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	payload, has = s.payloads[module]
+	return payload, has, s.announced[module]
 }

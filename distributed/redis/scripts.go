@@ -560,3 +560,11 @@ var scriptState = goredis.NewScript(luaCommon + `
 local m = redis.call('HMGET', KEYS[1], 'state', 'by', 'reason', 'failed')
 return {m[1] or '', m[2] or '', m[3] or '', m[4] or '', redis.call('HLEN', KEYS[2])}
 `)
+
+// results: ARGV[3..] modules (a batch of watched ones, see watch.go).
+// Returns {state, result JSON or false for each module, in order}.
+var scriptResults = goredis.NewScript(luaCommon + `
+local out = redis.call('HMGET', KEYS[8], unpack(ARGV, 3))
+table.insert(out, 1, state())
+return out
+`)

@@ -53,6 +53,20 @@ type Dispatcher struct {
 	// (arrivals.go).
 	arrived  chan arrival
 	finished chan struct{}
+	// watcher is the coordinator's ResultWatcher, if it has one: the
+	// results of all queued nodes then come through it (arrivals.go),
+	// posted to inbox, instead of one await goroutine per node.
+	watcher distributed.ResultWatcher
+	inMu    sync.Mutex
+	inbox   []arrival
+	inKick  chan struct{}
+	// So that the reaper's periodic work does not grow with the number
+	// of flights (leases.go), guarded by mu: maybeParked is set when a
+	// flight parks, someWaiting when one has a waitingFrom; each is
+	// cleared by the scan that finds none. reqSets lists the distinct
+	// requirements of the nodes.
+	maybeParked, someWaiting bool
+	reqSets                  [][]string
 }
 
 // flight is a dispatched node whose result has not been delivered.
@@ -70,19 +84,24 @@ type flight struct {
 	// lostHolder is the instance that held the node's lease when it was
 	// lost and the node failed for it (caploss.go); 0 otherwise.
 	lostHolder int
-	// stopAwait ends the wait for the node's result from the coordinator.
+	// stopAwait ends the wait for the node's result from the coordinator
+	// (an await goroutine's; a watch ends with the dispatcher).
 	stopAwait context.CancelFunc
+	// awaited is set once its result is awaited from the coordinator.
+	awaited bool
 }
 
 // NewDispatcher returns a dispatcher for nodes (indexed like the scheduler's).
 func NewDispatcher(cfg Config, host Host, nodes []NodeInfo) *Dispatcher {
 	life, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{cfg: cfg, host: host, nodes: nodes, index: map[string]int{}, life: life, cancel: cancel, flights: map[int]*flight{},
-		kick: make(chan struct{}, 1), flushed: make(chan struct{}), arrived: make(chan arrival, 256), finished: make(chan struct{})}
+		kick: make(chan struct{}, 1), flushed: make(chan struct{}), arrived: make(chan arrival, 256), finished: make(chan struct{}), inKick: make(chan struct{}, 1)}
+	d.watcher, _ = cfg.Coord.(distributed.ResultWatcher)
 	for i, n := range nodes {
 		d.index[n.Name] = i
 	}
 	d.topPriority = topPriorityOf(nodes)
+	d.reqSets = distinctRequirements(nodes)
 	go d.flusher()
 	go d.finisher()
 	return d
@@ -122,14 +141,15 @@ func (d *Dispatcher) flusher() {
 				// One at a time, a claimer may take from a half-queued
 				// round: queue the most urgent first (precedence.go).
 				d.byQueuePriority(chunk)
+				queued := chunk[:0:0]
 				for _, i := range chunk {
 					if err := d.enqueue(i, 1); err != nil {
 						d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
 						continue
 					}
-					d.wg.Add(1)
-					go d.await(i)
+					queued = append(queued, i)
 				}
+				d.awaitResults(queued)
 				continue
 			}
 			as := make([]distributed.Assignment, len(chunk))
@@ -139,14 +159,13 @@ func (d *Dispatcher) flusher() {
 			ctx, cancel := context.WithTimeout(d.life, d.cfg.LeaseTimeout)
 			err := batcher.EnqueueBatch(ctx, as)
 			cancel()
-			for _, i := range chunk {
-				if err != nil {
+			if err != nil {
+				for _, i := range chunk {
 					d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
-					continue
 				}
-				d.wg.Add(1)
-				go d.await(i)
+				continue
 			}
+			d.awaitResults(chunk)
 		}
 	}
 }
@@ -173,6 +192,7 @@ func (d *Dispatcher) Dispatch(_ context.Context, i int, c *engine.Completion) {
 		routable = d.routableLocked(i, false)
 		if !routable {
 			f.parked, f.waitingFrom = true, time.Now()
+			d.maybeParked, d.someWaiting = true, true
 		}
 		d.mu.Unlock()
 	}
@@ -187,8 +207,10 @@ func (d *Dispatcher) Dispatch(_ context.Context, i int, c *engine.Completion) {
 		return // the flusher starts awaiting once the module is queued
 	}
 	d.checkUnroutable(i)
-	d.wg.Add(1)
-	go d.await(i)
+	if d.watcher == nil {
+		d.wg.Add(1)
+		go d.await(i)
+	} // else it is watched once queued (recheckParked)
 }
 
 // BatchDispatches makes Dispatch leave queueing to Flush, which the
@@ -245,7 +267,7 @@ func (d *Dispatcher) startAwait(i int) (context.Context, context.CancelFunc, boo
 	f := d.flights[i]
 	ctx, stop := context.WithCancel(d.life)
 	if f != nil {
-		f.stopAwait = stop
+		f.stopAwait, f.awaited = stop, true
 	}
 	d.mu.Unlock()
 	return ctx, stop, f != nil && !d.runsHere(i)

@@ -22,6 +22,12 @@ type master struct {
 }
 
 func newMaster(t *testing.T, total, maxAttempts int, nodes ...NodeInfo) *master {
+	return newMasterOver(t, nil, total, maxAttempts, nodes...)
+}
+
+// newMasterOver is newMaster with the dispatcher talking to wrap(the
+// in-memory coordinator) (nil: to it directly).
+func newMasterOver(t *testing.T, wrap func(*distributed.InMemory) distributed.Coordinator, total, maxAttempts int, nodes ...NodeInfo) *master {
 	coord := distributed.NewInMemory()
 	runs := map[string]func(context.Context) (any, error){}
 	for _, n := range nodes {
@@ -35,6 +41,9 @@ func newMaster(t *testing.T, total, maxAttempts int, nodes ...NodeInfo) *master 
 		ordered[i] = n
 	}
 	cfg := testConfig(coord, 0)
+	if wrap != nil {
+		cfg.Coord = wrap(coord)
+	}
 	cfg.Total, cfg.MaxAttempts = total, maxAttempts
 	m := &master{t: t, coord: coord, host: host, d: NewDispatcher(cfg, host, ordered), outs: make(chan engine.Outcome, 16)}
 	t.Cleanup(m.d.Close)
@@ -210,8 +219,10 @@ func TestUnroutableWorkFailsAtOnce(t *testing.T) {
 
 // A result the master's own executor delivers ends the module at once, and
 // ends the dispatcher's wait for it through the coordinator.
+// (Awaited with AwaitResult: a coordinator without a ResultWatcher; a
+// watch ends with the dispatcher.)
 func TestDeliveredResultEndsTheAwait(t *testing.T) {
-	m := newMaster(t, 2, 3, NodeInfo{Name: "anywhere", Requires: []string{"linux"}})
+	m := newMasterOver(t, func(c *distributed.InMemory) distributed.Coordinator { return awaitOnly{c} }, 2, 3, NodeInfo{Name: "anywhere", Requires: []string{"linux"}})
 	m.d.cfg.Local = &LocalWork{} // a master with its own executor
 	m.join(0, "linux", distributed.MasterCapability)
 	m.dispatch("anywhere")
@@ -219,7 +230,7 @@ func TestDeliveredResultEndsTheAwait(t *testing.T) {
 	i, _ := m.host.Lookup("anywhere")
 	for deadline := time.Now().Add(waitFor); ; time.Sleep(time.Millisecond) {
 		m.d.mu.Lock()
-		awaited := m.d.flights[i] != nil && m.d.flights[i].stopAwait != nil
+		awaited := m.d.flights[i] != nil && m.d.flights[i].awaited
 		m.d.mu.Unlock()
 		if awaited {
 			break // the dispatcher awaits the result through the coordinator

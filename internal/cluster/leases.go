@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/modpipe/modpipe/distributed"
@@ -88,10 +89,13 @@ func (d *Dispatcher) recheckParked(ctx context.Context) []distributed.InstanceIn
 	ins := d.refreshInstances(ctx)
 	d.mu.Lock()
 	var parked []int
-	for i, f := range d.flights {
-		if f.parked {
-			parked = append(parked, i)
+	if d.maybeParked {
+		for i, f := range d.flights {
+			if f.parked {
+				parked = append(parked, i)
+			}
 		}
+		d.maybeParked = len(parked) > 0
 	}
 	d.mu.Unlock()
 	for _, i := range parked {
@@ -111,6 +115,10 @@ func (d *Dispatcher) recheckParked(ctx context.Context) []distributed.InstanceIn
 		}
 		if err := d.enqueue(i, f.attempt); err != nil {
 			d.fail(i, fmt.Errorf("could not queue %s: %w", d.nodes[i].Name, err), -1)
+			continue
+		}
+		if d.watcher != nil {
+			d.awaitResults([]int{i}) // an await goroutine has waited since Dispatch
 		}
 	}
 
@@ -162,6 +170,7 @@ func (d *Dispatcher) lost(ctx context.Context, i int, l distributed.Lease, why s
 		// No live instance can take it: a lease timeout from now it
 		// may fail for that (caploss.go), or after CapabilityTimeout.
 		f.waitingFrom = time.Now()
+		d.someWaiting = true
 	}
 	d.mu.Unlock()
 	d.host.Note(i, fmt.Sprintf("%s while running this module (attempt %d); re-queued as attempt %d of %d", why, l.Attempt, next.Attempt, d.cfg.MaxAttempts))
@@ -175,22 +184,31 @@ func (d *Dispatcher) checkQueued(held map[int]bool) {
 	var stuck []int
 	var lost []func()
 	d.mu.Lock()
-	for i, f := range d.flights {
-		if f.parked || held[i] {
-			continue
-		}
-		if d.routableLocked(i, true) {
-			f.waitingFrom = time.Time{}
-			continue
-		}
-		if f.waitingFrom.IsZero() {
-			f.waitingFrom = time.Now()
-		} else if who := d.capableLostLocked(i); who != "" {
-			lost = append(lost, d.capabilityLostLocked(i, who))
-		} else if time.Since(f.waitingFrom) > d.cfg.CapabilityTimeout {
-			stuck = append(stuck, i)
-		}
+	routable := d.liveRoutableLocked()
+	if !d.someWaiting && routable.all {
+		// Every flight can be taken by a live instance and none has
+		// been waiting: nothing to look at.
+		d.mu.Unlock()
+		return
 	}
+	waiting := false
+	for i, f := range d.flights {
+		switch {
+		case f.parked || held[i]:
+		case routable.node(d, i):
+			f.waitingFrom = time.Time{}
+		case f.waitingFrom.IsZero():
+			f.waitingFrom = time.Now()
+		default:
+			if who := d.capableLostLocked(i); who != "" {
+				lost = append(lost, d.capabilityLostLocked(i, who))
+			} else if time.Since(f.waitingFrom) > d.cfg.CapabilityTimeout {
+				stuck = append(stuck, i)
+			}
+		}
+		waiting = waiting || !f.waitingFrom.IsZero()
+	}
+	d.someWaiting = waiting
 	d.mu.Unlock()
 	for _, fail := range lost {
 		fail()
@@ -202,4 +220,63 @@ func (d *Dispatcher) checkQueued(held map[int]bool) {
 		d.mu.Unlock()
 		d.fail(i, err, -1)
 	}
+}
+
+// distinctRequirements lists the distinct requirements of nodes, and the
+// master's own (a cache hit is pinned to the master, cachelookup.go).
+func distinctRequirements(nodes []NodeInfo) [][]string {
+	seen := map[string]bool{}
+	var out [][]string
+	for _, reqs := range append([][]string{{distributed.MasterCapability}}, nodeRequirements(nodes)...) {
+		k := strings.Join(reqs, "\x00")
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, reqs)
+		}
+	}
+	return out
+}
+
+func nodeRequirements(nodes []NodeInfo) [][]string {
+	out := make([][]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Requires
+	}
+	return out
+}
+
+// liveRouting tells which requirements a live instance can meet.
+type liveRouting struct {
+	all bool // every node's requirements
+	by  map[string]bool
+}
+
+// liveRoutableLocked works out which of the nodes' requirements a live
+// instance can meet, once per requirement, not once per flight.
+func (d *Dispatcher) liveRoutableLocked() liveRouting {
+	r := liveRouting{all: true, by: make(map[string]bool, len(d.reqSets))}
+	for _, reqs := range d.reqSets {
+		ok := false
+		for _, in := range d.instances {
+			if in.Age <= d.cfg.LeaseTimeout && distributed.Satisfies(in.Capabilities, reqs) {
+				ok = true
+				break
+			}
+		}
+		r.by[strings.Join(reqs, "\x00")] = ok
+		r.all = r.all && ok
+	}
+	return r
+}
+
+// node reports whether a live instance can take node i (as
+// routableLocked(i, true) does).
+func (r liveRouting) node(d *Dispatcher, i int) bool {
+	if r.all {
+		return true
+	}
+	if ok, known := r.by[strings.Join(d.nodes[i].Requires, "\x00")]; known {
+		return ok
+	}
+	return d.routableLocked(i, true)
 }

@@ -69,7 +69,7 @@ func (m *master) awaitQueued(names ...string) {
 		m.d.mu.Lock()
 		for _, name := range names {
 			i, _ := m.host.Lookup(name)
-			if f := m.d.flights[i]; f == nil || f.stopAwait == nil {
+			if f := m.d.flights[i]; f == nil || !f.awaited {
 				queued = false
 			}
 		}

@@ -1,0 +1,513 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/modpipe/modpipe/distributed"
+)
+
+var _ distributed.ResultWatcher = (*Coordinator)(nil)
+
+// watchReadBatch bounds the modules one batch read (scriptResults) asks
+// for: Lua's unpack has a limit, and a huge reply would hold the server.
+const watchReadBatch = 512
+
+// WatchResults implements distributed.ResultWatcher: the results of the
+// watched modules are delivered by the subscriber, which decodes each
+// announced result once, on its own goroutine; no goroutine waits per
+// module. Redis is read only for what the subscription may have missed:
+// modules not queued by this coordinator while it was subscribed, every
+// watched module after a resubscription, and the run's state after a
+// state announcement (Complete ends the watches). One goroutine per
+// coordinator does those reads, a batch per round trip.
+func (c *Coordinator) WatchResults(ctx context.Context, modules []string, deliver func(module string, r distributed.Result, err error)) error {
+	if err := c.connect(); err != nil {
+		return err
+	}
+	if err := c.failed(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, m := range modules {
+		if m == "" || len(m) > distributed.MaxNameSize {
+			return fmt.Errorf("%w: cannot watch the result of module %.40q: a module name has 1 to %d bytes", distributed.ErrInvalid, m, distributed.MaxNameSize)
+		}
+	}
+	h := c.events.hub
+	if err := h.start(c); err != nil {
+		return err
+	}
+	// The results of modules queued here come on the results channel;
+	// others are only named (keys.results).
+	confirmed := c.events.startFollow(c.logCtx(ctx), c.keys.results())
+	heard := false
+	select {
+	case <-confirmed:
+		heard = true
+	default:
+	}
+	epoch := c.events.currentEpoch()
+	g := &watchGroup{ctx: ctx, deliver: deliver, left: len(modules)}
+	var unread []string
+	foreign := false
+	for _, m := range modules {
+		e, queued := c.enqueued.Load(m)
+		if !queued {
+			foreign = true
+		}
+		// Queued here while subscribed, in this epoch: its announcement
+		// cannot have been missed. Anything else is read once.
+		if mark, _ := e.(enqueueMark); !queued || !heard || !mark.heard || mark.epoch != epoch {
+			unread = append(unread, m)
+		}
+	}
+	if foreign {
+		c.events.startFollow(c.logCtx(ctx), c.keys.names())
+	}
+	stop := context.AfterFunc(ctx, func() { h.drop(g) })
+	h.add(g, modules, unread, foreign, stop)
+	// Announced before the watch was registered: the subscriber kept it.
+	for _, m := range modules {
+		if payload, has, announced := c.events.announcement(m); has {
+			h.deliverRaw(m, payload)
+		} else if announced {
+			h.markDirty(m)
+		}
+	}
+	return nil
+}
+
+// watchHub holds the watches of one coordinator (see WatchResults).
+type watchHub struct {
+	s *subscriber
+
+	mu       sync.Mutex
+	c        *Coordinator // set by the first watch
+	stopped  bool         // the subscriber stopped: nothing is watched any more
+	byModule map[string][]*watchGroup
+	dirty    map[string]struct{} // watched modules to read from Redis
+	// stateDirty asks the reader to read the run's state (a state
+	// announcement); completed is set once it read a completed run.
+	stateDirty bool
+	completed  bool
+	foreign    bool // a watched module was not queued here: follow keys.names
+	// latch is a fatal error met on the subscriber's goroutine, which
+	// must not take the coordinator's lock (Close holds it while it
+	// stops the subscriber): the reader latches it.
+	latch error
+	kick  chan struct{}
+	done  chan struct{} // closed when the reader ends; nil until it starts
+}
+
+// watchGroup is one WatchResults call.
+type watchGroup struct {
+	ctx     context.Context
+	deliver func(module string, r distributed.Result, err error)
+	modules []string
+	left    int // modules not delivered yet (guarded by the hub's mu)
+	ended   bool
+	stop    func() bool // unregisters the AfterFunc on ctx
+}
+
+func newWatchHub(s *subscriber) *watchHub {
+	return &watchHub{s: s, byModule: map[string][]*watchGroup{}, dirty: map[string]struct{}{}, kick: make(chan struct{}, 1)}
+}
+
+// start starts the reader the first time c watches.
+func (h *watchHub) start(c *Coordinator) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return errors.New("redis coordinator: cannot watch results: the coordinator is closed")
+	}
+	if h.c == nil {
+		h.c = c
+		// State announcements before now were not followed: read the state.
+		h.stateDirty = true
+		h.done = make(chan struct{})
+		go h.run(h.s.life)
+		h.kickLocked()
+	}
+	return nil
+}
+
+// stop ends the watches: nothing is watched any more. The reader ends by
+// itself, the subscriber's context being done; it is not awaited here,
+// since Close stops the subscriber holding the coordinator's lock, which
+// the reader may be waiting for.
+func (h *watchHub) stop() {
+	if h == nil { // a subscriber made without one (tests)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopped = true
+}
+
+func (h *watchHub) kickLocked() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// add registers g for modules, to be read from Redis for unread.
+func (h *watchHub) add(g *watchGroup, modules, unread []string, foreign bool, stop func() bool) {
+	h.mu.Lock()
+	g.stop = stop
+	if g.ctx.Err() != nil || h.stopped {
+		h.mu.Unlock()
+		stop()
+		return
+	}
+	g.modules = modules
+	for _, m := range modules {
+		h.byModule[m] = append(h.byModule[m], g)
+	}
+	for _, m := range unread {
+		h.dirty[m] = struct{}{}
+	}
+	h.foreign = h.foreign || foreign
+	completed := h.completed
+	if len(unread) > 0 {
+		h.kickLocked()
+	}
+	h.mu.Unlock()
+	if completed {
+		h.endAll(fmt.Errorf("%w: the run has completed", distributed.ErrRunEnded))
+	}
+}
+
+// drop ends g's watch (its ctx is done).
+func (h *watchHub) drop(g *watchGroup) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g.ended = true
+	for _, m := range g.modules {
+		gs := h.byModule[m]
+		for k, x := range gs {
+			if x == g {
+				gs = append(gs[:k], gs[k+1:]...)
+				break
+			}
+		}
+		if len(gs) == 0 {
+			delete(h.byModule, m)
+		} else {
+			h.byModule[m] = gs
+		}
+	}
+}
+
+// watched reports whether module is watched (a hint: it may change at once).
+func (h *watchHub) watched(module string) bool {
+	if h == nil { // a subscriber made without one (tests)
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.byModule[module]
+	return ok
+}
+
+// take removes the watches of module and returns them: whoever takes a
+// watch delivers it, so each is delivered once.
+func (h *watchHub) take(module string) []*watchGroup {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.takeLocked(module)
+}
+
+func (h *watchHub) takeLocked(module string) []*watchGroup {
+	gs, ok := h.byModule[module]
+	if !ok {
+		return nil
+	}
+	delete(h.byModule, module)
+	delete(h.dirty, module)
+	return gs
+}
+
+// deliverTo hands module's outcome to the watches gs.
+func (h *watchHub) deliverTo(gs []*watchGroup, module string, r distributed.Result, err error) {
+	for _, g := range gs {
+		h.mu.Lock()
+		live := !g.ended
+		g.left--
+		last := g.left == 0
+		h.mu.Unlock()
+		if live && g.ctx.Err() == nil {
+			g.deliver(module, r, err)
+		}
+		if last {
+			g.stop()
+		}
+	}
+}
+
+// deliver delivers module's decoded result or error, if it is watched.
+func (h *watchHub) deliver(module string, r distributed.Result, err error) {
+	if gs := h.take(module); gs != nil {
+		h.deliverTo(gs, module, r, err)
+	}
+}
+
+// deliverRaw decodes an announced result of module and delivers it, if
+// module is watched.
+func (h *watchHub) deliverRaw(module, payload string) {
+	gs := h.take(module)
+	if gs == nil {
+		return
+	}
+	r, err := h.c.decodeAnnounced(module, payload)
+	h.deliverTo(gs, module, r, h.latchLater(err))
+}
+
+// announced handles announcements the subscriber recorded: results that
+// came along are delivered (dec holds those it decoded already, by index
+// in anns; nil: none); a bare name is read from Redis.
+func (h *watchHub) announced(anns []announcement, dec []announced) {
+	if h == nil { // a subscriber made without one (tests)
+		return
+	}
+	h.mu.Lock()
+	if len(h.byModule) == 0 {
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	for k, a := range anns {
+		if !a.hasPayload {
+			h.markDirty(a.module)
+			continue
+		}
+		gs := h.take(a.module)
+		if gs == nil {
+			continue
+		}
+		var d decodedResult
+		if dec != nil && dec[k].ok {
+			d = dec[k].decodedResult
+		} else {
+			d.res, d.err = h.c.decodeAnnounced(a.module, a.payload)
+		}
+		h.deliverTo(gs, a.module, d.res, h.latchLater(d.err))
+	}
+}
+
+// latchLater has the reader latch err, a decoding error (ErrCorrupt), as
+// the coordinator's fatal error, and returns it.
+func (h *watchHub) latchLater(err error) error {
+	if err == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.latch == nil {
+		h.latch = err
+		h.kickLocked()
+	}
+	return err
+}
+
+// markDirty has module read from Redis, if it is watched.
+func (h *watchHub) markDirty(module string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.byModule[module]; ok {
+		h.dirty[module] = struct{}{}
+		h.kickLocked()
+	}
+}
+
+// resubscribed has every watched module read again: announcements may
+// have been missed while the subscription was down.
+func (h *watchHub) resubscribed() {
+	if h == nil { // a subscriber made without one (tests)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.c == nil {
+		return
+	}
+	for m := range h.byModule {
+		h.dirty[m] = struct{}{}
+	}
+	h.stateDirty = true
+	h.kickLocked()
+}
+
+// stateChanged has the reader read the run's state (a completed run ends
+// the watches).
+func (h *watchHub) stateChanged() {
+	if h == nil { // a subscriber made without one (tests)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.c == nil {
+		return
+	}
+	h.stateDirty = true
+	h.kickLocked()
+}
+
+// endAll delivers err to every watch.
+func (h *watchHub) endAll(err error) {
+	h.mu.Lock()
+	taken := make(map[string][]*watchGroup, len(h.byModule))
+	for m := range h.byModule {
+		taken[m] = h.takeLocked(m)
+	}
+	h.mu.Unlock()
+	for m, gs := range taken {
+		h.deliverTo(gs, m, distributed.Result{}, err)
+	}
+}
+
+// run is the reader: it reads what the subscription may have missed, and
+// retries reads that failed until they succeed (transport errors are not
+// delivered), until ctx (the subscriber's life) ends.
+func (h *watchHub) run(ctx context.Context) {
+	defer close(h.done)
+	c := h.c
+	dead := c.dead
+	wait := 50 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-dead:
+			h.endAll(c.failed())
+			dead = nil
+			continue
+		case <-h.kick:
+		}
+		h.mu.Lock()
+		latch := h.latch
+		mods := make([]string, 0, len(h.dirty))
+		for m := range h.dirty {
+			mods = append(mods, m)
+		}
+		clear(h.dirty)
+		stateDirty, foreign := h.stateDirty, h.foreign
+		h.stateDirty = false
+		h.mu.Unlock()
+		if latch != nil {
+			_ = c.fail(latch) // closes dead: the next turn ends every watch
+		}
+		err := h.read(ctx, mods, stateDirty, foreign)
+		if err == nil {
+			wait = 50 * time.Millisecond
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if c.failed() == nil {
+			c.opts.Logger.Warn("redis coordinator: reading watched results failed; retrying", "err", err, "retry_in", wait)
+		}
+		// Read again what failed, after a pause.
+		h.mu.Lock()
+		for _, m := range mods {
+			if _, ok := h.byModule[m]; ok {
+				h.dirty[m] = struct{}{}
+			}
+		}
+		h.stateDirty = h.stateDirty || stateDirty
+		h.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+		h.mu.Lock()
+		h.kickLocked()
+		h.mu.Unlock()
+	}
+}
+
+// read reads the results of mods (those still watched) and, with
+// stateDirty, the run's state; a completed run ends every watch.
+func (h *watchHub) read(ctx context.Context, mods []string, stateDirty, foreign bool) error {
+	c := h.c
+	if len(mods) > 0 {
+		// What is published from now on is heard: read after that.
+		sctx, cancel := context.WithTimeout(ctx, c.opts.OperationTimeout)
+		err := c.follow(sctx, c.keys.results())
+		if err == nil && foreign {
+			err = c.follow(sctx, c.keys.names())
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	completed := false
+	for len(mods) > 0 {
+		n := min(len(mods), watchReadBatch)
+		chunk := mods[:n]
+		mods = mods[n:]
+		args := make([]any, 0, len(chunk))
+		for _, m := range chunk {
+			if h.watched(m) {
+				args = append(args, m)
+			}
+		}
+		if len(args) == 0 {
+			continue
+		}
+		v, err := c.runRetry(ctx, "reading watched results", scriptResults, args...)
+		if err != nil {
+			h.mu.Lock()
+			for _, m := range mods { // the rest is read again too
+				h.dirty[m] = struct{}{}
+			}
+			h.mu.Unlock()
+			return err
+		}
+		arr, ok := v.([]any)
+		if !ok || len(arr) != len(args)+1 {
+			return c.fail(malformed("watched results reply", fmt.Errorf("want %d parts, got %T of %d", len(args)+1, v, len(arr))))
+		}
+		st, _ := arr[0].(string)
+		completed = completed || st == "completed"
+		for k, a := range args {
+			m := a.(string)
+			raw, ok := arr[k+1].(string)
+			switch {
+			case ok:
+				gs := h.take(m)
+				if gs == nil {
+					continue
+				}
+				r, err := c.decodeResult(m, raw)
+				h.deliverTo(gs, m, r, err)
+			case st == "completed":
+				h.deliver(m, distributed.Result{}, fmt.Errorf("%w: no result for %s", distributed.ErrRunEnded, m))
+			}
+		}
+	}
+	if stateDirty && !completed {
+		s, err := c.State(ctx)
+		if err != nil {
+			return err
+		}
+		completed = s.Completed
+	}
+	if completed {
+		h.mu.Lock()
+		h.completed = true
+		h.mu.Unlock()
+		h.endAll(fmt.Errorf("%w: the run has completed", distributed.ErrRunEnded))
+	}
+	return nil
+}
