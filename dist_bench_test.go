@@ -1,0 +1,70 @@
+package modpipe
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modpipe/modpipe/distributed"
+)
+
+// noopWorkerModules is n independent no-op modules that only a "worker"
+// instance can run, as bench/distbench's throughput runs have them.
+func noopWorkerModules(n int) []AnyModule {
+	noop := func(*Context) error { return nil }
+	mods := make([]AnyModule, n)
+	for i := range n {
+		mods[i] = Task(fmt.Sprintf("m%05d", i), noop, RequiresCapability("worker"))
+	}
+	return mods
+}
+
+// BenchmarkDistributedNoop runs a master and one worker of 8 slots in this
+// process over the in-memory coordinator, with no-op modules that only the
+// worker can run: what a module costs both sides of a distributed run
+// outside Redis (the in-memory coordinator's own cost included).
+func BenchmarkDistributedNoop(b *testing.B) {
+	const n = 2000
+	mods := noopWorkerModules(n)
+	b.ReportAllocs()
+	m := startMallocs()
+	for b.Loop() {
+		coord := distributed.NewInMemory()
+		var wg sync.WaitGroup
+		sums := make([]*Summary, 2)
+		errs := make([]error, 2)
+		for i, caps := range [][]string{nil, {"worker"}} {
+			p := NewPipeline().Add(mods...)
+			p.Output = io.Discard
+			p.UseDistributed(DistributedOptions{InstanceIndex: i, TotalInstances: 2, Capabilities: caps, Parallelism: 8,
+				HeartbeatInterval: 200 * time.Millisecond, LeaseTimeout: 2 * time.Second}).UseCoordinator(coord)
+			wg.Go(func() { sums[i], errs[i] = p.Run(context.Background()) })
+		}
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil || sums[0].Failed() || len(sums[0].Modules) != n || len(sums[1].Modules) != n {
+			b.Fatalf("run failed: %v, %v", errs[0], errs[1])
+		}
+	}
+	m.report(b, n)
+	reportPerModule(b, n)
+}
+
+// mallocs counts heap allocations from its start, for an allocs/module
+// metric (ReportAllocs gives allocs per run of many modules).
+type mallocs uint64
+
+func startMallocs() mallocs {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return mallocs(ms.Mallocs)
+}
+
+func (m mallocs) report(b *testing.B, modules int) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.Mallocs-uint64(m))/float64(b.N)/float64(modules), "allocs/module")
+}
