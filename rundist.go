@@ -237,10 +237,12 @@ func (r *run) AppendLog(id int, log []byte) { _, _ = r.nodes[id].log.Write(log) 
 func (r *run) workerSummary(start time.Time) *Summary {
 	r.dist.mu.Lock()
 	defer r.dist.mu.Unlock()
-	full := r.summary(r.dist.outs, start, time.Since(start))
-	s := &Summary{Start: start, Duration: full.Duration, Distributed: true, Role: RoleWorker}
+	s := &Summary{Start: start, Duration: time.Since(start), Distributed: true, Role: RoleWorker}
+	if len(r.dist.executed) > 0 {
+		s.Modules = make([]ModuleResult, 0, len(r.dist.executed))
+	}
 	for _, id := range r.dist.executed {
-		s.Modules = append(s.Modules, full.Modules[id])
+		s.Modules = append(s.Modules, r.moduleResult(id, &r.dist.outs[id]))
 	}
 	return s
 }
