@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/modpipe/modpipe/distributed"
+	"github.com/modpipe/modpipe/internal/engine"
+	"github.com/modpipe/modpipe/internal/logbuf"
 )
 
 // noopWorkerModules is n independent no-op modules that only a "worker"
@@ -82,4 +84,49 @@ func (m mallocs) report(b *testing.B, modules int) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.Mallocs-uint64(m))/float64(b.N)/float64(modules), "allocs/module")
+}
+
+// BenchmarkWorkerHostPerModule is the root package's and the engine's part
+// of executing one no-op module on a worker, as the executor drives it:
+// Lookup, ExecNode, Exec, Executed (which prints the module's group), and
+// the worker's summary at the end of its run.
+func BenchmarkWorkerHostPerModule(b *testing.B) {
+	const n = 4096 // modules per run: a fresh run for each
+	p := NewPipeline().Add(noopWorkerModules(n)...)
+	p.Output = io.Discard
+	pl, err := p.buildPlan(planEnv{os: "linux", distributed: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var r *run
+	newWorkerRun := func() *run {
+		r := p.newRun(pl)
+		r.instance = Instance{Index: 1, Role: RoleWorker}
+		r.dist = &distState{outs: make([]engine.Outcome, len(pl.nodes)), base: r.engineNodes(pl), index: pl.graph.Index}
+		return r
+	}
+	start := time.Now()
+	b.ReportAllocs()
+	k := 0
+	for b.Loop() {
+		if k%n == 0 {
+			if r != nil && len(r.workerSummary(start).Modules) != n {
+				b.Fatal("the worker's summary lacks modules")
+			}
+			r = newWorkerRun()
+		}
+		id, ok := r.Lookup(pl.nodes[k%n].name)
+		if !ok {
+			b.Fatal("module not found")
+		}
+		var buf logbuf.Buffer
+		var o engine.Outcome
+		engine.Exec(context.Background(), r.ExecNode(id, &buf), engine.NewCompletion(func(got engine.Outcome) { o = got }), time.Second)
+		if o.Status != engine.Succeeded {
+			b.Fatalf("module %s: %v", pl.nodes[id].name, o.Err)
+		}
+		o.Instance = 1
+		r.Executed(id, &o, buf.Bytes())
+		k++
+	}
 }
