@@ -5,6 +5,7 @@ package modpipe
 // summary, and --artifacts-out.
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -264,11 +265,20 @@ func findArtifacts(v any) []Artifact {
 	case nil:
 		return nil
 	case cluster.RawValue:
+		// An artifact's JSON holds its marker key, spelled out or with
+		// escapes: a value with neither holds no artifact ("{}" of a Task
+		// on every module of a distributed run), and is not parsed.
+		if !bytes.Contains(x, []byte(artifactMarker)) && bytes.IndexByte(x, '\\') < 0 {
+			return nil
+		}
 		var tree any
 		if json.Unmarshal(x, &tree) == nil {
 			artifactsInJSON(tree, 0, &out)
 		}
 		return out
+	}
+	if cannotHoldArtifacts(reflect.TypeOf(v)) {
+		return nil // None, numbers, strings: nothing to walk
 	}
 	w := artifactWalker{may: map[reflect.Type]bool{}}
 	w.walk(reflect.ValueOf(v), 0, &out)
@@ -299,6 +309,23 @@ func artifactsInJSON(v any, depth int, out *[]Artifact) {
 }
 
 var artifactType = reflect.TypeFor[Artifact]()
+
+// artifactMarker is the JSON key that marks an artifact (Artifact.Version).
+const artifactMarker = `"modpipe_artifact"`
+
+// cannotHoldArtifacts reports, without the walker's bookkeeping, the types
+// of results that plainly hold no Artifact: scalars and empty structs.
+func cannotHoldArtifacts(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.String, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return true
+	case reflect.Struct:
+		return t.NumField() == 0
+	}
+	return false
+}
 
 type artifactWalker struct {
 	may map[reflect.Type]bool // types that may hold an Artifact

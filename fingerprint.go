@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/modpipe/modpipe/distributed"
@@ -20,8 +21,14 @@ import (
 // matrix target that is not an OS is a parameter and requires nothing.
 func (pl *plan) requirements(i int) []string {
 	n := &pl.nodes[i]
+	osName, targetOS := n.targetOS()
+	if !targetOS && len(n.def.oses) == 0 && !n.def.pinToMaster && sortedUnique(n.def.caps) {
+		// The common case: the module's own capabilities, already in
+		// order. Capped so that a caller's append copies.
+		return n.def.caps[:len(n.def.caps):len(n.def.caps)]
+	}
 	req := slices.Clone(n.def.caps)
-	if osName, ok := n.targetOS(); ok {
+	if targetOS {
 		req = append(req, osName)
 	} else if len(n.def.oses) > 0 {
 		req = append(req, strings.Join(n.def.oses, "|"))
@@ -31,6 +38,16 @@ func (pl *plan) requirements(i int) []string {
 	}
 	slices.Sort(req)
 	return slices.Compact(req)
+}
+
+// sortedUnique reports whether s is in strictly increasing order.
+func sortedUnique(s []string) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i-1] >= s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // fingerprint identifies the module graph: names, dependencies, routing,
@@ -43,29 +60,63 @@ func (pl *plan) fingerprint() string {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(pl.nodes[a].name, pl.nodes[b].name) })
+	// One line per node, written with appends rather than fmt (this runs
+	// for every module on every instance):
+	// name|dep/optional,...|requirement,...|result type|notIdempotent|alwaysRun|ignoreFailure
+	var line []byte
+	var deps []string
 	for _, i := range order {
 		n := &pl.nodes[i]
-		deps := make([]string, 0, len(pl.graph.Deps[i]))
+		deps = deps[:0]
 		for _, d := range pl.graph.Deps[i] {
-			deps = append(deps, fmt.Sprintf("%s/%t", pl.nodes[d.Node].name, d.Optional))
+			deps = append(deps, pl.nodes[d.Node].name+"/"+strconv.FormatBool(d.Optional))
 		}
 		slices.Sort(deps)
-		fmt.Fprintf(h, "%s|%s|%s|%s|%t|%t|%t\n", n.name, strings.Join(deps, ","), strings.Join(pl.requirements(i), ","),
-			n.def.resultType, n.def.notIdempotent, n.def.alwaysRun, n.def.ignoreFailure)
+		line = append(line[:0], n.name...)
+		line = append(line, '|')
+		line = appendJoined(line, deps)
+		line = append(line, '|')
+		line = appendJoined(line, pl.requirements(i))
+		line = append(line, '|')
+		line = append(line, n.def.resultType.String()...)
+		for _, b := range [...]bool{n.def.notIdempotent, n.def.alwaysRun, n.def.ignoreFailure} {
+			line = append(line, '|')
+			line = strconv.AppendBool(line, b)
+		}
+		line = append(line, '\n')
+		h.Write(line)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 
+// appendJoined appends the elements of s separated by commas.
+func appendJoined(b []byte, s []string) []byte {
+	for k, e := range s {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e...)
+	}
+	return b
+}
+
 // checkJSON refuses result types that cannot travel between instances.
+// Each type is checked once, however many modules return it.
 func (pl *plan) checkJSON() error {
 	var errs []error
 	seen := map[*moduleDef]bool{}
+	verdict := map[reflect.Type]error{}
 	for _, n := range pl.nodes {
 		if seen[n.def] {
 			continue
 		}
 		seen[n.def] = true
-		if err := jsonSafe(n.def.resultType, map[reflect.Type]bool{}); err != nil {
+		err, ok := verdict[n.def.resultType]
+		if !ok {
+			err = jsonSafe(n.def.resultType, map[reflect.Type]bool{})
+			verdict[n.def.resultType] = err
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("module %q: result type %s cannot travel between instances as JSON: %w", n.def.name, n.def.resultType, err))
 		}
 	}

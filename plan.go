@@ -45,7 +45,7 @@ func (p *Pipeline) buildPlan(env planEnv) (*plan, error) {
 	var errs []error
 	// Variants of a matrix module are contiguous: byDef holds the first.
 	byDef := make(map[*moduleDef]int, len(p.modules))
-	pl := &plan{}
+	pl := &plan{nodes: make([]planNode, 0, len(p.modules))} // more with matrix targets
 	for k, v := range p.secrets {
 		if err := checkSecret(v); err != nil {
 			errs = append(errs, fmt.Errorf("p.Secrets: value #%d: %w", k+1, err))

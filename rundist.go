@@ -41,8 +41,8 @@ type distState struct {
 	index  map[string]int // node names
 
 	mu       sync.Mutex
-	executed []int // nodes this instance ran, for a worker's summary
-	outs     map[int]engine.Outcome
+	executed []int            // nodes this instance ran, for a worker's summary
+	outs     []engine.Outcome // by node: the last outcome of each node in executed
 }
 
 // runDistributed runs this instance's part of a distributed run.
@@ -71,7 +71,7 @@ func (p *Pipeline) runDistributed(ctx context.Context) (*Summary, error) {
 	}
 	r := p.newRun(pl)
 	r.secrets.Add(opts.SharedSecret)
-	r.dist = &distState{values: cluster.NewValues(p.coord), outs: map[int]engine.Outcome{}, base: r.engineNodes(pl), index: pl.graph.Index}
+	r.dist = &distState{values: cluster.NewValuesFor(p.coord, len(pl.nodes)), outs: make([]engine.Outcome, len(pl.nodes)), base: r.engineNodes(pl), index: pl.graph.Index}
 	m, err := cluster.Join(ctx, p.clusterRun(r, pl, opts, caps))
 	if err != nil {
 		if s := p.joinedAfterTheEnd(ctx, opts, err, start); s != nil { // latejoin.go
@@ -237,14 +237,12 @@ func (r *run) AppendLog(id int, log []byte) { _, _ = r.nodes[id].log.Write(log) 
 func (r *run) workerSummary(start time.Time) *Summary {
 	r.dist.mu.Lock()
 	defer r.dist.mu.Unlock()
-	all := make([]engine.Outcome, len(r.nodes))
-	for id, o := range r.dist.outs {
-		all[id] = o
+	s := &Summary{Start: start, Duration: time.Since(start), Distributed: true, Role: RoleWorker}
+	if len(r.dist.executed) > 0 {
+		s.Modules = make([]ModuleResult, 0, len(r.dist.executed))
 	}
-	full := r.summary(all, start, time.Since(start))
-	s := &Summary{Start: start, Duration: full.Duration, Distributed: true, Role: RoleWorker}
 	for _, id := range r.dist.executed {
-		s.Modules = append(s.Modules, full.Modules[id])
+		s.Modules = append(s.Modules, r.moduleResult(id, &r.dist.outs[id]))
 	}
 	return s
 }

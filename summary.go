@@ -152,41 +152,45 @@ func (s *Summary) Count(st Status) int {
 func (r *run) summary(outs []engine.Outcome, start time.Time, wall time.Duration) *Summary {
 	s := &Summary{Start: start, Duration: wall, Role: r.instance.Role, Modules: make([]ModuleResult, len(outs))}
 	for i := range outs {
-		o := &outs[i]
-		n := &r.nodes[i]
-		m := ModuleResult{
-			Name: n.name, Module: n.def.name, MatrixTarget: n.target, Category: strings.Join(n.def.categories, ","),
-			Status: Status(r.finalStatus(i, o.Status)), Reason: r.secrets.String(o.Reason), Err: o.Err,
-			Attempts: o.Attempts, Instance: o.Instance, Dispatches: o.Dispatches,
-			LastDispatchedTo: o.LostHolder,
-		}
-		if o.Err != nil {
-			m.Error = r.secrets.String(o.Err.Error())
-			m.ErrorKind = errorKind(o.Kind)
-		}
-		if !o.Start.IsZero() {
-			m.Start = o.Start
-			if !o.End.IsZero() {
-				m.Duration = o.End.Sub(o.Start)
-			}
-			switch {
-			case o.QueueWait > 0:
-				m.QueueWait = o.QueueWait
-			case !o.Ready.IsZero():
-				m.QueueWait = max(0, o.Start.Sub(o.Ready))
-			}
-		}
-		if n.log.Len() > 0 {
-			m.Log = r.secrets.String(string(n.log.Bytes()))
-		}
-		m.Cache = r.cacheResult(i) // cache.go
-		if o.Status == engine.Succeeded {
-			m.artifacts = findArtifacts(o.Value)
-			m.Artifacts = summarizeArtifacts(m.artifacts)
-		}
-		s.Modules[i] = m
+		s.Modules[i] = r.moduleResult(i, &outs[i])
 	}
 	return s
+}
+
+// moduleResult is the summary's line for node i, whose outcome is o.
+func (r *run) moduleResult(i int, o *engine.Outcome) ModuleResult {
+	n := &r.nodes[i]
+	m := ModuleResult{
+		Name: n.name, Module: n.def.name, MatrixTarget: n.target, Category: strings.Join(n.def.categories, ","),
+		Status: Status(r.finalStatus(i, o.Status)), Reason: r.secrets.String(o.Reason), Err: o.Err,
+		Attempts: o.Attempts, Instance: o.Instance, Dispatches: o.Dispatches,
+		LastDispatchedTo: o.LostHolder,
+	}
+	if o.Err != nil {
+		m.Error = r.secrets.String(o.Err.Error())
+		m.ErrorKind = errorKind(o.Kind)
+	}
+	if !o.Start.IsZero() {
+		m.Start = o.Start
+		if !o.End.IsZero() {
+			m.Duration = o.End.Sub(o.Start)
+		}
+		switch {
+		case o.QueueWait > 0:
+			m.QueueWait = o.QueueWait
+		case !o.Ready.IsZero():
+			m.QueueWait = max(0, o.Start.Sub(o.Ready))
+		}
+	}
+	if n.log.Len() > 0 {
+		m.Log = r.secrets.String(string(n.log.Bytes()))
+	}
+	m.Cache = r.cacheResult(i) // cache.go
+	if o.Status == engine.Succeeded {
+		m.artifacts = findArtifacts(o.Value)
+		m.Artifacts = summarizeArtifacts(m.artifacts)
+	}
+	return m
 }
 
 // WriteText writes the summary table: one row per module with its status,

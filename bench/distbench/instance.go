@@ -165,6 +165,7 @@ func instanceMain(args []string) int {
 	out := fs.String("out", "", "file to write the report to")
 	deadline := fs.Duration("deadline", 5*time.Minute, "give up after this long")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the whole process to this file")
+	memprofile := fs.String("memprofile", "", "write an allocation profile of the whole process to this file when it ends")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -182,6 +183,9 @@ func instanceMain(args []string) int {
 			pprof.StopCPUProfile()
 			f.Close()
 		}()
+	}
+	if *memprofile != "" {
+		defer writeAllocProfile(*memprofile)
 	}
 	// A hard stop in case the run hangs: the parent reports it.
 	time.AfterFunc(*deadline+15*time.Second, func() {
@@ -252,4 +256,18 @@ func instanceMain(args []string) int {
 	}
 	_ = coord.Close()
 	return code
+}
+
+// writeAllocProfile writes the allocations of the process so far to path
+// (every allocation since the start, sampled at the runtime's default rate).
+func writeAllocProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "allocation profile:", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "allocation profile:", err)
+	}
 }

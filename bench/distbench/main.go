@@ -45,6 +45,7 @@ type config struct {
 	parallel  int
 	only      map[string]bool
 	profile   string
+	memprof   string
 }
 
 // Scenario groups, selectable with -only.
@@ -78,6 +79,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.lease, "lease", 2*time.Second, "modpipe LeaseTimeout for scenarios 1-5")
 	only := fs.String("only", "", "comma-separated scenario groups to run: "+strings.Join(groups, ","))
 	fs.StringVar(&c.profile, "cpuprofile-dir", "", "write a CPU profile of every modpipe instance process into this directory")
+	fs.StringVar(&c.memprof, "memprofile-dir", "", "write an allocation profile of every modpipe instance process into this directory (go tool pprof -sample_index=alloc_space)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -195,6 +195,9 @@ func (b *bench) instanceArgs(s mpSpec, runID string, index, total int, out strin
 	if b.cfg.profile != "" {
 		args = append(args, "-cpuprofile", filepath.Join(b.cfg.profile, fmt.Sprintf("%s-i%d.pprof", runID, index)))
 	}
+	if b.cfg.memprof != "" {
+		args = append(args, "-memprofile", filepath.Join(b.cfg.memprof, fmt.Sprintf("%s-i%d.mem.pprof", runID, index)))
+	}
 	return args
 }
 

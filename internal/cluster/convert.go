@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/modpipe/modpipe/distributed"
@@ -43,7 +45,7 @@ func resultOf(cl distributed.Claim, o *engine.Outcome, log []byte, instance int)
 	}
 	if o.Status == engine.Succeeded {
 		var err error
-		raw, err = json.Marshal(o.Value)
+		raw, err = marshalValue(o.Value)
 		var wire []byte
 		if err == nil {
 			wire, err = encodeValue(r.Module, raw)
@@ -70,6 +72,27 @@ func resultOf(cl distributed.Claim, o *engine.Outcome, log []byte, instance int)
 	}
 	return r, raw
 }
+
+// marshalValue is json.Marshal, without its reflection for the value of
+// every Task: an empty struct that does not encode itself is "{}".
+func marshalValue(v any) ([]byte, error) {
+	if t := reflect.TypeOf(v); t != nil && t.Kind() == reflect.Struct && t.NumField() == 0 && !encodesItself(t) {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(v)
+}
+
+// encodesItself reports whether json.Marshal may call a method of t (or
+// of *t) rather than encode its fields.
+func encodesItself(t reflect.Type) bool {
+	p := reflect.PointerTo(t)
+	return t.Implements(jsonMarshaler) || p.Implements(jsonMarshaler) || t.Implements(textMarshaler) || p.Implements(textMarshaler)
+}
+
+var (
+	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
+	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
+)
 
 // outcomeOf turns a published result into the master's outcome.
 func outcomeOf(res distributed.Result, received time.Time) engine.Outcome {

@@ -43,6 +43,12 @@ func NewValues(coord distributed.Coordinator) *Values {
 	return &Values{coord: coord, m: map[string]*Value{}}
 }
 
+// NewValuesFor is NewValues for a run of the given number of modules: the
+// cache is sized for them at once rather than grown as results arrive.
+func NewValuesFor(coord distributed.Coordinator, modules int) *Values {
+	return &Values{coord: coord, m: make(map[string]*Value, modules)}
+}
+
 // Put records a value produced on this instance.
 func (vs *Values) Put(module string, typed any, raw []byte) {
 	vs.mu.Lock()
