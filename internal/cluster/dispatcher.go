@@ -415,6 +415,9 @@ func (d *Dispatcher) checkUnroutable(i int) {
 	}
 	var err error
 	switch {
+	case d.routableLocked(i, false):
+		// A capable instance registered since the node parked: the
+		// reaper's recheck (maybeParked is set) queues it.
 	case d.allRegisteredLocked():
 		err = fmt.Errorf("no instance can run %s: it requires %s; %s", d.nodes[i].Name, describeReqs(d.nodes[i].Requires), d.offersLocked())
 	case time.Since(f.waitingFrom) > d.cfg.CapabilityTimeout:
