@@ -246,20 +246,7 @@ func (e *Executor) publisher() {
 			e.publish(res)
 			continue
 		}
-		batch := []distributed.Result{res}
-		runtime.Gosched() // executions finishing now join this batch
-	drain:
-		for len(batch) < distributed.MaxBatch {
-			select {
-			case r, ok := <-e.results:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
+		batch := e.gather(res)
 		e.publishBatch(batcher, batch)
 	}
 }
@@ -375,4 +362,24 @@ func (e *Executor) publish(res distributed.Result) {
 		}
 		time.Sleep(wait)
 	}
+}
+
+// gather returns first and the results already waiting behind it (up to
+// MaxBatch), after yielding once so that executions finishing now join
+// the same trip.
+func (e *Executor) gather(first distributed.Result) []distributed.Result {
+	batch := []distributed.Result{first}
+	runtime.Gosched()
+	for len(batch) < distributed.MaxBatch {
+		select {
+		case r, ok := <-e.results:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/modpipe/modpipe/distributed"
@@ -34,20 +33,7 @@ func (e *Executor) publishClaimer(ctx context.Context) {
 	defer close(e.published)
 	claiming := true // false once the run ended or the coordinator failed for good
 	for res := range e.results {
-		batch := []distributed.Result{res}
-		runtime.Gosched() // executions finishing now join this trip
-	drain:
-		for len(batch) < distributed.MaxBatch {
-			select {
-			case r, ok := <-e.results:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
+		batch := e.gather(res)
 		claiming = e.publishAndClaim(ctx, batch, claiming)
 		for range batch {
 			e.ran.Done()
