@@ -606,6 +606,9 @@ func (c *Coordinator) parseClaims(arr []any, instance int, session, reqID string
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
+		if member == "" { // decodeAssignment reads "" as "member unknown"; a claim always names it
+			return nil, c.fail(malformed("key "+c.keys.asg(), errors.New("claimed an assignment with an empty field name")))
+		}
 		as, enqMS, err := decodeAssignment("key "+c.keys.asg()+" field "+member, member, payload)
 		if err != nil {
 			return nil, c.fail(err)

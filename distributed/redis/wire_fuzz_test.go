@@ -212,6 +212,8 @@ func FuzzClaimReply(f *testing.F) {
 	f.Add("x#2", `{"module":"m","attempt":1}`, int64(9))
 	f.Add("m#1", `{"module":"m","attempt":1,"requires":[],"priority":0,"enq_ms":50}`, int64(-1))
 	f.Add("", `[`, int64(0))
+	// Found by fuzzing: an empty member used to skip the member check.
+	f.Add("", `{"module":"0","Attempt":1}`, int64(9))
 	f.Fuzz(func(t *testing.T, member, payload string, now int64) {
 		c := &Coordinator{keys: newKeys("modpipe", "fuzz"), dead: make(chan struct{})}
 		cls, err := c.parseClaims([]any{"ok", now, member, payload}, 2, "sess", "req")
