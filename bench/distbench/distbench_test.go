@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -328,5 +332,129 @@ func TestQuickEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "1-2 throughput") || !strings.Contains(stdout.String(), "6b idle cost") {
 		t.Errorf("table incomplete:\n%s", stdout.String())
+	}
+}
+
+// The throughput schedule warms both sides up once (rep -1), then swaps
+// which side goes first every other repetition.
+func TestRunRepsWarmsUpThenAlternates(t *testing.T) {
+	var got []string
+	err := runReps(4, func(side string, rep int) error {
+		got = append(got, fmt.Sprintf("%s%d", side, rep))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"modpipe-1", "asynq-1", "modpipe0", "asynq0", "asynq1", "modpipe1", "modpipe2", "asynq2", "asynq3", "modpipe3"}
+	if !slices.Equal(got, want) {
+		t.Errorf("order %v, want %v", got, want)
+	}
+	boom := errors.New("boom")
+	err = runReps(2, func(side string, rep int) error {
+		if side == sideAsynq && rep == 1 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("error %v, want boom", err)
+	}
+}
+
+// The paired headline figure is the median of the per-repetition ratios,
+// which differs from the ratio of the medians when the machine's speed
+// changes between repetitions.
+func TestHeadlinePairedRatio(t *testing.T) {
+	r := &Results{}
+	aq := []float64{4, 10, 12}
+	r.add(&Figure{Key: "tp.asynq.pre", Section: "1-2 throughput", Label: "asynq", Unit: "tasks/s", Samples: aq})
+	r.add(&Figure{Key: "cmd.asynq.server", Section: "6a", Label: "asynq cmds", Unit: "cmds/task", Value: 5})
+	addHeadline(r, []float64{12, 10, 30}, []float64{8, 8, 8}, aq)
+	r.link()
+	if f := r.find("head.tp.w3"); f == nil || f.Ratio != 1.2 {
+		t.Fatalf("ratio of the medians: %+v, want 12/10", f)
+	}
+	p := r.find("head.tp.w3.paired")
+	if p == nil {
+		t.Fatal("no paired figure")
+	}
+	if !slices.Equal(p.Samples, []float64{3, 1, 2.5}) || p.Value != 2.5 {
+		t.Errorf("paired ratios %v, median %v; want [3 1 2.5], 2.5", p.Samples, p.Value)
+	}
+	if got := pairedRatios([]float64{6, 8, 9}, []float64{3, 0}); !slices.Equal(got, []float64{2}) {
+		t.Errorf("pairedRatios of unequal lengths, a zero = %v, want [2]", got)
+	}
+	var buf bytes.Buffer
+	if err := writeTable(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "2.50 [1.00..3.00]  x ") {
+		t.Errorf("table:\n%s", buf.String())
+	}
+}
+
+// -cpuprofile-dir and -memprofile-dir are created before anything runs
+// (here the run then fails at once: no such redis-server).
+func TestProfileDirsCreatedUpFront(t *testing.T) {
+	dir := t.TempDir()
+	cpu, mem := filepath.Join(dir, "a", "cpu"), filepath.Join(dir, "b", "mem")
+	var stdout, stderr bytes.Buffer
+	code := benchMain([]string{"-only", "throughput", "-redis-server", filepath.Join(dir, "no-redis-server"),
+		"-cpuprofile-dir", cpu, "-memprofile-dir", mem}, &stdout, &stderr)
+	if code != 1 {
+		t.Errorf("exit code %d, want 1\n%s", code, stderr.String())
+	}
+	for _, d := range []string{cpu, mem} {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			t.Errorf("%s not created: %v", d, err)
+		}
+	}
+	// A directory that cannot be made fails before any process starts.
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stderr.Reset()
+	if code := benchMain([]string{"-only", "throughput", "-redis-server", filepath.Join(dir, "no-redis-server"),
+		"-cpuprofile-dir", filepath.Join(file, "x")}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "profile directory") {
+		t.Errorf("exit code %d, stderr %q", code, stderr.String())
+	}
+}
+
+// A worker process that exits before registering is reported by name with
+// what it printed, instead of waiting for the registration to time out.
+func TestWorkerExitingBeforeRegisteringIsReported(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server is not installed: %v", err)
+	}
+	cfg, err := parseConfig(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{cfg: cfg, stderr: io.Discard, tmp: t.TempDir()}
+	if b.srv, err = startRedis(cfg.redisBin); err != nil {
+		t.Fatal(err)
+	}
+	defer b.srv.Stop()
+	if b.admin, err = dialRESP(b.srv.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	defer b.admin.Close()
+	// An unknown graph: the instance exits with an error before it
+	// connects to Redis.
+	s := b.resolve(mpSpec{label: "broken", graph: "no-such-graph", n: 1, workers: 1, workerCaps: "worker"})
+	cs, _, _, err := b.startModpipe(s, newRunID("broken"))
+	if err == nil {
+		for _, c := range cs {
+			c.kill()
+		}
+		t.Fatal("a worker that exited did not fail the start")
+	}
+	for _, want := range []string{"broken instance 1 exited before registering", `unknown graph "no-such-graph"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
 	}
 }

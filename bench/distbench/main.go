@@ -71,7 +71,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.jsonPath, "json", "", "also write the figures to this JSON file")
 	fs.StringVar(&c.redisBin, "redis-server", "redis-server", "redis-server binary")
 	reps := fs.Int("reps", 0, "repetitions of the timed scenarios (default 3, 1 with -quick)")
-	n := fs.Int("n", 0, "modules (tasks) per throughput run (default 2000, 300 with -quick)")
+	n := fs.Int("n", 0, "modules (tasks) per throughput run (default 10000, 300 with -quick)")
 	idle := fs.Duration("idle-window", 0, "length of the idle-cost measurement window (default 30s, 10s with -quick)")
 	samples := fs.Int("asynq-samples", 0, "asynq latency samples with default settings (default 200, 10 with -quick); about 1s each")
 	fs.DurationVar(&c.aqTuned, "asynq-tuned", 10*time.Millisecond, "also measure asynq latency with this TaskCheckInterval (0: skip)")
@@ -92,7 +92,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	if c.quick {
 		c.reps, c.n, c.chainLat, c.chainA, c.chainB, c.aqSamples, c.idle = 1, 300, 50, 20, 60, 10, 10*time.Second
 	} else {
-		c.reps, c.n, c.chainLat, c.chainA, c.chainB, c.aqSamples, c.idle = 3, 2000, 200, 100, 300, 200, 30*time.Second
+		c.reps, c.n, c.chainLat, c.chainA, c.chainB, c.aqSamples, c.idle = 3, 10000, 200, 100, 300, 200, 30*time.Second
 	}
 	if *reps > 0 {
 		c.reps = *reps
@@ -136,6 +136,10 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "distbench:", err)
 		return 2
 	}
+	if err := makeProfileDirs(cfg); err != nil {
+		fmt.Fprintln(stderr, "distbench:", err)
+		return 1
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	b := &bench{cfg: cfg, stderr: stderr}
@@ -169,6 +173,21 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// makeProfileDirs creates the -cpuprofile-dir and -memprofile-dir
+// directories before anything runs: an instance only creates its profile
+// file, and would fail (after the scenario started) in a missing directory.
+func makeProfileDirs(c *config) error {
+	for _, dir := range []string{c.profile, c.memprof} {
+		if dir == "" {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("profile directory: %w", err)
+		}
+	}
+	return nil
 }
 
 func writeHeader(w io.Writer, r *Results) {

@@ -241,7 +241,7 @@ func (b *bench) startModpipe(s mpSpec, runID string) ([]*child, []string, time.T
 	if s.lateWorker > 0 {
 		return cs, outs, masterStart, nil
 	}
-	if err := b.awaitRegistered(runID, s.workers, 30*time.Second); err != nil {
+	if err := b.awaitRegistered(runID, s.workers, cs[1:], 30*time.Second); err != nil {
 		return fail(err)
 	}
 	masterStart = time.Now()
@@ -254,8 +254,10 @@ func (b *bench) startModpipe(s mpSpec, runID string) ([]*child, []string, time.T
 // awaitRegistered polls until n instances of the run have registered. It
 // reads modpipe's key layout: <prefix>:{<run id>}:inst is a hash with one
 // field per registered instance. The polls are the benchmark's own
-// commands, subtracted from the server's counters.
-func (b *bench) awaitRegistered(runID string, n int, limit time.Duration) error {
+// commands, subtracted from the server's counters. If one of cs (the
+// instances being waited for) exits first, it says which and what it
+// printed at once, instead of waiting out limit.
+func (b *bench) awaitRegistered(runID string, n int, cs []*child, limit time.Duration) error {
 	key := "modpipe:{" + runID + "}:inst"
 	deadline := time.Now().Add(limit)
 	for {
@@ -266,11 +268,26 @@ func (b *bench) awaitRegistered(runID string, n int, limit time.Duration) error 
 		if got, _ := v.(int64); got >= int64(n) {
 			return nil
 		}
+		if c := exited(cs); c != nil {
+			return fmt.Errorf("%s exited before registering (%v of %d instances registered): %v\n%s", c.name, v, n, c.err, tail(c.output.String(), 3000))
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%v of %d instances registered after %s (key %s)", v, n, limit, key)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// exited returns the first of cs whose process has ended, or nil.
+func exited(cs []*child) *child {
+	for _, c := range cs {
+		select {
+		case <-c.done:
+			return c
+		default:
+		}
+	}
+	return nil
 }
 
 // finishModpipe reads and checks the reports of a finished run.
@@ -627,6 +644,54 @@ func (b *bench) asynqLatency(samples int, check time.Duration) ([]float64, error
 
 // ---- scenario groups ----
 
+// The two sides of a throughput repetition.
+const (
+	sideModpipe = "modpipe"
+	sideAsynq   = "asynq"
+)
+
+// repOrder is the order of the two sides in repetition rep: modpipe first
+// in even ones, asynq first in odd ones, so that neither side always runs
+// on the machine the other has just warmed up (or heated).
+func repOrder(rep int) [2]string {
+	if rep%2 == 1 {
+		return [2]string{sideAsynq, sideModpipe}
+	}
+	return [2]string{sideModpipe, sideAsynq}
+}
+
+// runReps runs the throughput schedule: run(side, -1) once for each side,
+// an untimed warm-up (page cache, a warm Redis, the first process start of
+// each binary), then reps repetitions of both sides in repOrder.
+func runReps(reps int, run func(side string, rep int) error) error {
+	for _, side := range repOrder(0) {
+		if err := run(side, -1); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	for rep := range reps {
+		for _, side := range repOrder(rep) {
+			if err := run(side, rep); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pairedRatios divides a[i] by b[i]: values measured next to each other in
+// the same repetition, so a slow spell of the machine that hits both cancels
+// out (the ratio of the medians does not pair them).
+func pairedRatios(a, b []float64) []float64 {
+	out := make([]float64, 0, min(len(a), len(b)))
+	for i := range min(len(a), len(b)) {
+		if b[i] != 0 {
+			out = append(out, a[i]/b[i])
+		}
+	}
+	return out
+}
+
 // throughput: scenarios 1 and 2, repetitions interleaved so that modpipe
 // and asynq share the machine's moods.
 func (b *bench) throughput() error {
@@ -635,7 +700,15 @@ func (b *bench) throughput() error {
 	cpu := map[string][]float64{}
 	var srvPerModule3 []float64
 	var srvPerModule, hookPerModule, aqPre, aqStream, aqSrvPerTask, enqRate, startup, teardown, aqStartup []float64
-	for rep := range c.reps {
+	runModpipeSide := func(rep int) error {
+		if rep < 0 {
+			s := mpSpec{label: "warm-up flat W=3", graph: graphFlat, n: c.n, workers: 3, workerCaps: "worker"}
+			if _, err := b.runModpipe(s, nil); err != nil {
+				return err
+			}
+			b.progress("throughput warm-up: modpipe W=3 done (not counted)")
+			return nil
+		}
 		for _, w := range c.workers {
 			s := mpSpec{label: fmt.Sprintf("flat W=%d", w), graph: graphFlat, n: c.n, workers: w, workerCaps: "worker"}
 			r, err := b.runModpipe(s, nil)
@@ -673,6 +746,16 @@ func (b *bench) throughput() error {
 			}
 			b.progress("throughput rep %d/%d: modpipe W=%d: %.0f modules/s (span %s, %d server commands)", rep+1, c.reps, w, v, sp.Round(time.Millisecond), r.server.Commands)
 		}
+		return nil
+	}
+	runAsynqSide := func(rep int) error {
+		if rep < 0 {
+			if _, err := b.asynqThroughput(c.n, true, nil); err != nil {
+				return err
+			}
+			b.progress("throughput warm-up: asynq done (not counted)")
+			return nil
+		}
 		for _, pre := range []bool{true, false} {
 			r, err := b.asynqThroughput(c.n, pre, nil)
 			if err != nil {
@@ -696,6 +779,16 @@ func (b *bench) throughput() error {
 			}
 			b.progress("throughput rep %d/%d: asynq %s: %.0f tasks/s (enqueue %s)", rep+1, c.reps, kind, v, r.enqueue.Round(time.Millisecond))
 		}
+		return nil
+	}
+	err := runReps(c.reps, func(side string, rep int) error {
+		if side == sideModpipe {
+			return runModpipeSide(rep)
+		}
+		return runAsynqSide(rep)
+	})
+	if err != nil {
+		return err
 	}
 	sec := fmt.Sprintf("1-2 throughput: %d no-op modules/tasks, first start -> last end", c.n)
 	b.res.add(&Figure{Key: "tp.modpipe.w1", Section: sec, Label: "modpipe, 1 worker", Unit: "modules/s", Samples: tp[1], Baseline: "tp.asynq.pre",
@@ -712,13 +805,7 @@ func (b *bench) throughput() error {
 		Note: "one Enqueue at a time, as modpipe's master enqueues"})
 
 	if len(tp[3]) > 0 {
-		// The configuration issue 10 sets its targets for: throughput 2x
-		// asynq's, at most 9 server-side commands per module.
-		sec = "0 headline: master + 3 workers (8 slots each) vs asynq (1 server, Concurrency 8), same run"
-		b.res.add(&Figure{Key: "head.tp.w3", Section: sec, Label: "modpipe, 3 workers: throughput", Unit: "modules/s", Samples: tp[3], Baseline: "tp.asynq.pre",
-			Note: "target: 2x asynq, enqueued first"})
-		b.res.add(&Figure{Key: "head.cmd.w3", Section: sec, Label: "modpipe, 3 workers: server-side commands", Unit: "cmds/module", Samples: srvPerModule3, Target: 9,
-			Baseline: "cmd.asynq.server", Note: "INFO total_commands_processed over the run / modules; Lua-internal calls included"})
+		addHeadline(b.res, tp[3], srvPerModule3, aqPre)
 	}
 
 	sec = "7 where the time goes: CPU time per 1000 modules/tasks (throughput runs, whole process lives)"
@@ -756,6 +843,19 @@ func (b *bench) throughput() error {
 	b.res.add(&Figure{Key: "cmd.asynq.server", Section: sec, Label: "asynq enqueued first, server-side", Unit: "cmds/task", Samples: aqSrvPerTask,
 		Note: "client enqueue + server, same counter"})
 	return nil
+}
+
+// addHeadline adds section 0: the configuration issue 10 sets its targets
+// for (throughput 2x asynq's, at most 9 server-side commands per module).
+// tp3 and aqPre are per repetition, index i of both from repetition i.
+func addHeadline(res *Results, tp3, cmd3, aqPre []float64) {
+	sec := "0 headline: master + 3 workers (8 slots each) vs asynq (1 server, Concurrency 8), same run"
+	res.add(&Figure{Key: "head.tp.w3", Section: sec, Label: "modpipe, 3 workers: throughput", Unit: "modules/s", Samples: tp3, Baseline: "tp.asynq.pre",
+		Note: "target: 2x asynq, enqueued first; ratio of the medians"})
+	res.add(&Figure{Key: "head.tp.w3.paired", Section: sec, Label: "modpipe, 3 workers / asynq: paired", Unit: "x", Samples: pairedRatios(tp3, aqPre),
+		Note: "target: 2; median of the per-repetition ratios W=3 / asynq enqueued first, each pair run next to each other"})
+	res.add(&Figure{Key: "head.cmd.w3", Section: sec, Label: "modpipe, 3 workers: server-side commands", Unit: "cmds/module", Samples: cmd3, Target: 9,
+		Baseline: "cmd.asynq.server", Note: "INFO total_commands_processed over the run / modules; Lua-internal calls included"})
 }
 
 // startup: what a worker that registers after the master dispatched costs.
@@ -1006,7 +1106,7 @@ func (b *bench) idle() error {
 	if _, err := cs[0].awaitLine("IDLE-START", time.Minute); err != nil {
 		return fail(err)
 	}
-	if err := b.awaitRegistered(runID, 4, 30*time.Second); err != nil {
+	if err := b.awaitRegistered(runID, 4, cs, 30*time.Second); err != nil {
 		return fail(err)
 	}
 	time.Sleep(2 * time.Second) // let every loop settle into its idle rhythm
