@@ -2,18 +2,28 @@
 # The flake gate: runs the distributed tests N times with two CPU hogs
 # running (busy loops, one per core of a 2-core CI runner), and prints the
 # failures per test name and a total. The target is 0.
-# Usage: ./scripts/flake.sh N [LANES]
+# Usage: ./scripts/flake.sh [N [LANES]]    (./scripts/flake.sh help: this text)
 #   N      runs in all (default 20)
 #   LANES  runs going at once (default 1); the hogs stay two either way, so
 #          more lanes load the machine more, never less
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+usage() { sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; }
+case "${1:-}" in
+  help | -h | -help | --help) usage; exit 0 ;;
+esac
 n=${1:-20}
 lanes=${2:-1}
-case "$n$lanes" in
-  '' | *[!0-9]*) echo "usage: $0 N [LANES] (numbers of runs and of runs at once)" >&2; exit 2 ;;
-esac
+# Whole numbers of at least 1: with none, no run would report anything.
+for v in "$n" "$lanes"; do
+  case "$v" in
+    '' | *[!0-9]*) v=0 ;;
+  esac
+  if [ "$((10#$v))" -lt 1 ]; then
+    echo "$0: N and LANES must be whole numbers of at least 1" >&2; usage >&2; exit 2
+  fi
+done
 
 hogs=()
 logdir=$(mktemp -d)
