@@ -336,29 +336,45 @@ func TestQuickEndToEnd(t *testing.T) {
 }
 
 // The throughput schedule warms both sides up once (rep -1), then swaps
-// which side goes first every other repetition.
-func TestRunRepsWarmsUpThenAlternates(t *testing.T) {
+// which side goes first every other repetition, and always runs the
+// headline pair (W=3, asynq enqueued first) back to back.
+func TestRunRepsWarmsUpAlternatesAndPairs(t *testing.T) {
 	var got []string
-	err := runReps(4, func(side string, rep int) error {
-		got = append(got, fmt.Sprintf("%s%d", side, rep))
+	err := runReps(4, []int{1, 2, 3, 4}, func(st tpStep, rep int) error {
+		got = append(got, fmt.Sprintf("%d:%s", rep, st))
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"modpipe-1", "asynq-1", "modpipe0", "asynq0", "asynq1", "modpipe1", "modpipe2", "asynq2", "asynq3", "modpipe3"}
+	want := []string{
+		"-1:W=3", "-1:asynq-pre",
+		"0:W=1", "0:W=2", "0:W=4", "0:W=3", "0:asynq-pre", "0:asynq-stream",
+		"1:asynq-stream", "1:asynq-pre", "1:W=3", "1:W=1", "1:W=2", "1:W=4",
+		"2:W=1", "2:W=2", "2:W=4", "2:W=3", "2:asynq-pre", "2:asynq-stream",
+		"3:asynq-stream", "3:asynq-pre", "3:W=3", "3:W=1", "3:W=2", "3:W=4",
+	}
 	if !slices.Equal(got, want) {
-		t.Errorf("order %v, want %v", got, want)
+		t.Errorf("order\n%v\nwant\n%v", got, want)
 	}
 	boom := errors.New("boom")
-	err = runReps(2, func(side string, rep int) error {
-		if side == sideAsynq && rep == 1 {
+	err = runReps(2, []int{1, 3}, func(st tpStep, rep int) error {
+		if st.pre && rep == 1 {
 			return boom
 		}
 		return nil
 	})
 	if !errors.Is(err, boom) {
 		t.Errorf("error %v, want boom", err)
+	}
+	err = runReps(2, []int{1, 3}, func(st tpStep, rep int) error {
+		if rep < 0 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "warm-up") {
+		t.Errorf("warm-up error %v", err)
 	}
 }
 

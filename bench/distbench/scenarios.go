@@ -644,34 +644,71 @@ func (b *bench) asynqLatency(samples int, check time.Duration) ([]float64, error
 
 // ---- scenario groups ----
 
-// The two sides of a throughput repetition.
-const (
-	sideModpipe = "modpipe"
-	sideAsynq   = "asynq"
-)
-
-// repOrder is the order of the two sides in repetition rep: modpipe first
-// in even ones, asynq first in odd ones, so that neither side always runs
-// on the machine the other has just warmed up (or heated).
-func repOrder(rep int) [2]string {
-	if rep%2 == 1 {
-		return [2]string{sideAsynq, sideModpipe}
-	}
-	return [2]string{sideModpipe, sideAsynq}
+// tpStep is one run of the throughput group.
+type tpStep struct {
+	modpipe bool
+	workers int  // modpipe: worker processes
+	pre     bool // asynq: all tasks enqueued before the server starts
 }
 
-// runReps runs the throughput schedule: run(side, -1) once for each side,
-// an untimed warm-up (page cache, a warm Redis, the first process start of
-// each binary), then reps repetitions of both sides in repOrder.
-func runReps(reps int, run func(side string, rep int) error) error {
-	for _, side := range repOrder(0) {
-		if err := run(side, -1); err != nil {
-			return fmt.Errorf("warm-up: %w", err)
+func (s tpStep) String() string {
+	switch {
+	case s.modpipe:
+		return fmt.Sprintf("W=%d", s.workers)
+	case s.pre:
+		return "asynq-pre"
+	default:
+		return "asynq-stream"
+	}
+}
+
+// headW is the worker count of the headline (issue 10's targets).
+const headW = 3
+
+// repPlan lists the runs of throughput repetition rep, in order; rep < 0
+// is the untimed warm-up: modpipe W=3 and asynq enqueued first, once each
+// (page cache, a warm Redis, the first start of each process). Modpipe
+// goes first in even repetitions and asynq in odd ones, so that neither
+// always runs on the machine the other has just warmed up (or heated); in
+// each, the headline pair (W=3, asynq enqueued first) runs back to back, so
+// their paired ratio compares runs made under the same conditions.
+func repPlan(rep int, workers []int) []tpStep {
+	if rep < 0 {
+		return []tpStep{{modpipe: true, workers: headW}, {pre: true}}
+	}
+	var mp []tpStep
+	for _, w := range workers {
+		if w != headW {
+			mp = append(mp, tpStep{modpipe: true, workers: w})
 		}
 	}
-	for rep := range reps {
-		for _, side := range repOrder(rep) {
-			if err := run(side, rep); err != nil {
+	head := tpStep{modpipe: true, workers: headW}
+	if !slices.Contains(workers, headW) {
+		head = tpStep{}
+	}
+	if rep%2 == 0 { // modpipe first: ..., W=3 | asynq-pre, asynq-stream
+		if head.modpipe {
+			mp = append(mp, head)
+		}
+		return append(mp, tpStep{pre: true}, tpStep{})
+	}
+	// asynq first: asynq-stream, asynq-pre | W=3, ...
+	plan := []tpStep{{}, {pre: true}}
+	if head.modpipe {
+		plan = append(plan, head)
+	}
+	return append(plan, mp...)
+}
+
+// runReps runs the warm-up and reps repetitions of the throughput group,
+// each as repPlan orders it.
+func runReps(reps int, workers []int, run func(s tpStep, rep int) error) error {
+	for rep := -1; rep < reps; rep++ {
+		for _, st := range repPlan(rep, workers) {
+			if err := run(st, rep); err != nil {
+				if rep < 0 {
+					return fmt.Errorf("warm-up: %w", err)
+				}
 				return err
 			}
 		}
@@ -700,92 +737,88 @@ func (b *bench) throughput() error {
 	cpu := map[string][]float64{}
 	var srvPerModule3 []float64
 	var srvPerModule, hookPerModule, aqPre, aqStream, aqSrvPerTask, enqRate, startup, teardown, aqStartup []float64
-	runModpipeSide := func(rep int) error {
+	runModpipe := func(w, rep int) error {
 		if rep < 0 {
-			s := mpSpec{label: "warm-up flat W=3", graph: graphFlat, n: c.n, workers: 3, workerCaps: "worker"}
+			s := mpSpec{label: fmt.Sprintf("warm-up flat W=%d", w), graph: graphFlat, n: c.n, workers: w, workerCaps: "worker"}
 			if _, err := b.runModpipe(s, nil); err != nil {
 				return err
 			}
-			b.progress("throughput warm-up: modpipe W=3 done (not counted)")
+			b.progress("throughput warm-up: modpipe W=%d done (not counted)", w)
 			return nil
 		}
-		for _, w := range c.workers {
-			s := mpSpec{label: fmt.Sprintf("flat W=%d", w), graph: graphFlat, n: c.n, workers: w, workerCaps: "worker"}
-			r, err := b.runModpipe(s, nil)
-			if err != nil {
-				return err
-			}
-			sp := span(r.records)
-			v := float64(c.n) / sp.Seconds()
-			tp[w] = append(tp[w], v)
-			per := 1000 / float64(c.n)
-			cpu[fmt.Sprintf("w%d.master", w)] = append(cpu[fmt.Sprintf("w%d.master", w)], float64(r.masterCPU.Milliseconds())*per)
-			cpu[fmt.Sprintf("w%d.workers", w)] = append(cpu[fmt.Sprintf("w%d.workers", w)], float64(r.workerCPU.Milliseconds())*per)
-			cpu[fmt.Sprintf("w%d.redis", w)] = append(cpu[fmt.Sprintf("w%d.redis", w)], r.server.CPU*1000*per)
-			cpu[fmt.Sprintf("w%d.span", w)] = append(cpu[fmt.Sprintf("w%d.span", w)], float64(sp.Milliseconds())*per)
-			cpu[fmt.Sprintf("w%d.total", w)] = append(cpu[fmt.Sprintf("w%d.total", w)], (float64((r.masterCPU+r.workerCPU).Milliseconds())+r.server.CPU*1000)*per)
-			key := fmt.Sprintf("throughput.w%d.rep%d", w, rep+1)
-			b.res.Details[key] = map[string]any{
-				"span_ms": ms(int64(sp)), "startup_ms": ms(int64(r.startup())), "teardown_ms": ms(int64(r.teardown())),
-				"master_summary_ms": ms(int64(r.reports[0].Summary.Duration)), "executions_by_instance": r.byInstance(),
-				"server_commands": r.server.Commands, "server_calls": r.server.Calls, "server_usec": r.server.Usec,
-				"cpu_ms": map[string]int64{"master": r.masterCPU.Milliseconds(), "workers": r.workerCPU.Milliseconds(), "redis": int64(r.server.CPU * 1000)},
-			}
-			if w == 3 {
-				srvPerModule3 = append(srvPerModule3, float64(r.server.Commands)/float64(c.n))
-			}
-			if w == 1 {
-				startup = append(startup, ms(int64(r.startup())))
-				teardown = append(teardown, ms(int64(r.teardown())))
-				srvPerModule = append(srvPerModule, float64(r.server.Commands)/float64(c.n))
-				var hook uint64
-				for _, rep := range r.reports {
-					hook += rep.ClientCommands
-				}
-				hookPerModule = append(hookPerModule, float64(hook)/float64(c.n))
-			}
-			b.progress("throughput rep %d/%d: modpipe W=%d: %.0f modules/s (span %s, %d server commands)", rep+1, c.reps, w, v, sp.Round(time.Millisecond), r.server.Commands)
+		s := mpSpec{label: fmt.Sprintf("flat W=%d", w), graph: graphFlat, n: c.n, workers: w, workerCaps: "worker"}
+		r, err := b.runModpipe(s, nil)
+		if err != nil {
+			return err
 		}
+		sp := span(r.records)
+		v := float64(c.n) / sp.Seconds()
+		tp[w] = append(tp[w], v)
+		per := 1000 / float64(c.n)
+		cpu[fmt.Sprintf("w%d.master", w)] = append(cpu[fmt.Sprintf("w%d.master", w)], float64(r.masterCPU.Milliseconds())*per)
+		cpu[fmt.Sprintf("w%d.workers", w)] = append(cpu[fmt.Sprintf("w%d.workers", w)], float64(r.workerCPU.Milliseconds())*per)
+		cpu[fmt.Sprintf("w%d.redis", w)] = append(cpu[fmt.Sprintf("w%d.redis", w)], r.server.CPU*1000*per)
+		cpu[fmt.Sprintf("w%d.span", w)] = append(cpu[fmt.Sprintf("w%d.span", w)], float64(sp.Milliseconds())*per)
+		cpu[fmt.Sprintf("w%d.total", w)] = append(cpu[fmt.Sprintf("w%d.total", w)], (float64((r.masterCPU+r.workerCPU).Milliseconds())+r.server.CPU*1000)*per)
+		key := fmt.Sprintf("throughput.w%d.rep%d", w, rep+1)
+		b.res.Details[key] = map[string]any{
+			"span_ms": ms(int64(sp)), "startup_ms": ms(int64(r.startup())), "teardown_ms": ms(int64(r.teardown())),
+			"master_summary_ms": ms(int64(r.reports[0].Summary.Duration)), "executions_by_instance": r.byInstance(),
+			"server_commands": r.server.Commands, "server_calls": r.server.Calls, "server_usec": r.server.Usec,
+			"cpu_ms": map[string]int64{"master": r.masterCPU.Milliseconds(), "workers": r.workerCPU.Milliseconds(), "redis": int64(r.server.CPU * 1000)},
+		}
+		if w == headW {
+			srvPerModule3 = append(srvPerModule3, float64(r.server.Commands)/float64(c.n))
+		}
+		if w == 1 {
+			startup = append(startup, ms(int64(r.startup())))
+			teardown = append(teardown, ms(int64(r.teardown())))
+			srvPerModule = append(srvPerModule, float64(r.server.Commands)/float64(c.n))
+			var hook uint64
+			for _, rep := range r.reports {
+				hook += rep.ClientCommands
+			}
+			hookPerModule = append(hookPerModule, float64(hook)/float64(c.n))
+		}
+		b.progress("throughput rep %d/%d: modpipe W=%d: %.0f modules/s (span %s, %d server commands)", rep+1, c.reps, w, v, sp.Round(time.Millisecond), r.server.Commands)
 		return nil
 	}
-	runAsynqSide := func(rep int) error {
+	runAsynq := func(pre bool, rep int) error {
 		if rep < 0 {
-			if _, err := b.asynqThroughput(c.n, true, nil); err != nil {
+			if _, err := b.asynqThroughput(c.n, pre, nil); err != nil {
 				return err
 			}
 			b.progress("throughput warm-up: asynq done (not counted)")
 			return nil
 		}
-		for _, pre := range []bool{true, false} {
-			r, err := b.asynqThroughput(c.n, pre, nil)
-			if err != nil {
-				return err
-			}
-			v := float64(c.n) / (float64(r.spanNs) / 1e9)
-			kind := "streaming"
-			if pre {
-				kind = "pre-enqueued"
-				aqPre = append(aqPre, v)
-				aqSrvPerTask = append(aqSrvPerTask, float64(r.server.Commands)/float64(c.n))
-				enqRate = append(enqRate, float64(c.n)/r.enqueue.Seconds())
-				aqStartup = append(aqStartup, ms(int64(r.startup)))
-				per := 1000 / float64(c.n)
-				cpu["asynq.server"] = append(cpu["asynq.server"], float64(r.serverCPU.Milliseconds())*per)
-				cpu["asynq.redis"] = append(cpu["asynq.redis"], r.server.CPU*1000*per)
-				cpu["asynq.span"] = append(cpu["asynq.span"], ms(r.spanNs)*per)
-				cpu["asynq.total"] = append(cpu["asynq.total"], (float64(r.serverCPU.Milliseconds())+r.server.CPU*1000)*per)
-			} else {
-				aqStream = append(aqStream, v)
-			}
-			b.progress("throughput rep %d/%d: asynq %s: %.0f tasks/s (enqueue %s)", rep+1, c.reps, kind, v, r.enqueue.Round(time.Millisecond))
+		r, err := b.asynqThroughput(c.n, pre, nil)
+		if err != nil {
+			return err
 		}
+		v := float64(c.n) / (float64(r.spanNs) / 1e9)
+		kind := "streaming"
+		if pre {
+			kind = "pre-enqueued"
+			aqPre = append(aqPre, v)
+			aqSrvPerTask = append(aqSrvPerTask, float64(r.server.Commands)/float64(c.n))
+			enqRate = append(enqRate, float64(c.n)/r.enqueue.Seconds())
+			aqStartup = append(aqStartup, ms(int64(r.startup)))
+			per := 1000 / float64(c.n)
+			cpu["asynq.server"] = append(cpu["asynq.server"], float64(r.serverCPU.Milliseconds())*per)
+			cpu["asynq.redis"] = append(cpu["asynq.redis"], r.server.CPU*1000*per)
+			cpu["asynq.span"] = append(cpu["asynq.span"], ms(r.spanNs)*per)
+			cpu["asynq.total"] = append(cpu["asynq.total"], (float64(r.serverCPU.Milliseconds())+r.server.CPU*1000)*per)
+		} else {
+			aqStream = append(aqStream, v)
+		}
+		b.progress("throughput rep %d/%d: asynq %s: %.0f tasks/s (enqueue %s)", rep+1, c.reps, kind, v, r.enqueue.Round(time.Millisecond))
 		return nil
 	}
-	err := runReps(c.reps, func(side string, rep int) error {
-		if side == sideModpipe {
-			return runModpipeSide(rep)
+	err := runReps(c.reps, c.workers, func(st tpStep, rep int) error {
+		if st.modpipe {
+			return runModpipe(st.workers, rep)
 		}
-		return runAsynqSide(rep)
+		return runAsynq(st.pre, rep)
 	})
 	if err != nil {
 		return err
@@ -804,8 +837,8 @@ func (b *bench) throughput() error {
 	b.res.add(&Figure{Key: "tp.asynq.enqueue", Section: sec, Label: "asynq client enqueue rate", Unit: "tasks/s", Samples: enqRate,
 		Note: "one Enqueue at a time, as modpipe's master enqueues"})
 
-	if len(tp[3]) > 0 {
-		addHeadline(b.res, tp[3], srvPerModule3, aqPre)
+	if len(tp[headW]) > 0 {
+		addHeadline(b.res, tp[headW], srvPerModule3, aqPre)
 	}
 
 	sec = "7 where the time goes: CPU time per 1000 modules/tasks (throughput runs, whole process lives)"
