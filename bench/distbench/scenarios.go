@@ -886,7 +886,7 @@ func addHeadline(res *Results, tp3, cmd3, aqPre []float64) {
 	res.add(&Figure{Key: "head.tp.w3", Section: sec, Label: "modpipe, 3 workers: throughput", Unit: "modules/s", Samples: tp3, Baseline: "tp.asynq.pre",
 		Note: "target: 2x asynq, enqueued first; ratio of the medians"})
 	res.add(&Figure{Key: "head.tp.w3.paired", Section: sec, Label: "modpipe, 3 workers / asynq: paired", Unit: "x", Samples: pairedRatios(tp3, aqPre),
-		Note: "target: 2; median of the per-repetition ratios W=3 / asynq enqueued first, each pair run next to each other"})
+		Note: "target: 2; median of the per-repetition ratios W=3 / asynq enqueued first, each pair run back to back"})
 	res.add(&Figure{Key: "head.cmd.w3", Section: sec, Label: "modpipe, 3 workers: server-side commands", Unit: "cmds/module", Samples: cmd3, Target: 9,
 		Baseline: "cmd.asynq.server", Note: "INFO total_commands_processed over the run / modules; Lua-internal calls included"})
 }
