@@ -14,8 +14,8 @@ import (
 // Completion delivers a node's outcome exactly once. Exec and the
 // scheduler's abandonment timers race to claim it; the loser is ignored.
 type Completion struct {
-	claimed atomic.Bool
-	fn      func(Outcome)
+	state atomic.Int32 // completionOpen, then how the outcome was delivered
+	fn    func(Outcome)
 	// The scheduler's own completions call s.finish without a closure, so
 	// that starting a node allocates nothing.
 	s   *Scheduler
@@ -26,10 +26,24 @@ type Completion struct {
 // NewCompletion returns a Completion that calls fn with the first outcome.
 func NewCompletion(fn func(Outcome)) *Completion { return &Completion{fn: fn} }
 
+// The states of a Completion.
+const (
+	completionOpen int32 = iota
+	completionFinished
+	completionAbandoned
+)
+
 // Finish delivers o unless an outcome was delivered already, and reports
 // whether o was the one delivered.
-func (c *Completion) Finish(o Outcome) bool {
-	if !c.claimed.CompareAndSwap(false, true) {
+func (c *Completion) Finish(o Outcome) bool { return c.deliver(o, completionFinished) }
+
+// Abandon is Finish for an outcome delivered in place of an execution
+// that has not returned (a timer gave up on it): Abandoned then tells the
+// caller that the goroutine running the execution is still held by it.
+func (c *Completion) Abandon(o Outcome) bool { return c.deliver(o, completionAbandoned) }
+
+func (c *Completion) deliver(o Outcome, how int32) bool {
+	if !c.state.CompareAndSwap(completionOpen, how) {
 		return false
 	}
 	if c.fn != nil {
@@ -41,7 +55,10 @@ func (c *Completion) Finish(o Outcome) bool {
 }
 
 // Done reports whether an outcome was delivered.
-func (c *Completion) Done() bool { return c.claimed.Load() }
+func (c *Completion) Done() bool { return c.state.Load() != completionOpen }
+
+// Abandoned reports whether the outcome was delivered by Abandon.
+func (c *Completion) Abandoned() bool { return c.state.Load() == completionAbandoned }
 
 // PanicError is the error of an attempt that panicked.
 type PanicError struct {
@@ -181,7 +198,7 @@ func watchTimeout(actx, runCtx context.Context, n *Node, c *Completion, attempt 
 				o.Status, o.Kind = Cancelled, KindCancel
 				o.Err = fmt.Errorf("run cancelled and the module did not return within %s; abandoned", grace)
 			}
-			c.Finish(o)
+			c.Abandon(o)
 		})
 	})
 	return func() {
