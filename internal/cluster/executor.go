@@ -181,30 +181,49 @@ func (e *Executor) start(_ context.Context, cl distributed.Claim) {
 // abandoned: the calling goroutine must then end, as a replacement took
 // over its slot.
 func (e *Executor) execute(ctx context.Context, w *slotWatch, cl distributed.Claim) (abandoned bool) {
-	buf := &logbuf.Buffer{}
-	id, ok := e.host.Lookup(cl.Assignment.Module)
-	var c *engine.Completion
-	c = engine.NewCompletion(func(o engine.Outcome) {
-		if c.Abandoned() {
-			go e.runSlot(ctx) // this goroutine stays with the module
-		}
-		e.finished(cl, id, ok, &o, buf)
-	})
+	// One allocation holds all the execution's state: its log, its
+	// completion and the outcome the completion receives.
+	x := &execution{e: e, ctx: ctx, cl: cl}
+	x.id, x.ok = e.host.Lookup(cl.Assignment.Module)
+	x.c.InitTo(x)
 	if err := e.cfg.Signer.VerifyAssignment(cl.Assignment, e.cfg.Instance); err != nil {
 		// Not from the master: never run it, and say so in its result.
 		e.cfg.Log.Error("refused an assignment", "module", cl.Assignment.Module, "err", err)
 		now := time.Now()
-		c.Finish(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now, Err: err})
-	} else if !ok {
+		x.c.Finish(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now, Err: err})
+	} else if !x.ok {
 		now := time.Now()
-		c.Finish(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now,
+		x.c.Finish(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now,
 			Err: fmt.Errorf("instance %d has no module named %s; all instances must run the same pipeline", e.cfg.Instance, cl.Assignment.Module)})
 	} else {
-		w.begin(c)
-		engine.Exec(ctx, e.host.ExecNode(id, buf), c, e.cfg.Grace)
+		w.begin(&x.c)
+		engine.Exec(ctx, e.host.ExecNode(x.id, &x.buf), &x.c, e.cfg.Grace)
 		w.end()
 	}
-	return c.Abandoned()
+	return x.c.Abandoned()
+}
+
+// execution is one claimed module being executed.
+type execution struct {
+	e   *Executor
+	ctx context.Context
+	cl  distributed.Claim
+	id  int
+	ok  bool // the host has the module: id is its node
+	buf logbuf.Buffer
+	c   engine.Completion
+	o   engine.Outcome // the one c delivered
+}
+
+// Receive implements engine.Receiver: x's outcome arrived. When it comes
+// from a timer that abandoned x (x's goroutine stays with its module), a
+// replacement goroutine takes over x's slot.
+func (x *execution) Receive(o engine.Outcome) {
+	if x.c.Abandoned() {
+		go x.e.runSlot(x.ctx)
+	}
+	x.o = o
+	x.e.finished(x.cl, x.id, x.ok, &x.o, &x.buf)
 }
 
 // finished turns an execution's outcome into its result and hands it to
@@ -342,8 +361,10 @@ func (e *Executor) publish(res distributed.Result) {
 // MaxBatch), after yielding once so that executions finishing now join
 // the same trip.
 func (e *Executor) gather(first distributed.Result) []distributed.Result {
-	batch := []distributed.Result{first}
 	runtime.Gosched()
+	// Sized for the results waiting now: one allocation, not append's.
+	batch := make([]distributed.Result, 1, min(distributed.MaxBatch, 1+len(e.results)))
+	batch[0] = first
 	for len(batch) < distributed.MaxBatch {
 		select {
 		case r, ok := <-e.results:

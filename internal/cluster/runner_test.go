@@ -211,3 +211,48 @@ func TestRunWatchStartsGracePeriods(t *testing.T) {
 		}
 	})
 }
+
+// An execution allocates its state at once: its log, completion and
+// outcome live in one execution struct, not in closures and separate
+// allocations (a no-op module's whole execution, through finished, is
+// counted; the bound is what it takes today).
+func TestExecutionAllocations(t *testing.T) {
+	mem := distributed.NewInMemory()
+	cfg := testConfig(mem, 1)
+	e := &Executor{cfg: cfg, host: newBenchHost([]string{"m"}), values: NewValues(mem), pc: mem,
+		results: make(chan distributed.Result, 1)}
+	cl := distributed.Claim{Assignment: distributed.Assignment{Module: "m", Attempt: 1}, Lease: distributed.Lease{Module: "m", Attempt: 1, Holder: 1}}
+	w := &slotWatch{grace: time.Second}
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(100, func() {
+		e.ran.Add(1) // as start does
+		if e.execute(ctx, w, cl) {
+			t.Fatal("abandoned")
+		}
+		if r := <-e.results; r.Status != distributed.StatusSucceeded {
+			t.Fatalf("%s %+v", r.Status, r.Error)
+		}
+		e.ran.Done() // as the publisher does
+	})
+	const want = 3
+	if allocs > want {
+		t.Errorf("an execution allocates %v times, want at most %d", allocs, want)
+	}
+}
+
+// gather sizes its batch for the results waiting: one allocation, however
+// many join the first.
+func TestGatherAllocatesOnce(t *testing.T) {
+	e := &Executor{results: make(chan distributed.Result, 8)}
+	allocs := testing.AllocsPerRun(100, func() {
+		for range 4 {
+			e.results <- distributed.Result{Module: "m"}
+		}
+		if got := len(e.gather(distributed.Result{Module: "first"})); got != 5 {
+			t.Fatalf("gathered %d results, want 5", got)
+		}
+	})
+	if allocs > 1 {
+		t.Errorf("gather allocates %v times, want 1", allocs)
+	}
+}

@@ -16,6 +16,7 @@ import (
 type Completion struct {
 	state atomic.Int32 // completionOpen, then how the outcome was delivered
 	fn    func(Outcome)
+	r     Receiver
 	// The scheduler's own completions call s.finish without a closure, so
 	// that starting a node allocates nothing.
 	s   *Scheduler
@@ -25,6 +26,17 @@ type Completion struct {
 
 // NewCompletion returns a Completion that calls fn with the first outcome.
 func NewCompletion(fn func(Outcome)) *Completion { return &Completion{fn: fn} }
+
+// Receiver receives the outcome a Completion delivers.
+type Receiver interface{ Receive(Outcome) }
+
+// InitTo makes c, which must not be in use, a fresh Completion that
+// delivers its first outcome to r. Unlike NewCompletion it allocates
+// nothing: c can live in the receiver itself.
+func (c *Completion) InitTo(r Receiver) {
+	c.state.Store(completionOpen)
+	c.fn, c.r, c.s, c.ctx, c.i = nil, r, nil, nil, 0
+}
 
 // The states of a Completion.
 const (
@@ -46,9 +58,12 @@ func (c *Completion) deliver(o Outcome, how int32) bool {
 	if !c.state.CompareAndSwap(completionOpen, how) {
 		return false
 	}
-	if c.fn != nil {
+	switch {
+	case c.r != nil:
+		c.r.Receive(o)
+	case c.fn != nil:
 		c.fn(o)
-	} else {
+	default:
 		c.s.finish(c.ctx, c.i, o)
 	}
 	return true
