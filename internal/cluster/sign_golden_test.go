@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/hex"
+	"strings"
 	"sync"
 	"testing"
 
@@ -17,6 +18,12 @@ func TestSignerMACsAreStable(t *testing.T) {
 	s.SignResult(&r)
 	a := distributed.Assignment{Module: "build", Attempt: 2, Requires: []string{"Linux", "docker"}, Priority: 7}
 	s.SignAssignment(&a)
+	// Fields from bigField on go to the HMAC past the buffer.
+	big := sampleResult()
+	big.Log = []byte(strings.Repeat("log line\n", 300))
+	big.Reason = strings.Repeat("r", 700)
+	big.Value = []byte(`"` + strings.Repeat("v", 511) + `"`)
+	s.SignResult(&big)
 	reg := distributed.Registration{Instance: 1, Total: 3, Capabilities: []string{"linux"}, Fingerprint: "fp", Session: "s1"}
 	s.SignRegistration(&reg)
 	for _, c := range []struct {
@@ -25,6 +32,7 @@ func TestSignerMACsAreStable(t *testing.T) {
 		want string
 	}{
 		{"result", r.MAC, "ac4c0c40ea2121ee9b08d9dc5a93ec367a7bb6b71b7f86778d79680a3ecc9be6"},
+		{"result with big fields", big.MAC, "6550815186d1760df3068685a25d6f28ca2ec6b7e9ed3d8d49bb3702dff42839"},
 		{"assignment", a.MAC, "1c6ceb0b855f0f9bd7a8e2893ba925fdc6bc3b872dad8456b9d30c6aca4fcf4b"},
 		{"registration", reg.MAC, "57c072071475a5942e89301de645b25e2c62a9ea8df61210e5b13d6378cc9cf8"},
 	} {
@@ -63,4 +71,23 @@ func TestSignerConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// The signer reuses its HMAC state: verifying allocates nothing, signing
+// only the MAC it returns.
+func TestSignerAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items at random")
+	}
+	s := NewSigner(testSecret, "run-1")
+	a := distributed.Assignment{Module: "build", Attempt: 1, Requires: []string{"linux"}, Priority: 3}
+	s.SignAssignment(&a)
+	r := sampleResult()
+	// Pools drop their content at GCs; AllocsPerRun averages over runs.
+	if n := testing.AllocsPerRun(100, func() { _ = s.VerifyAssignment(a, 1) }); n > 0 {
+		t.Errorf("VerifyAssignment allocates %v times, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.SignResult(&r) }); n > 1 {
+		t.Errorf("SignResult allocates %v times, want 1 (the MAC)", n)
+	}
 }
