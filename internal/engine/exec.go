@@ -130,7 +130,7 @@ func Exec(ctx context.Context, n *Node, c *Completion, grace time.Duration) {
 		}
 		wait := backoff(n.Retry, attempt)
 		if n.Log != nil {
-			n.Log(n.ID, fmt.Sprintf("attempt %d of %d failed: %v; retrying in %s", attempt, n.Retry.Count+1, err, wait.Round(time.Millisecond)))
+			n.log(fmt.Sprintf("attempt %d of %d failed: %v; retrying in %s", attempt, n.Retry.Count+1, err, wait.Round(time.Millisecond)))
 		}
 		if !sleep(ctx, wait) {
 			o.Status, o.Kind = Cancelled, KindCancel
@@ -152,6 +152,9 @@ func check(ctx context.Context, n *Node) (skip bool, reason string, err error) {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
+	if n.Funcs != nil {
+		return n.Funcs.Check(ctx, n.ID)
+	}
 	return n.Check(ctx, n.ID)
 }
 
@@ -177,7 +180,7 @@ func runAttempt(ctx context.Context, n *Node, attempt int, c *Completion, grace 
 		return nil, KindTimeout, fmt.Errorf("timed out after %s: %w", n.Timeout, err)
 	case errors.As(err, &pe):
 		if n.Log != nil {
-			n.Log(n.ID, fmt.Sprintf("%v\n%s", pe.Value, pe.Stack))
+			n.log(fmt.Sprintf("%v\n%s", pe.Value, pe.Stack))
 		}
 		return nil, KindPanic, err
 	}
@@ -190,6 +193,9 @@ func call(ctx context.Context, n *Node, attempt int) (v any, err error) {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
+	if n.Funcs != nil {
+		return n.Funcs.Run(ctx, n.ID, attempt)
+	}
 	return n.Run(ctx, n.ID, attempt)
 }
 
