@@ -190,14 +190,19 @@ func (r *run) Lookup(module string) (int, bool) {
 
 // ExecNode implements cluster.Host: a copy of node id whose logs go to log.
 func (r *run) ExecNode(id int, log *logbuf.Buffer) *engine.Node {
+	if r.nodes[id].cache == nil {
+		// One allocation: the node, its functions and its first attempt's
+		// Context.
+		x := &execNode{n: r.dist.base[id], r: r, def: r.nodes[id].def, log: log}
+		x.n.Funcs = x // in place of base's Check, Run and Log (which stay as flags)
+		return &x.n
+	}
 	n := r.dist.base[id]
 	def := r.nodes[id].def
 	n.Run = func(ctx context.Context, i, attempt int) (any, error) {
 		return def.run(&Context{ctx: ctx, r: r, node: i, attempt: attempt, log: log})
 	}
-	if r.nodes[id].cache != nil {
-		n.Run = r.withCache(n.Run) // cache.go
-	}
+	n.Run = r.withCache(n.Run) // cache.go
 	if n.Check != nil {
 		n.Check = func(ctx context.Context, i int) (bool, string, error) {
 			return r.checkWith(&Context{ctx: ctx, r: r, node: i, log: log})
@@ -205,6 +210,39 @@ func (r *run) ExecNode(id int, log *logbuf.Buffer) *engine.Node {
 	}
 	n.Log = func(_ int, msg string) { slog.New(logbuf.NewHandler(log, slog.LevelDebug)).Warn(msg) }
 	return &n
+}
+
+// execNode is the node of one execution (ExecNode), serving as its
+// engine.NodeFuncs.
+type execNode struct {
+	n   engine.Node
+	r   *run
+	def *moduleDef
+	log *logbuf.Buffer
+	// first is the Context of the first attempt. A check and later
+	// attempts get their own, as a module may keep using its Context
+	// after it returned.
+	first Context
+}
+
+// Check implements engine.NodeFuncs.
+func (x *execNode) Check(ctx context.Context, i int) (bool, string, error) {
+	return x.r.checkWith(&Context{ctx: ctx, r: x.r, node: i, log: x.log})
+}
+
+// Run implements engine.NodeFuncs.
+func (x *execNode) Run(ctx context.Context, i, attempt int) (any, error) {
+	c := &x.first
+	if attempt != 1 {
+		c = &Context{}
+	}
+	c.ctx, c.r, c.node, c.attempt, c.log = ctx, x.r, i, attempt, x.log
+	return x.def.run(c)
+}
+
+// Log implements engine.NodeFuncs.
+func (x *execNode) Log(_ int, msg string) {
+	slog.New(logbuf.NewHandler(x.log, slog.LevelDebug)).Warn(msg)
 }
 
 // Executed implements cluster.Host. The master prints modules when their

@@ -36,16 +36,24 @@ type Executor struct {
 	// deliver, when set, receives every result the coordinator accepted
 	// (the master's dispatcher: its own results need no round trip).
 	deliver func(distributed.Result)
+	// jobs carries the claims to execute to the slot goroutines
+	// (runner.go). It never blocks: each claim in it holds a slot.
+	jobs chan distributed.Claim
 }
 
 // StartExecutor starts claiming. Modules run with ctx, which the caller
 // cancels when the run is cancelled. deliver, when not nil, receives each
 // result once the coordinator accepted it.
 func StartExecutor(ctx context.Context, cfg Config, host Host, values *Values, deliver func(distributed.Result)) *Executor {
+	slots := max(1, cfg.Parallelism)
 	e := &Executor{cfg: cfg, host: host, values: values, stop: make(chan struct{}), done: make(chan struct{}),
-		slots:   make(chan struct{}, max(1, cfg.Parallelism)),
-		results: make(chan distributed.Result, 256), published: make(chan struct{}), deliver: deliver}
+		slots:   make(chan struct{}, slots),
+		results: make(chan distributed.Result, 256), published: make(chan struct{}), deliver: deliver,
+		jobs: make(chan distributed.Claim, slots)}
 	e.pc, _ = cfg.Coord.(distributed.PublishClaimer)
+	for range slots {
+		go e.runSlot(ctx)
+	}
 	go e.loop(ctx)
 	if e.pc != nil {
 		go e.publishClaimer(ctx)
@@ -56,12 +64,15 @@ func StartExecutor(ctx context.Context, cfg Config, host Host, values *Values, d
 }
 
 // Wait blocks until the claim loop has ended (the run ended or the context
-// was cancelled) and every execution it started has published.
+// was cancelled) and every execution it started has published. The slot
+// goroutines end then too, but for those held by abandoned executions,
+// which end when their module returns.
 func (e *Executor) Wait() {
 	<-e.done
 	e.ran.Wait()
 	close(e.results)
 	<-e.published
+	close(e.jobs) // nothing starts executions any more
 }
 
 func (e *Executor) loop(ctx context.Context) {
@@ -159,29 +170,60 @@ func (e *Executor) loop(ctx context.Context) {
 // the slot and the execution's count in e.ran: the publisher claims new
 // work for the slot in the trip that publishes the result. Otherwise the
 // slot is given back to the claim loop.
-func (e *Executor) start(ctx context.Context, cl distributed.Claim) {
+func (e *Executor) start(_ context.Context, cl distributed.Claim) {
 	e.ran.Add(1)
 	e.cfg.Local.add(cl.Assignment.Module, 1)
-	go e.execute(ctx, cl)
+	e.jobs <- cl // to a slot goroutine (runner.go)
 }
 
-// execute runs one claimed module and hands its result on (see finished).
-func (e *Executor) execute(ctx context.Context, cl distributed.Claim) {
-	buf := &logbuf.Buffer{}
-	id, ok := e.host.Lookup(cl.Assignment.Module)
-	done := func(o engine.Outcome) { e.finished(cl, id, ok, &o, buf) }
+// execute runs one claimed module in slot goroutine w's and hands its
+// result on (see finished). It reports whether the execution was
+// abandoned: the calling goroutine must then end, as a replacement took
+// over its slot.
+func (e *Executor) execute(ctx context.Context, w *slotWatch, cl distributed.Claim) (abandoned bool) {
+	// One allocation holds all the execution's state: its log, its
+	// completion and the outcome the completion receives.
+	x := &execution{e: e, ctx: ctx, cl: cl}
+	x.id, x.ok = e.host.Lookup(cl.Assignment.Module)
+	x.c.InitTo(x)
 	if err := e.cfg.Signer.VerifyAssignment(cl.Assignment, e.cfg.Instance); err != nil {
 		// Not from the master: never run it, and say so in its result.
 		e.cfg.Log.Error("refused an assignment", "module", cl.Assignment.Module, "err", err)
 		now := time.Now()
-		done(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now, Err: err})
-	} else if !ok {
+		x.c.Finish(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now, Err: err})
+	} else if !x.ok {
 		now := time.Now()
-		done(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now,
+		x.c.Finish(engine.Outcome{Status: engine.Failed, Kind: engine.KindError, Start: now, End: now,
 			Err: fmt.Errorf("instance %d has no module named %s; all instances must run the same pipeline", e.cfg.Instance, cl.Assignment.Module)})
 	} else {
-		e.run(ctx, id, buf, done)
+		w.begin(&x.c)
+		engine.Exec(ctx, e.host.ExecNode(x.id, &x.buf), &x.c, e.cfg.Grace)
+		w.end()
 	}
+	return x.c.Abandoned()
+}
+
+// execution is one claimed module being executed.
+type execution struct {
+	e   *Executor
+	ctx context.Context
+	cl  distributed.Claim
+	id  int
+	ok  bool // the host has the module: id is its node
+	buf logbuf.Buffer
+	c   engine.Completion
+	o   engine.Outcome // the one c delivered
+}
+
+// Receive implements engine.Receiver: x's outcome arrived. When it comes
+// from a timer that abandoned x (x's goroutine stays with its module), a
+// replacement goroutine takes over x's slot.
+func (x *execution) Receive(o engine.Outcome) {
+	if x.c.Abandoned() {
+		go x.e.runSlot(x.ctx)
+	}
+	x.o = o
+	x.e.finished(x.cl, x.id, x.ok, &x.o, &x.buf)
 }
 
 // finished turns an execution's outcome into its result and hands it to
@@ -296,55 +338,6 @@ func (e *Executor) settled(res distributed.Result, err error, late bool) bool {
 	return true
 }
 
-// run executes node id in the calling goroutine and calls done once with
-// its outcome. A node that ignores its timeout is abandoned by Exec's
-// timer, and one that ignores the run's cancellation by run's, after
-// Grace: done is then called from the timer, so that the outcome arrives
-// even if the function never returns (the calling goroutine stays with it).
-func (e *Executor) run(ctx context.Context, id int, buf *logbuf.Buffer, done func(engine.Outcome)) {
-	w := &graceWatch{c: engine.NewCompletion(done), grace: e.cfg.Grace}
-	stop := context.AfterFunc(ctx, w.cancelled)
-	engine.Exec(ctx, e.host.ExecNode(id, buf), w.c, e.cfg.Grace)
-	if !stop() {
-		w.returned()
-	}
-}
-
-// graceWatch abandons an execution that outlives the run's cancellation
-// by more than grace.
-type graceWatch struct {
-	c     *engine.Completion
-	grace time.Duration
-
-	mu    sync.Mutex
-	timer *time.Timer
-	over  bool // the execution returned
-}
-
-// cancelled starts the grace period (the run was cancelled).
-func (w *graceWatch) cancelled() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.over {
-		return
-	}
-	w.timer = time.AfterFunc(w.grace, func() {
-		now := time.Now()
-		w.c.Finish(engine.Outcome{Status: engine.Cancelled, Kind: engine.KindCancel, Start: now, End: now,
-			Err: fmt.Errorf("run cancelled and the module did not return within %s; abandoned", w.grace)})
-	})
-}
-
-// returned ends the watch: the execution returned.
-func (w *graceWatch) returned() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.over = true
-	if w.timer != nil {
-		w.timer.Stop()
-	}
-}
-
 // publish delivers a result, retrying transport errors for up to the lease
 // timeout: after that the master has re-queued the module anyway.
 func (e *Executor) publish(res distributed.Result) {
@@ -368,8 +361,10 @@ func (e *Executor) publish(res distributed.Result) {
 // MaxBatch), after yielding once so that executions finishing now join
 // the same trip.
 func (e *Executor) gather(first distributed.Result) []distributed.Result {
-	batch := []distributed.Result{first}
 	runtime.Gosched()
+	// Sized for the results waiting now: one allocation, not append's.
+	batch := make([]distributed.Result, 1, min(distributed.MaxBatch, 1+len(e.results)))
+	batch[0] = first
 	for len(batch) < distributed.MaxBatch {
 		select {
 		case r, ok := <-e.results:

@@ -9,6 +9,7 @@ import (
 	"hash"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/modpipe/modpipe/distributed"
 )
@@ -30,6 +31,10 @@ var ErrNotSigned = errors.New("not signed with the run's shared secret")
 type Signer struct {
 	key   []byte
 	runID string
+	// states holds *macState keyed with key: every module's assignment
+	// and result is signed or verified, and a fresh HMAC costs several
+	// allocations and two SHA-256 blocks of key setup.
+	states sync.Pool
 }
 
 // NewSigner returns the signer of run runID, or nil when secret is empty.
@@ -48,61 +53,115 @@ const (
 	domainResult       = "modpipe/v1/result"
 )
 
-// macWriter feeds length-prefixed fields into an HMAC.
-type macWriter struct{ h hash.Hash }
+// macState computes one MAC: it gathers length-prefixed fields in buf,
+// then feeds them into h, an HMAC under the signer's key. It is pooled
+// by its signer (Signer.states).
+type macState struct {
+	s   *Signer
+	h   hash.Hash
+	buf []byte
+	out [sha256.Size]byte // the MAC
+}
 
-func (s *Signer) begin(domain string) macWriter {
-	w := macWriter{h: hmac.New(sha256.New, s.key)}
+// bigField is the size from which a field goes to the HMAC directly
+// rather than through buf: a log or value is not copied, nor kept in a
+// pooled buffer.
+const bigField = 512
+
+func (s *Signer) begin(domain string) *macState {
+	w, _ := s.states.Get().(*macState)
+	if w == nil {
+		w = &macState{s: s, h: hmac.New(sha256.New, s.key), buf: make([]byte, 0, bigField)}
+	}
 	w.str(domain)
 	w.str(s.runID)
 	return w
 }
 
-func (w macWriter) int(n int64) {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(n))
-	_, _ = w.h.Write(b[:])
-}
+func (w *macState) int(n int64) { w.buf = binary.BigEndian.AppendUint64(w.buf, uint64(n)) }
 
-func (w macWriter) bytes(p []byte) {
+func (w *macState) bytes(p []byte) {
 	w.int(int64(len(p)))
+	if len(p) < bigField {
+		w.buf = append(w.buf, p...)
+		return
+	}
+	w.flush()
 	_, _ = w.h.Write(p)
 }
 
-func (w macWriter) str(s string) { w.bytes([]byte(s)) }
+func (w *macState) str(s string) {
+	w.int(int64(len(s)))
+	if len(s) < bigField {
+		w.buf = append(w.buf, s...)
+		return
+	}
+	w.flush()
+	_, _ = w.h.Write([]byte(s))
+}
 
 // strs encodes a list; capabilities and requirements travel lower-case.
-func (w macWriter) strs(l []string) {
+func (w *macState) strs(l []string) {
 	w.int(int64(len(l)))
 	for _, s := range l {
 		w.str(strings.ToLower(s))
 	}
 }
 
-func (w macWriter) sum() []byte { return w.h.Sum(nil) }
+func (w *macState) flush() {
+	_, _ = w.h.Write(w.buf)
+	w.buf = w.buf[:0]
+}
+
+// sum returns the MAC, in w.out: valid until w is released.
+func (w *macState) sum() []byte {
+	w.flush()
+	return w.h.Sum(w.out[:0])
+}
+
+// release resets w and returns it to its signer's pool.
+func (w *macState) release() {
+	w.h.Reset()
+	w.buf = w.buf[:0]
+	w.s.states.Put(w)
+}
+
+// mac is the MAC of the message w encoded, in a new slice, for signing.
+func (w *macState) mac() []byte {
+	mac := slices.Clone(w.sum())
+	w.release()
+	return mac
+}
+
+// matches reports whether mac is the MAC of the message w encoded.
+func (w *macState) matches(mac []byte) bool {
+	ok := hmac.Equal(mac, w.sum())
+	w.release()
+	return ok
+}
 
 // registrationMAC covers what InstanceInfo returns of a registration: the
 // master verifies it when routing.
-func (s *Signer) registrationMAC(instance, total int, caps []string, fingerprint, session string) []byte {
+func (s *Signer) registrationMAC(instance, total int, caps []string, fingerprint, session string) *macState {
 	w := s.begin(domainRegistration)
 	w.int(int64(instance))
 	w.int(int64(total))
 	w.strs(caps)
 	w.str(fingerprint)
 	w.str(session)
-	return w.sum()
+	return w
 }
 
-func (s *Signer) assignmentMAC(a distributed.Assignment) []byte {
+func (s *Signer) assignmentMAC(a *distributed.Assignment) *macState {
 	w := s.begin(domainAssignment)
 	w.str(a.Module)
 	w.int(int64(a.Attempt))
 	w.strs(a.Requires)
 	w.int(a.Priority)
-	return w.sum()
+	return w
 }
 
-func (s *Signer) resultMAC(r distributed.Result) []byte {
+func (s *Signer) resultMAC(r *distributed.Result) *macState {
 	w := s.begin(domainResult)
 	w.str(r.Module)
 	w.str(r.Lease.Module)
@@ -125,27 +184,27 @@ func (s *Signer) resultMAC(r distributed.Result) []byte {
 	w.int(int64(r.Duration))
 	w.int(int64(r.QueueWait))
 	w.bytes(r.Log)
-	return w.sum()
+	return w
 }
 
 // SignRegistration sets r.MAC.
 func (s *Signer) SignRegistration(r *distributed.Registration) {
 	if s != nil {
-		r.MAC = s.registrationMAC(r.Instance, r.Total, r.Capabilities, r.Fingerprint, r.Session)
+		r.MAC = s.registrationMAC(r.Instance, r.Total, r.Capabilities, r.Fingerprint, r.Session).mac()
 	}
 }
 
 // SignAssignment sets a.MAC.
 func (s *Signer) SignAssignment(a *distributed.Assignment) {
 	if s != nil {
-		a.MAC = s.assignmentMAC(*a)
+		a.MAC = s.assignmentMAC(a).mac()
 	}
 }
 
 // SignResult sets r.MAC. Sign last: any later change breaks it.
 func (s *Signer) SignResult(r *distributed.Result) {
 	if s != nil {
-		r.MAC = s.resultMAC(*r)
+		r.MAC = s.resultMAC(r).mac()
 	}
 }
 
@@ -162,7 +221,7 @@ const notSignedHint = "it was written by an instance without the same MODPIPE_SH
 
 // VerifyInstance checks the MAC of a registered instance.
 func (s *Signer) VerifyInstance(in distributed.InstanceInfo) error {
-	if s == nil || hmac.Equal(in.MAC, s.registrationMAC(in.Instance, in.Total, in.Capabilities, in.Fingerprint, in.Session)) {
+	if s == nil || s.registrationMAC(in.Instance, in.Total, in.Capabilities, in.Fingerprint, in.Session).matches(in.MAC) {
 		return nil
 	}
 	return fmt.Errorf("registration of instance %d (session %s) is %w (%s); %s; the instance gets no work from the master",
@@ -178,7 +237,7 @@ func (s *Signer) VerifyAssignment(a distributed.Assignment, instance int) error 
 		return fmt.Errorf("assignment of module %s (attempt %d) is signed: the run's master has a shared secret but instance %d has none; "+
 			"set the same MODPIPE_SHARED_SECRET on every instance; instance %d refused to run it", a.Module, a.Attempt, instance, instance)
 	}
-	if s == nil || hmac.Equal(a.MAC, s.assignmentMAC(a)) {
+	if s == nil || s.assignmentMAC(&a).matches(a.MAC) {
 		return nil
 	}
 	return fmt.Errorf("assignment of module %s (attempt %d) claimed by instance %d is %w (%s); %s; instance %d refused to run it",
@@ -192,7 +251,7 @@ func (s *Signer) VerifyResult(r distributed.Result, module string) error {
 		return fmt.Errorf("result awaited for module %s names module %s (lease of %s) from instance %d; %w: the run's coordinator data is corrupt or forged; the result is refused",
 			module, r.Module, r.Lease.Module, r.Lease.Holder, distributed.ErrInvalid)
 	}
-	if s == nil || hmac.Equal(r.MAC, s.resultMAC(r)) {
+	if s == nil || s.resultMAC(&r).matches(r.MAC) {
 		return nil
 	}
 	return fmt.Errorf("result for module %s from instance %d is %w (%s); %s; the result is refused",

@@ -159,7 +159,7 @@ func TestSignedAssignmentAndRegistration(t *testing.T) {
 	// Domain separation: a MAC of one kind never passes as another's, even
 	// over the same bytes.
 	as := distributed.Assignment{Module: "build", Attempt: 1}
-	as.MAC = s.registrationMAC(0, 0, nil, "", "")
+	as.MAC = s.registrationMAC(0, 0, nil, "", "").mac()
 	if err := s.VerifyAssignment(as, 1); !errors.Is(err, ErrNotSigned) {
 		t.Errorf("a registration MAC passes as an assignment's: %v", err)
 	}

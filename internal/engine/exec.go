@@ -14,8 +14,9 @@ import (
 // Completion delivers a node's outcome exactly once. Exec and the
 // scheduler's abandonment timers race to claim it; the loser is ignored.
 type Completion struct {
-	claimed atomic.Bool
-	fn      func(Outcome)
+	state atomic.Int32 // completionOpen, then how the outcome was delivered
+	fn    func(Outcome)
+	r     Receiver
 	// The scheduler's own completions call s.finish without a closure, so
 	// that starting a node allocates nothing.
 	s   *Scheduler
@@ -26,22 +27,53 @@ type Completion struct {
 // NewCompletion returns a Completion that calls fn with the first outcome.
 func NewCompletion(fn func(Outcome)) *Completion { return &Completion{fn: fn} }
 
+// Receiver receives the outcome a Completion delivers.
+type Receiver interface{ Receive(Outcome) }
+
+// InitTo makes c, which must not be in use, a fresh Completion that
+// delivers its first outcome to r. Unlike NewCompletion it allocates
+// nothing: c can live in the receiver itself.
+func (c *Completion) InitTo(r Receiver) {
+	c.state.Store(completionOpen)
+	c.fn, c.r, c.s, c.ctx, c.i = nil, r, nil, nil, 0
+}
+
+// The states of a Completion.
+const (
+	completionOpen int32 = iota
+	completionFinished
+	completionAbandoned
+)
+
 // Finish delivers o unless an outcome was delivered already, and reports
 // whether o was the one delivered.
-func (c *Completion) Finish(o Outcome) bool {
-	if !c.claimed.CompareAndSwap(false, true) {
+func (c *Completion) Finish(o Outcome) bool { return c.deliver(o, completionFinished) }
+
+// Abandon is Finish for an outcome delivered in place of an execution
+// that has not returned (a timer gave up on it): Abandoned then tells the
+// caller that the goroutine running the execution is still held by it.
+func (c *Completion) Abandon(o Outcome) bool { return c.deliver(o, completionAbandoned) }
+
+func (c *Completion) deliver(o Outcome, how int32) bool {
+	if !c.state.CompareAndSwap(completionOpen, how) {
 		return false
 	}
-	if c.fn != nil {
+	switch {
+	case c.r != nil:
+		c.r.Receive(o)
+	case c.fn != nil:
 		c.fn(o)
-	} else {
+	default:
 		c.s.finish(c.ctx, c.i, o)
 	}
 	return true
 }
 
 // Done reports whether an outcome was delivered.
-func (c *Completion) Done() bool { return c.claimed.Load() }
+func (c *Completion) Done() bool { return c.state.Load() != completionOpen }
+
+// Abandoned reports whether the outcome was delivered by Abandon.
+func (c *Completion) Abandoned() bool { return c.state.Load() == completionAbandoned }
 
 // PanicError is the error of an attempt that panicked.
 type PanicError struct {
@@ -98,7 +130,7 @@ func Exec(ctx context.Context, n *Node, c *Completion, grace time.Duration) {
 		}
 		wait := backoff(n.Retry, attempt)
 		if n.Log != nil {
-			n.Log(n.ID, fmt.Sprintf("attempt %d of %d failed: %v; retrying in %s", attempt, n.Retry.Count+1, err, wait.Round(time.Millisecond)))
+			n.log(fmt.Sprintf("attempt %d of %d failed: %v; retrying in %s", attempt, n.Retry.Count+1, err, wait.Round(time.Millisecond)))
 		}
 		if !sleep(ctx, wait) {
 			o.Status, o.Kind = Cancelled, KindCancel
@@ -120,6 +152,9 @@ func check(ctx context.Context, n *Node) (skip bool, reason string, err error) {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
+	if n.Funcs != nil {
+		return n.Funcs.Check(ctx, n.ID)
+	}
 	return n.Check(ctx, n.ID)
 }
 
@@ -145,7 +180,7 @@ func runAttempt(ctx context.Context, n *Node, attempt int, c *Completion, grace 
 		return nil, KindTimeout, fmt.Errorf("timed out after %s: %w", n.Timeout, err)
 	case errors.As(err, &pe):
 		if n.Log != nil {
-			n.Log(n.ID, fmt.Sprintf("%v\n%s", pe.Value, pe.Stack))
+			n.log(fmt.Sprintf("%v\n%s", pe.Value, pe.Stack))
 		}
 		return nil, KindPanic, err
 	}
@@ -158,6 +193,9 @@ func call(ctx context.Context, n *Node, attempt int) (v any, err error) {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
+	if n.Funcs != nil {
+		return n.Funcs.Run(ctx, n.ID, attempt)
+	}
 	return n.Run(ctx, n.ID, attempt)
 }
 
@@ -181,7 +219,7 @@ func watchTimeout(actx, runCtx context.Context, n *Node, c *Completion, attempt 
 				o.Status, o.Kind = Cancelled, KindCancel
 				o.Err = fmt.Errorf("run cancelled and the module did not return within %s; abandoned", grace)
 			}
-			c.Finish(o)
+			c.Abandon(o)
 		})
 	})
 	return func() {

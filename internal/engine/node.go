@@ -35,6 +35,29 @@ type Node struct {
 	Run func(ctx context.Context, id, attempt int) (any, error)
 	// Log writes an engine note (retry, panic stack) into the node's log.
 	Log func(id int, msg string)
+	// Funcs, when set, is called in place of Check, Run and Log, whose
+	// being set (non-nil) still says whether the node has a check and a
+	// log: one value serving all three lets a host build the node of an
+	// execution without allocating a closure for each.
+	Funcs NodeFuncs
+}
+
+// NodeFuncs is a node's Check, Run and Log in one value (Node.Funcs).
+type NodeFuncs interface {
+	Check(ctx context.Context, id int) (skip bool, reason string, err error)
+	Run(ctx context.Context, id, attempt int) (any, error)
+	Log(id int, msg string)
+}
+
+// log writes an engine note into the node's log, if it has one.
+func (n *Node) log(msg string) {
+	switch {
+	case n.Log == nil:
+	case n.Funcs != nil:
+		n.Funcs.Log(n.ID, msg)
+	default:
+		n.Log(n.ID, msg)
+	}
 }
 
 // Retry says how often and when a failed attempt is tried again.
