@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,21 +36,33 @@ type subscriber struct {
 	// hub delivers the results of watched modules (watch.go).
 	hub *watchHub
 
-	mu        sync.Mutex
-	epoch     uint64 // incremented on every confirmed (re)subscription
-	ready     chan struct{}
-	broken    chan struct{} // closed when the server refused the subscription
-	refused   error         // the server's refusal, set before broken closes
-	announced map[string]bool
-	payloads  map[string]string        // result JSON that came with an announcement
-	stateSeq  uint64                   // incremented on every state announcement
-	global    chan struct{}            // closed and replaced on state events and resubscriptions
-	modules   map[string]chan struct{} // closed when that module's result is announced
+	mu      sync.Mutex
+	epoch   uint64 // incremented on every confirmed (re)subscription
+	ready   chan struct{}
+	broken  chan struct{} // closed when the server refused the subscription
+	refused error         // the server's refusal, set before broken closes
+	// heard holds every module whose result was announced, with what
+	// came along (one map: one lookup and insertion per announcement).
+	heard    map[string]heardResult
+	stateSeq uint64                   // incremented on every state announcement
+	global   chan struct{}            // closed and replaced on state events and resubscriptions
+	modules  map[string]chan struct{} // closed when that module's result is announced
 	// Results announced for modules this process awaits are decoded here,
-	// once, on this goroutine (see decodeWanted).
-	wanted  func(module string) bool
-	decode  func(module, payload string) (distributed.Result, error)
-	decoded map[string]decodedResult
+	// once, on this goroutine (see decodeAwaited).
+	wanted func(module string) bool
+	decode func(module, payload string) (distributed.Result, error)
+
+	// Scratch space of announce, reused from message to message (only
+	// the loop's goroutine handles messages).
+	dec   []announced
+	taken []takenWatch
+}
+
+// heardResult is what the subscriber kept of a module's announcements.
+type heardResult struct {
+	payload string         // the result JSON that came along, if has
+	has     bool           // a result came along (a bare name keeps an earlier one)
+	dec     *decodedResult // payload decoded on arrival for an awaiter; nil: not decoded
 }
 
 // decodedResult is an announced result decoded by the subscriber.
@@ -66,8 +79,8 @@ func startSubscriber(parent context.Context, client goredis.UniversalClient, cha
 	ctx, cancel := context.WithCancel(parent)
 	s := &subscriber{
 		client: client, channel: channel, onWake: onWake, ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
-		ready: make(chan struct{}), broken: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
-		wanted: wanted, decode: decode, decoded: map[string]decodedResult{}, followed: map[string]chan struct{}{}, life: ctx,
+		ready: make(chan struct{}), broken: make(chan struct{}), heard: map[string]heardResult{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
+		wanted: wanted, decode: decode, followed: map[string]chan struct{}{}, life: ctx,
 	}
 	s.hub = newWatchHub(s)
 	go s.loop(ctx)
@@ -137,29 +150,63 @@ func (s *subscriber) loop(ctx context.Context) {
 func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 	if m, ok := msg.(*goredis.Message); ok {
 		if anns, ok := announcements(m.Payload); ok {
-			dec := s.decodeWanted(anns)
-			s.mu.Lock()
-			for k, a := range anns {
-				if dec != nil && dec[k].ok && !dec[k].watched {
-					s.decoded[a.module] = dec[k].decodedResult
-				}
-				s.announceLocked(a.module, a.payload, a.hasPayload)
-			}
-			s.mu.Unlock()
-			// Recorded first: a watch that starts meanwhile finds it
-			// there, or is found here.
-			s.hub.announced(anns, dec)
+			s.announce(anns)
 			return false
 		}
 	}
 	var resubscribed, stateChanged bool
 	wake := s.record(msg, &resubscribed, &stateChanged)
-	if resubscribed {
-		s.hub.resubscribed()
-	} else if stateChanged {
-		s.hub.stateChanged()
+	if resubscribed || stateChanged {
+		s.hub.reread(resubscribed)
 	}
 	return wake
+}
+
+// announce records the announcements of one message and hands the watched
+// results to their watches. Both locks are taken once for the whole
+// message (a batch of results), the hub's inside the subscriber's: a
+// watch that starts meanwhile either is found here, or finds the
+// announcement recorded (WatchResults registers, then looks).
+func (s *subscriber) announce(anns []announcement) {
+	dec := s.decodeAwaited(anns)
+	h := s.hub
+	taken := s.taken[:0]
+	s.mu.Lock()
+	if h != nil {
+		h.mu.Lock()
+	}
+	for k, a := range anns {
+		e := s.heard[a.module]
+		if a.hasPayload {
+			e.payload, e.has, e.dec = a.payload, true, nil
+		}
+		var watched bool
+		if h != nil {
+			taken, watched = h.announcedLocked(taken, k, a)
+		}
+		if !watched && dec != nil && dec[k].ok {
+			// Kept for AwaitResult; a watched result is not kept decoded.
+			d := dec[k].decodedResult
+			e.dec = &d
+		}
+		s.heard[a.module] = e
+		if ch, ok := s.modules[a.module]; ok {
+			close(ch)
+			delete(s.modules, a.module)
+		}
+	}
+	if h != nil {
+		h.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if len(taken) > 0 {
+		h.deliverTaken(taken, anns, dec)
+		clear(taken) // let the watches go
+	}
+	s.taken = taken[:0]
+	if dec != nil {
+		clear(dec) // let the results go
+	}
 }
 
 // record records a subscription confirmation or state message.
@@ -247,52 +294,36 @@ func announcements(msg string) ([]announcement, bool) {
 	return nil, false
 }
 
-// decodeWanted decodes the results that came with anns for modules this
-// process awaits or watches (by index in anns), and tells the watched ones
-// (a hint: the hub delivers). Decoding here, on one goroutine whose stack
-// has grown once, spares each awaiting goroutine growing its own. Results
-// nobody here awaits stay undecoded (a worker hears every result of the
-// run).
-func (s *subscriber) decodeWanted(anns []announcement) (dec []announced) {
-	if s.decode == nil {
+// decodeAwaited decodes the results that came with anns for modules this
+// process awaits (by index in anns; nil: none), outside the locks. Whoever
+// takes one, an AwaitResult or a watch, takes it as it is: each result is
+// decoded once. Decoding here, on one goroutine whose stack has grown
+// once, spares each awaiting goroutine growing its own. Results nobody
+// here awaits stay undecoded (a worker hears every result of the run);
+// the hub decodes those of other watched modules.
+func (s *subscriber) decodeAwaited(anns []announcement) (dec []announced) {
+	if s.decode == nil || s.wanted == nil {
 		return nil
 	}
 	for k, a := range anns {
-		if !a.hasPayload {
-			continue
-		}
-		w := s.hub.watched(a.module)
-		if !w && (s.wanted == nil || !s.wanted(a.module)) {
+		if !a.hasPayload || !s.wanted(a.module) {
 			continue
 		}
 		if dec == nil {
-			dec = make([]announced, len(anns))
+			dec = slices.Grow(s.dec[:0], len(anns))[:len(anns)]
+			s.dec = dec
 		}
 		r, err := s.decode(a.module, a.payload)
-		dec[k] = announced{decodedResult: decodedResult{r, err}, ok: true, watched: w}
+		dec[k] = announced{decodedResult: decodedResult{r, err}, ok: true}
 	}
 	return dec
 }
 
-// announced is what decodeWanted made of one announcement: its decoded
-// result (ok), and whether the module was watched then (a hint).
+// announced is what decodeAwaited made of one announcement: its decoded
+// result, if ok.
 type announced struct {
 	decodedResult
-	ok, watched bool
-}
-
-// announceLocked records the result announcement of mod. Only the waiters
-// of this module wake: with thousands of modules in flight, waking all on
-// every result would cost quadratic work.
-func (s *subscriber) announceLocked(mod, payload string, hasPayload bool) {
-	if hasPayload {
-		s.payloads[mod] = payload
-	}
-	s.announced[mod] = true
-	if ch, ok := s.modules[mod]; ok {
-		close(ch)
-		delete(s.modules, mod)
-	}
+	ok bool
 }
 
 type announcement struct {
@@ -400,7 +431,8 @@ func (s *subscriber) snapshot(module string) (epoch uint64, announced bool, stat
 		}
 		moduleNext = ch
 	}
-	return s.epoch, s.announced[module], s.stateSeq, moduleNext, s.global
+	_, announced = s.heard[module]
+	return s.epoch, announced, s.stateSeq, moduleNext, s.global
 }
 
 // result returns the announced result of module if it was decoded on
@@ -408,16 +440,18 @@ func (s *subscriber) snapshot(module string) (epoch uint64, announced bool, stat
 func (s *subscriber) result(module string) (decodedResult, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, ok := s.decoded[module]
-	return d, ok
+	if d := s.heard[module].dec; d != nil {
+		return *d, true
+	}
+	return decodedResult{}, false
 }
 
 // payload returns the result JSON announced for module, if it came along.
 func (s *subscriber) payload(module string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.payloads[module]
-	return p, ok
+	e := s.heard[module]
+	return e.payload, e.has
 }
 
 // currentEpoch returns the subscription epoch.
@@ -432,6 +466,6 @@ func (s *subscriber) currentEpoch() uint64 {
 func (s *subscriber) announcement(module string) (payload string, has, announced bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	payload, has = s.payloads[module]
-	return payload, has, s.announced[module]
+	e, announced := s.heard[module]
+	return e.payload, e.has, announced
 }
