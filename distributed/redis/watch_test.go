@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -342,5 +343,30 @@ func TestWatchesSharingAModuleEachGetTheirOwn(t *testing.T) {
 		if !slices.Equal(ms, mods) {
 			t.Errorf("watch %d got %v, want %v once each", id, ms, mods)
 		}
+	}
+}
+
+// TestDecodeAnnouncedSaysWhereOnlyOnError: decoding an announced result
+// allocates nothing for the error's "where" unless it fails, and then
+// names the channel and the module.
+func TestDecodeAnnouncedSaysWhereOnlyOnError(t *testing.T) {
+	c := &Coordinator{keys: newKeys("", "run")}
+	w := toWireResult(distributed.Result{Module: "m", Status: distributed.StatusSucceeded, Value: []byte(`{}`), Attempts: 1,
+		Lease: distributed.Lease{Module: "m", Attempt: 1, Holder: 1, Session: "s", Token: "t.1"}})
+	raw, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.decodeAnnounced("m", string(raw)); err != nil {
+		t.Fatal(err)
+	}
+	bare := testing.AllocsPerRun(100, func() { _, _ = decodeWireResult("", "m", string(raw)) })
+	announced := testing.AllocsPerRun(100, func() { _, _ = c.decodeAnnounced("m", string(raw)) })
+	if announced != bare {
+		t.Errorf("decodeAnnounced: %v allocations, decoding alone %v", announced, bare)
+	}
+	_, err = c.decodeAnnounced("other", string(raw))
+	if want := "announcement on channel " + c.keys.events() + " for other"; !errors.Is(err, distributed.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+		t.Errorf("misfiled result: %v; want ErrCorrupt saying %q", err, want)
 	}
 }
