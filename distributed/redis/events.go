@@ -348,7 +348,7 @@ func parseBatch(msg string) ([]announcement, bool) {
 			return "", 0, false
 		}
 		n, err := strconv.Atoi(num)
-		if err != nil || n < -1 || n > len(tail) || strconv.Itoa(n) != num {
+		if err != nil || n < -1 || n > len(tail) || !canonicalLength(num) {
 			return "", 0, false
 		}
 		if n == -1 {
@@ -371,6 +371,14 @@ func parseBatch(msg string) ([]announcement, bool) {
 		out = append(out, announcement{module: mod, payload: payload, hasPayload: n >= 0})
 	}
 	return out, true
+}
+
+// canonicalLength reports whether num, which strconv.Atoi read as a
+// number from -1 up, is written as strconv.Itoa writes it (no sign but
+// -1's, no leading zero), without writing it again (an allocation per
+// result of three digits or more).
+func canonicalLength(num string) bool {
+	return num == "0" || num == "-1" || num[0] >= '1' && num[0] <= '9'
 }
 
 // parseAnnouncement reads a message of the run's channel: "r:<module>"

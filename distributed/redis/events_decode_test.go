@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -142,5 +144,82 @@ func TestRereadAfterStateOrResubscription(t *testing.T) {
 		if !slices.Equal(dirty, c.dirty) || state != c.state || kicked != c.wake {
 			t.Errorf("after %+v: dirty %v, state %v, kicked %v; want %v, %v, %v", c.msg, dirty, state, kicked, c.dirty, c.state, c.wake)
 		}
+	}
+}
+
+// TestBatchLengthsParsedWithoutAllocating: a batch announcement's lengths
+// are checked to be written as strconv.Itoa writes them (so a message
+// reads one way only) without writing them again: parsing allocates the
+// announcements' slice only.
+func TestBatchLengthsParsedWithoutAllocating(t *testing.T) {
+	for _, num := range []string{"0", "00", "-0", "+0", "1", "+1", "01", "-1", "-01", "+-1", "10", "123", "0123", "-2"} {
+		n, err := strconv.Atoi(num)
+		if err != nil || n < -1 {
+			continue
+		}
+		if got, want := canonicalLength(num), strconv.Itoa(n) == num; got != want {
+			t.Errorf("canonicalLength(%q) = %v, want %v", num, got, want)
+		}
+	}
+	msg := encodeBatch([]announcement{{module: "m", payload: strings.Repeat("x", 300), hasPayload: true}})
+	if allocs := testing.AllocsPerRun(100, func() { _, _ = parseBatch(msg) }); allocs != 1 {
+		t.Errorf("parsing a batch of one made %v allocations, want 1", allocs)
+	}
+}
+
+// TestWatchListsSharedWithoutAllocating: registering a watch allocates
+// nothing per module only it watches (the module's list of watches is the
+// group's own one-element list); lists of modules several watch are their
+// own, so dropping one watch leaves the others' lists as they were.
+func TestWatchListsSharedWithoutAllocating(t *testing.T) {
+	h := testSubscriber(nil).hub
+	h.c = &Coordinator{} // as if started; its reader is not running
+	mods := make([]string, 256)
+	for k := range mods {
+		mods[k] = "m" + strconv.Itoa(k)
+	}
+	stop := func() bool { return true }
+	allocs := testing.AllocsPerRun(20, func() {
+		g := &watchGroup{ctx: context.Background(), left: len(mods)}
+		h.add(g, mods, nil, false, stop)
+		h.drop(g)
+	})
+	if allocs >= 10 {
+		t.Errorf("watching %d modules and dropping the watch made %v allocations", len(mods), allocs)
+	}
+	group := func(modules ...string) *watchGroup {
+		g := &watchGroup{ctx: context.Background(), left: len(modules)}
+		h.add(g, modules, nil, false, stop)
+		return g
+	}
+	g1 := group("a", "b")
+	g2 := group("a")
+	g3 := group("b")
+	g4 := group("b")
+	want := func(m string, gs ...*watchGroup) {
+		t.Helper()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if got := h.byModule[m]; !slices.Equal(got, gs) {
+			t.Errorf("watches of %s: %v, want %v", m, got, gs)
+		}
+	}
+	want("a", g1, g2)
+	want("b", g1, g3, g4)
+	h.drop(g3)
+	want("a", g1, g2)
+	want("b", g1, g4)
+	h.drop(g1)
+	want("a", g2)
+	want("b", g4)
+	if g1.self[0] != g1 || g2.self[0] != g2 || g3.self[0] != g3 || g4.self[0] != g4 {
+		t.Error("a group's own list was written")
+	}
+	h.drop(g2)
+	h.drop(g4)
+	want("a")
+	want("b")
+	if len(h.byModule) != 0 {
+		t.Errorf("%d modules watched after every watch was dropped", len(h.byModule))
 	}
 }

@@ -107,6 +107,10 @@ type watchGroup struct {
 	left    int // modules not delivered yet (guarded by the hub's mu)
 	ended   bool
 	stop    func() bool // unregisters the AfterFunc on ctx
+	// self holds g: byModule's list of a module only g watches is self[:],
+	// shared by g's modules and never written (add and drop copy or
+	// shrink), which spares an allocation per watched module.
+	self [1]*watchGroup
 }
 
 func newWatchHub(s *subscriber) *watchHub {
@@ -161,8 +165,13 @@ func (h *watchHub) add(g *watchGroup, modules, unread []string, foreign bool, st
 		return
 	}
 	g.modules = modules
+	g.self[0] = g
 	for _, m := range modules {
-		h.byModule[m] = append(h.byModule[m], g)
+		if gs, ok := h.byModule[m]; ok {
+			h.byModule[m] = append(gs[:len(gs):len(gs)], g) // a copy: gs may be another group's self
+		} else {
+			h.byModule[m] = g.self[:]
+		}
 	}
 	for _, m := range unread {
 		h.dirty[m] = struct{}{}
@@ -187,6 +196,8 @@ func (h *watchHub) drop(g *watchGroup) {
 		gs := h.byModule[m]
 		for k, x := range gs {
 			if x == g {
+				// In place: a list of two or more is this module's own
+				// (add copies), and one of one is emptied, not written.
 				gs = append(gs[:k], gs[k+1:]...)
 				break
 			}
