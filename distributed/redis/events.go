@@ -190,6 +190,8 @@ func (s *subscriber) announce(anns []announcement) {
 			e.dec = &d
 		}
 		s.heard[a.module] = e
+		// Only the waiters of this module wake: with thousands of modules
+		// in flight, waking all on every result would cost quadratic work.
 		if ch, ok := s.modules[a.module]; ok {
 			close(ch)
 			delete(s.modules, a.module)
