@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,15 +46,15 @@ type subscriber struct {
 	stateSeq uint64                   // incremented on every state announcement
 	global   chan struct{}            // closed and replaced on state events and resubscriptions
 	modules  map[string]chan struct{} // closed when that module's result is announced
-	// Results announced for modules this process awaits are decoded here,
-	// once, on this goroutine (see decodeAwaited).
+	// Results announced for modules this process awaits (and does not
+	// watch) are decoded here, once, on this goroutine (see decodeAwaited).
 	wanted func(module string) bool
 	decode func(module, payload string) (distributed.Result, error)
 
 	// Scratch space of announce, reused from message to message (only
 	// the loop's goroutine handles messages).
-	dec   []announced
-	taken []takenWatch
+	taken   []takenWatch
+	awaited []int
 }
 
 // heardResult is what the subscriber kept of a module's announcements.
@@ -166,11 +165,12 @@ func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 // results to their watches. Both locks are taken once for the whole
 // message (a batch of results), the hub's inside the subscriber's: a
 // watch that starts meanwhile either is found here, or finds the
-// announcement recorded (WatchResults registers, then looks).
+// announcement recorded (WatchResults registers, then looks). Each result
+// is decoded once, outside the locks: by the hub for its watches, else
+// here if this process awaits it (decodeAwaited).
 func (s *subscriber) announce(anns []announcement) {
-	dec := s.decodeAwaited(anns)
 	h := s.hub
-	taken := s.taken[:0]
+	taken, awaited := s.taken[:0], s.awaited[:0]
 	s.mu.Lock()
 	if h != nil {
 		h.mu.Lock()
@@ -180,34 +180,60 @@ func (s *subscriber) announce(anns []announcement) {
 		if a.hasPayload {
 			e.payload, e.has, e.dec = a.payload, true, nil
 		}
+		s.heard[a.module] = e
 		var watched bool
 		if h != nil {
 			taken, watched = h.announcedLocked(taken, k, a)
 		}
-		if !watched && dec != nil && dec[k].ok {
-			// Kept for AwaitResult; a watched result is not kept decoded.
-			d := dec[k].decodedResult
-			e.dec = &d
+		if !watched && a.hasPayload && s.decode != nil && s.wanted != nil && s.wanted(a.module) {
+			awaited = append(awaited, k) // its waiters wake once it is decoded
+			continue
 		}
-		s.heard[a.module] = e
-		// Only the waiters of this module wake: with thousands of modules
-		// in flight, waking all on every result would cost quadratic work.
-		if ch, ok := s.modules[a.module]; ok {
-			close(ch)
-			delete(s.modules, a.module)
-		}
+		s.wakeLocked(a.module)
 	}
 	if h != nil {
 		h.mu.Unlock()
 	}
 	s.mu.Unlock()
+	if len(awaited) > 0 {
+		s.decodeAwaited(anns, awaited)
+	}
 	if len(taken) > 0 {
-		h.deliverTaken(taken, anns, dec)
+		h.deliverTaken(taken, anns, nil)
 		clear(taken) // let the watches go
 	}
-	s.taken = taken[:0]
-	if dec != nil {
-		clear(dec) // let the results go
+	s.taken, s.awaited = taken[:0], awaited[:0]
+}
+
+// decodeAwaited decodes the results anns[k] for k in awaited, for modules
+// this process awaits and does not watch, keeps them and wakes their
+// waiters: AwaitResult takes them as they are. Decoding here, on one
+// goroutine whose stack has grown once, spares each awaiting goroutine
+// growing its own. Results nobody here awaits stay undecoded (a worker
+// hears every result of the run).
+func (s *subscriber) decodeAwaited(anns []announcement, awaited []int) {
+	dec := make([]decodedResult, len(awaited))
+	for j, k := range awaited {
+		dec[j].res, dec[j].err = s.decode(anns[k].module, anns[k].payload)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for j, k := range awaited {
+		m := anns[k].module
+		e := s.heard[m]
+		e.dec = &dec[j]
+		s.heard[m] = e
+		s.wakeLocked(m)
+	}
+}
+
+// wakeLocked wakes the waiters of module's result. Only they wake: with
+// thousands of modules in flight, waking all on every result would cost
+// quadratic work.
+func (s *subscriber) wakeLocked(module string) {
+	if ch, ok := s.modules[module]; ok {
+		close(ch)
+		delete(s.modules, module)
 	}
 }
 
@@ -296,33 +322,8 @@ func announcements(msg string) ([]announcement, bool) {
 	return nil, false
 }
 
-// decodeAwaited decodes the results that came with anns for modules this
-// process awaits (by index in anns; nil: none), outside the locks. Whoever
-// takes one, an AwaitResult or a watch, takes it as it is: each result is
-// decoded once. Decoding here, on one goroutine whose stack has grown
-// once, spares each awaiting goroutine growing its own. Results nobody
-// here awaits stay undecoded (a worker hears every result of the run);
-// the hub decodes those of other watched modules.
-func (s *subscriber) decodeAwaited(anns []announcement) (dec []announced) {
-	if s.decode == nil || s.wanted == nil {
-		return nil
-	}
-	for k, a := range anns {
-		if !a.hasPayload || !s.wanted(a.module) {
-			continue
-		}
-		if dec == nil {
-			dec = slices.Grow(s.dec[:0], len(anns))[:len(anns)]
-			s.dec = dec
-		}
-		r, err := s.decode(a.module, a.payload)
-		dec[k] = announced{decodedResult: decodedResult{r, err}, ok: true}
-	}
-	return dec
-}
-
-// announced is what decodeAwaited made of one announcement: its decoded
-// result, if ok.
+// announced is an announced result decoded already, if ok (see
+// watchHub.deliverTaken).
 type announced struct {
 	decodedResult
 	ok bool

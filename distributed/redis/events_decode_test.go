@@ -223,3 +223,41 @@ func TestWatchListsSharedWithoutAllocating(t *testing.T) {
 		t.Errorf("%d modules watched after every watch was dropped", len(h.byModule))
 	}
 }
+
+// TestWatchedResultsDecodedOnceByTheHub: the result of a watched module is
+// decoded once, by the hub for its watches, without asking whether this
+// process awaits it (a lookup per result); that of an awaited module
+// nobody watches is decoded and kept for AwaitResult.
+func TestWatchedResultsDecodedOnceByTheHub(t *testing.T) {
+	var decoded, asked []string
+	s := testSubscriber(func(m, payload string) (distributed.Result, error) {
+		decoded = append(decoded, m)
+		return distributed.Result{Module: m, Reason: payload}, nil
+	})
+	s.wanted = func(m string) bool {
+		asked = append(asked, m)
+		return true
+	}
+	h := s.hub
+	h.c = &Coordinator{} // as if started; its reader is not running
+	var got []string
+	g := &watchGroup{ctx: context.Background(), deliver: func(m string, r distributed.Result, err error) {
+		got = append(got, m+"="+r.Reason)
+	}}
+	h.add(g, []string{"w1", "w2"}, nil, false, func() bool { return true })
+	s.handle(&goredis.Message{Channel: "ch", Payload: encodeBatch([]announcement{
+		{module: "w1", payload: "p1", hasPayload: true}, {module: "a", payload: "pa", hasPayload: true}, {module: "w2", payload: "p2", hasPayload: true}})})
+	if !slices.Equal(got, []string{"w1=p1", "w2=p2"}) {
+		t.Errorf("watch got %v", got)
+	}
+	slices.Sort(decoded)
+	if !slices.Equal(decoded, []string{"a", "w1", "w2"}) || !slices.Equal(asked, []string{"a"}) {
+		t.Errorf("decoded %v, asked whether awaited %v; want each decoded once, only a asked", decoded, asked)
+	}
+	if d, ok := s.result("a"); !ok || d.res.Reason != "pa" {
+		t.Errorf("result of a: %+v, %v; want it kept decoded", d, ok)
+	}
+	if _, ok := s.result("w1"); ok {
+		t.Error("a watched result was kept decoded")
+	}
+}
