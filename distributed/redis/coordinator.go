@@ -886,7 +886,11 @@ func (c *Coordinator) awaits(module string) bool {
 
 // decodeAnnounced decodes the result announced for module.
 func (c *Coordinator) decodeAnnounced(module, raw string) (distributed.Result, error) {
-	return decodeWireResult("announcement on channel "+c.keys.events()+" for "+module, module, raw)
+	r, err := decodeWireResult("", module, raw)
+	if err != nil { // decoded again to say where: that string is built only on error
+		_, err = decodeWireResult("announcement on channel "+c.keys.events()+" for "+module, module, raw)
+	}
+	return r, err
 }
 
 func (c *Coordinator) readResult(ctx context.Context, module string) (distributed.Result, bool, string, error) {

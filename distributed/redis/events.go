@@ -35,21 +35,33 @@ type subscriber struct {
 	// hub delivers the results of watched modules (watch.go).
 	hub *watchHub
 
-	mu        sync.Mutex
-	epoch     uint64 // incremented on every confirmed (re)subscription
-	ready     chan struct{}
-	broken    chan struct{} // closed when the server refused the subscription
-	refused   error         // the server's refusal, set before broken closes
-	announced map[string]bool
-	payloads  map[string]string        // result JSON that came with an announcement
-	stateSeq  uint64                   // incremented on every state announcement
-	global    chan struct{}            // closed and replaced on state events and resubscriptions
-	modules   map[string]chan struct{} // closed when that module's result is announced
-	// Results announced for modules this process awaits are decoded here,
-	// once, on this goroutine (see decodeWanted).
-	wanted  func(module string) bool
-	decode  func(module, payload string) (distributed.Result, error)
-	decoded map[string]decodedResult
+	mu      sync.Mutex
+	epoch   uint64 // incremented on every confirmed (re)subscription
+	ready   chan struct{}
+	broken  chan struct{} // closed when the server refused the subscription
+	refused error         // the server's refusal, set before broken closes
+	// heard holds every module whose result was announced, with what
+	// came along (one map: one lookup and insertion per announcement).
+	heard    map[string]heardResult
+	stateSeq uint64                   // incremented on every state announcement
+	global   chan struct{}            // closed and replaced on state events and resubscriptions
+	modules  map[string]chan struct{} // closed when that module's result is announced
+	// Results announced for modules this process awaits (and does not
+	// watch) are decoded here, once, on this goroutine (see decodeAwaited).
+	wanted func(module string) bool
+	decode func(module, payload string) (distributed.Result, error)
+
+	// Scratch space of announce, reused from message to message (only
+	// the loop's goroutine handles messages).
+	taken   []takenWatch
+	awaited []int
+}
+
+// heardResult is what the subscriber kept of a module's announcements.
+type heardResult struct {
+	payload string         // the result JSON that came along, if has
+	has     bool           // a result came along (a bare name keeps an earlier one)
+	dec     *decodedResult // payload decoded on arrival for an awaiter; nil: not decoded
 }
 
 // decodedResult is an announced result decoded by the subscriber.
@@ -66,8 +78,8 @@ func startSubscriber(parent context.Context, client goredis.UniversalClient, cha
 	ctx, cancel := context.WithCancel(parent)
 	s := &subscriber{
 		client: client, channel: channel, onWake: onWake, ps: client.Subscribe(ctx, channel), cancel: cancel, done: make(chan struct{}),
-		ready: make(chan struct{}), broken: make(chan struct{}), announced: map[string]bool{}, payloads: map[string]string{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
-		wanted: wanted, decode: decode, decoded: map[string]decodedResult{}, followed: map[string]chan struct{}{}, life: ctx,
+		ready: make(chan struct{}), broken: make(chan struct{}), heard: map[string]heardResult{}, global: make(chan struct{}), modules: map[string]chan struct{}{},
+		wanted: wanted, decode: decode, followed: map[string]chan struct{}{}, life: ctx,
 	}
 	s.hub = newWatchHub(s)
 	go s.loop(ctx)
@@ -137,29 +149,92 @@ func (s *subscriber) loop(ctx context.Context) {
 func (s *subscriber) handle(msg any) (wakeClaimers bool) {
 	if m, ok := msg.(*goredis.Message); ok {
 		if anns, ok := announcements(m.Payload); ok {
-			dec := s.decodeWanted(anns)
-			s.mu.Lock()
-			for k, a := range anns {
-				if dec != nil && dec[k].ok && !dec[k].watched {
-					s.decoded[a.module] = dec[k].decodedResult
-				}
-				s.announceLocked(a.module, a.payload, a.hasPayload)
-			}
-			s.mu.Unlock()
-			// Recorded first: a watch that starts meanwhile finds it
-			// there, or is found here.
-			s.hub.announced(anns, dec)
+			s.announce(anns)
 			return false
 		}
 	}
 	var resubscribed, stateChanged bool
 	wake := s.record(msg, &resubscribed, &stateChanged)
-	if resubscribed {
-		s.hub.resubscribed()
-	} else if stateChanged {
-		s.hub.stateChanged()
+	if resubscribed || stateChanged {
+		s.hub.reread(resubscribed)
 	}
 	return wake
+}
+
+// announce records the announcements of one message and hands the watched
+// results to their watches. Both locks are taken once for the whole
+// message (a batch of results), the hub's inside the subscriber's: a
+// watch that starts meanwhile either is found here, or finds the
+// announcement recorded (WatchResults registers, then looks). Each result
+// is decoded once, outside the locks: by the hub for its watches, else
+// here if this process awaits it (decodeAwaited).
+func (s *subscriber) announce(anns []announcement) {
+	h := s.hub
+	taken, awaited := s.taken[:0], s.awaited[:0]
+	s.mu.Lock()
+	if h != nil {
+		h.mu.Lock()
+	}
+	for k, a := range anns {
+		e := s.heard[a.module]
+		if a.hasPayload {
+			e.payload, e.has, e.dec = a.payload, true, nil
+		}
+		s.heard[a.module] = e
+		var watched bool
+		if h != nil {
+			taken, watched = h.announcedLocked(taken, k, a)
+		}
+		if !watched && a.hasPayload && s.decode != nil && s.wanted != nil && s.wanted(a.module) {
+			awaited = append(awaited, k) // its waiters wake once it is decoded
+			continue
+		}
+		s.wakeLocked(a.module)
+	}
+	if h != nil {
+		h.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if len(awaited) > 0 {
+		s.decodeAwaited(anns, awaited)
+	}
+	if len(taken) > 0 {
+		h.deliverTaken(taken, anns, nil)
+		clear(taken) // let the watches go
+	}
+	s.taken, s.awaited = taken[:0], awaited[:0]
+}
+
+// decodeAwaited decodes the results anns[k] for k in awaited, for modules
+// this process awaits and does not watch, keeps them and wakes their
+// waiters: AwaitResult takes them as they are. Decoding here, on one
+// goroutine whose stack has grown once, spares each awaiting goroutine
+// growing its own. Results nobody here awaits stay undecoded (a worker
+// hears every result of the run).
+func (s *subscriber) decodeAwaited(anns []announcement, awaited []int) {
+	dec := make([]decodedResult, len(awaited))
+	for j, k := range awaited {
+		dec[j].res, dec[j].err = s.decode(anns[k].module, anns[k].payload)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for j, k := range awaited {
+		m := anns[k].module
+		e := s.heard[m]
+		e.dec = &dec[j]
+		s.heard[m] = e
+		s.wakeLocked(m)
+	}
+}
+
+// wakeLocked wakes the waiters of module's result. Only they wake: with
+// thousands of modules in flight, waking all on every result would cost
+// quadratic work.
+func (s *subscriber) wakeLocked(module string) {
+	if ch, ok := s.modules[module]; ok {
+		close(ch)
+		delete(s.modules, module)
+	}
 }
 
 // record records a subscription confirmation or state message.
@@ -247,52 +322,11 @@ func announcements(msg string) ([]announcement, bool) {
 	return nil, false
 }
 
-// decodeWanted decodes the results that came with anns for modules this
-// process awaits or watches (by index in anns), and tells the watched ones
-// (a hint: the hub delivers). Decoding here, on one goroutine whose stack
-// has grown once, spares each awaiting goroutine growing its own. Results
-// nobody here awaits stay undecoded (a worker hears every result of the
-// run).
-func (s *subscriber) decodeWanted(anns []announcement) (dec []announced) {
-	if s.decode == nil {
-		return nil
-	}
-	for k, a := range anns {
-		if !a.hasPayload {
-			continue
-		}
-		w := s.hub.watched(a.module)
-		if !w && (s.wanted == nil || !s.wanted(a.module)) {
-			continue
-		}
-		if dec == nil {
-			dec = make([]announced, len(anns))
-		}
-		r, err := s.decode(a.module, a.payload)
-		dec[k] = announced{decodedResult: decodedResult{r, err}, ok: true, watched: w}
-	}
-	return dec
-}
-
-// announced is what decodeWanted made of one announcement: its decoded
-// result (ok), and whether the module was watched then (a hint).
+// announced is an announced result decoded already, if ok (see
+// watchHub.deliverTaken).
 type announced struct {
 	decodedResult
-	ok, watched bool
-}
-
-// announceLocked records the result announcement of mod. Only the waiters
-// of this module wake: with thousands of modules in flight, waking all on
-// every result would cost quadratic work.
-func (s *subscriber) announceLocked(mod, payload string, hasPayload bool) {
-	if hasPayload {
-		s.payloads[mod] = payload
-	}
-	s.announced[mod] = true
-	if ch, ok := s.modules[mod]; ok {
-		close(ch)
-		delete(s.modules, mod)
-	}
+	ok bool
 }
 
 type announcement struct {
@@ -317,7 +351,7 @@ func parseBatch(msg string) ([]announcement, bool) {
 			return "", 0, false
 		}
 		n, err := strconv.Atoi(num)
-		if err != nil || n < -1 || n > len(tail) || strconv.Itoa(n) != num {
+		if err != nil || n < -1 || n > len(tail) || !canonicalLength(num) {
 			return "", 0, false
 		}
 		if n == -1 {
@@ -340,6 +374,14 @@ func parseBatch(msg string) ([]announcement, bool) {
 		out = append(out, announcement{module: mod, payload: payload, hasPayload: n >= 0})
 	}
 	return out, true
+}
+
+// canonicalLength reports whether num, which strconv.Atoi read as a
+// number from -1 up, is written as strconv.Itoa writes it (no sign but
+// -1's, no leading zero), without writing it again (an allocation per
+// result of three digits or more).
+func canonicalLength(num string) bool {
+	return num == "0" || num == "-1" || num[0] >= '1' && num[0] <= '9'
 }
 
 // parseAnnouncement reads a message of the run's channel: "r:<module>"
@@ -400,7 +442,8 @@ func (s *subscriber) snapshot(module string) (epoch uint64, announced bool, stat
 		}
 		moduleNext = ch
 	}
-	return s.epoch, s.announced[module], s.stateSeq, moduleNext, s.global
+	_, announced = s.heard[module]
+	return s.epoch, announced, s.stateSeq, moduleNext, s.global
 }
 
 // result returns the announced result of module if it was decoded on
@@ -408,16 +451,18 @@ func (s *subscriber) snapshot(module string) (epoch uint64, announced bool, stat
 func (s *subscriber) result(module string) (decodedResult, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, ok := s.decoded[module]
-	return d, ok
+	if d := s.heard[module].dec; d != nil {
+		return *d, true
+	}
+	return decodedResult{}, false
 }
 
 // payload returns the result JSON announced for module, if it came along.
 func (s *subscriber) payload(module string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.payloads[module]
-	return p, ok
+	e := s.heard[module]
+	return e.payload, e.has
 }
 
 // currentEpoch returns the subscription epoch.
@@ -432,6 +477,6 @@ func (s *subscriber) currentEpoch() uint64 {
 func (s *subscriber) announcement(module string) (payload string, has, announced bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	payload, has = s.payloads[module]
-	return payload, has, s.announced[module]
+	e, announced := s.heard[module]
+	return e.payload, e.has, announced
 }

@@ -73,13 +73,7 @@ func (c *Coordinator) WatchResults(ctx context.Context, modules []string, delive
 	stop := context.AfterFunc(ctx, func() { h.drop(g) })
 	h.add(g, modules, unread, foreign, stop)
 	// Announced before the watch was registered: the subscriber kept it.
-	for _, m := range modules {
-		if payload, has, announced := c.events.announcement(m); has {
-			h.deliverRaw(m, payload)
-		} else if announced {
-			h.markDirty(m)
-		}
-	}
+	h.catchUp(modules)
 	return nil
 }
 
@@ -113,6 +107,10 @@ type watchGroup struct {
 	left    int // modules not delivered yet (guarded by the hub's mu)
 	ended   bool
 	stop    func() bool // unregisters the AfterFunc on ctx
+	// self holds g: byModule's list of a module only g watches is self[:],
+	// shared by g's modules and never written (add and drop copy or
+	// shrink), which spares an allocation per watched module.
+	self [1]*watchGroup
 }
 
 func newWatchHub(s *subscriber) *watchHub {
@@ -167,8 +165,13 @@ func (h *watchHub) add(g *watchGroup, modules, unread []string, foreign bool, st
 		return
 	}
 	g.modules = modules
+	g.self[0] = g
 	for _, m := range modules {
-		h.byModule[m] = append(h.byModule[m], g)
+		if gs, ok := h.byModule[m]; ok {
+			h.byModule[m] = append(gs[:len(gs):len(gs)], g) // a copy: gs may be another group's self
+		} else {
+			h.byModule[m] = g.self[:]
+		}
 	}
 	for _, m := range unread {
 		h.dirty[m] = struct{}{}
@@ -193,6 +196,8 @@ func (h *watchHub) drop(g *watchGroup) {
 		gs := h.byModule[m]
 		for k, x := range gs {
 			if x == g {
+				// In place: a list of two or more is this module's own
+				// (add copies), and one of one is emptied, not written.
 				gs = append(gs[:k], gs[k+1:]...)
 				break
 			}
@@ -203,17 +208,6 @@ func (h *watchHub) drop(g *watchGroup) {
 			h.byModule[m] = gs
 		}
 	}
-}
-
-// watched reports whether module is watched (a hint: it may change at once).
-func (h *watchHub) watched(module string) bool {
-	if h == nil { // a subscriber made without one (tests)
-		return false
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, ok := h.byModule[module]
-	return ok
 }
 
 // take removes the watches of module and returns them: whoever takes a
@@ -258,47 +252,103 @@ func (h *watchHub) deliver(module string, r distributed.Result, err error) {
 	}
 }
 
-// deliverRaw decodes an announced result of module and delivers it, if
-// module is watched.
-func (h *watchHub) deliverRaw(module, payload string) {
-	gs := h.take(module)
-	if gs == nil {
-		return
-	}
-	r, err := h.c.decodeAnnounced(module, payload)
-	h.deliverTo(gs, module, r, h.latchLater(err))
+// takenWatch is a watch taken for the announcement anns[k] (see
+// announcedLocked): whoever takes a watch delivers it, so each is
+// delivered once. live and last are as deliverTo would find them.
+type takenWatch struct {
+	k          int
+	g          *watchGroup
+	live, last bool
 }
 
-// announced handles announcements the subscriber recorded: results that
-// came along are delivered (dec holds those it decoded already, by index
-// in anns; nil: none); a bare name is read from Redis.
-func (h *watchHub) announced(anns []announcement, dec []announced) {
-	if h == nil { // a subscriber made without one (tests)
-		return
+// announcedLocked handles the announcement a (anns[k]) of a module, if it
+// is watched: a result that came along is delivered, the watches being
+// taken onto taken; a bare name is read from Redis. Both the subscriber's
+// lock and h.mu are held.
+func (h *watchHub) announcedLocked(taken []takenWatch, k int, a announcement) (_ []takenWatch, watched bool) {
+	gs, ok := h.byModule[a.module]
+	if !ok {
+		return taken, false
 	}
+	if !a.hasPayload {
+		h.dirty[a.module] = struct{}{}
+		h.kickLocked()
+		return taken, true
+	}
+	delete(h.byModule, a.module)
+	delete(h.dirty, a.module)
+	for _, g := range gs {
+		g.left--
+		taken = append(taken, takenWatch{k: k, g: g, live: !g.ended, last: g.left == 0})
+	}
+	return taken, true
+}
+
+// deliverTaken delivers the results of anns to the watches taken for them
+// (in the order of anns), each result decoded once: dec holds those
+// decoded already (by index in anns; nil: none).
+func (h *watchHub) deliverTaken(taken []takenWatch, anns []announcement, dec []announced) {
+	for j := 0; j < len(taken); {
+		a := anns[taken[j].k]
+		var d decodedResult
+		if dec != nil && dec[taken[j].k].ok {
+			d = dec[taken[j].k].decodedResult
+		} else {
+			d.res, d.err = h.decode(a.module, a.payload)
+		}
+		err := h.latchLater(d.err)
+		for k := taken[j].k; j < len(taken) && taken[j].k == k; j++ {
+			t := taken[j]
+			if t.live && t.g.ctx.Err() == nil {
+				t.g.deliver(a.module, d.res, err)
+			}
+			if t.last {
+				t.g.stop()
+			}
+		}
+	}
+}
+
+// decode decodes an announced result of module.
+func (h *watchHub) decode(module, payload string) (distributed.Result, error) {
+	if h.s.decode != nil {
+		return h.s.decode(module, payload)
+	}
+	return h.c.decodeAnnounced(module, payload)
+}
+
+// catchUp delivers to the watches of modules what the subscriber heard of
+// them before they were registered: a result that came along (as decoded
+// on arrival, if it was), else a bare name to read from Redis.
+func (h *watchHub) catchUp(modules []string) {
+	var (
+		taken []takenWatch
+		anns  []announcement
+		dec   []announced
+	)
+	s := h.s
+	s.mu.Lock()
 	h.mu.Lock()
-	if len(h.byModule) == 0 {
-		h.mu.Unlock()
-		return
+	for _, m := range modules {
+		e, heard := s.heard[m]
+		if !heard {
+			continue
+		}
+		a := announcement{module: m, payload: e.payload, hasPayload: e.has}
+		var watched bool
+		if taken, watched = h.announcedLocked(taken, len(anns), a); !watched || !e.has {
+			continue
+		}
+		var d announced
+		if e.dec != nil {
+			d = announced{decodedResult: *e.dec, ok: true}
+		}
+		anns = append(anns, a)
+		dec = append(dec, d)
 	}
 	h.mu.Unlock()
-	for k, a := range anns {
-		if !a.hasPayload {
-			h.markDirty(a.module)
-			continue
-		}
-		gs := h.take(a.module)
-		if gs == nil {
-			continue
-		}
-		var d decodedResult
-		if dec != nil && dec[k].ok {
-			d = dec[k].decodedResult
-		} else {
-			d.res, d.err = h.c.decodeAnnounced(a.module, a.payload)
-		}
-		h.deliverTo(gs, a.module, d.res, h.latchLater(d.err))
-	}
+	s.mu.Unlock()
+	h.deliverTaken(taken, anns, dec)
 }
 
 // latchLater has the reader latch err, a decoding error (ErrCorrupt), as
@@ -316,19 +366,10 @@ func (h *watchHub) latchLater(err error) error {
 	return err
 }
 
-// markDirty has module read from Redis, if it is watched.
-func (h *watchHub) markDirty(module string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.byModule[module]; ok {
-		h.dirty[module] = struct{}{}
-		h.kickLocked()
-	}
-}
-
-// resubscribed has every watched module read again: announcements may
-// have been missed while the subscription was down.
-func (h *watchHub) resubscribed() {
+// reread has the reader read the run's state (a state announcement: a
+// completed run ends the watches) and, with all (a resubscription, after
+// which announcements may have been missed), every watched module again.
+func (h *watchHub) reread(all bool) {
 	if h == nil { // a subscriber made without one (tests)
 		return
 	}
@@ -337,23 +378,10 @@ func (h *watchHub) resubscribed() {
 	if h.c == nil {
 		return
 	}
-	for m := range h.byModule {
-		h.dirty[m] = struct{}{}
-	}
-	h.stateDirty = true
-	h.kickLocked()
-}
-
-// stateChanged has the reader read the run's state (a completed run ends
-// the watches).
-func (h *watchHub) stateChanged() {
-	if h == nil { // a subscriber made without one (tests)
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.c == nil {
-		return
+	if all {
+		for m := range h.byModule {
+			h.dirty[m] = struct{}{}
+		}
 	}
 	h.stateDirty = true
 	h.kickLocked()
@@ -457,11 +485,13 @@ func (h *watchHub) read(ctx context.Context, mods []string, stateDirty, foreign 
 		chunk := mods[:n]
 		mods = mods[n:]
 		args := make([]any, 0, len(chunk))
+		h.mu.Lock()
 		for _, m := range chunk {
-			if h.watched(m) {
+			if _, watched := h.byModule[m]; watched {
 				args = append(args, m)
 			}
 		}
+		h.mu.Unlock()
 		if len(args) == 0 {
 			continue
 		}

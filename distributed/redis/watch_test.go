@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -247,5 +249,124 @@ func TestWatchDeliversAnAnnouncementHeardBeforeIt(t *testing.T) {
 	}
 	if v, err := log.wait(t, "early"); err != nil || v != `"e"` {
 		t.Errorf("watch started after the announcement: %s, %v; want \"e\"", v, err)
+	}
+}
+
+// TestWatchesSharingAModuleEachGetTheirOwn: watches of one module each
+// get its result once, whether they started before its announcement
+// (handed over together) or after it; and a result decoded on arrival (a
+// module queued here, not watched yet) is not decoded again for the later
+// watches: they get that very decoding.
+func TestWatchesSharingAModuleEachGetTheirOwn(t *testing.T) {
+	srv := redistest.Start(t)
+	master, worker := watchPair(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := master.EnqueueBatch(ctx, []distributed.Assignment{{Module: "early", Attempt: 1, Requires: []string{"w"}}, {Module: "late", Attempt: 1, Requires: []string{"w"}}}); err != nil {
+		t.Fatal(err)
+	}
+	type got struct {
+		module string
+		value  []byte
+		err    error
+	}
+	var mu sync.Mutex
+	gots := map[int][]got{}
+	changed := make(chan struct{}, 16)
+	watch := func(id int, modules ...string) {
+		t.Helper()
+		err := master.WatchResults(ctx, modules, func(m string, r distributed.Result, err error) {
+			mu.Lock()
+			gots[id] = append(gots[id], got{m, r.Value, err})
+			mu.Unlock()
+			changed <- struct{}{}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish := func(module string, cls []distributed.Claim) {
+		t.Helper()
+		for _, cl := range cls {
+			if cl.Assignment.Module == module {
+				err := worker.Publish(ctx, distributed.Result{Module: module, Lease: cl.Lease, Status: distributed.StatusSucceeded, Value: []byte(`"` + module + `"`), Attempts: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+		}
+		t.Fatalf("%s not claimed", module)
+	}
+	cls, err := worker.ClaimBatch(ctx, 1, []string{"w"}, 2)
+	if err != nil || len(cls) != 2 {
+		t.Fatalf("claims: %v, %v", cls, err)
+	}
+	watch(0, "late")
+	watch(1, "late")
+	_, _, _, next, _ := master.events.snapshot("early")
+	publish("early", cls)
+	select {
+	case <-next:
+	case <-ctx.Done():
+		t.Fatal("the master never heard the announcement")
+	}
+	arrival, ok := master.events.result("early")
+	if !ok || arrival.err != nil {
+		t.Fatalf("the result of a module queued here was not decoded on arrival: %+v, %v", arrival, ok)
+	}
+	watch(2, "early", "late")
+	watch(3, "early")
+	publish("late", cls)
+	want := map[int][]string{0: {"late"}, 1: {"late"}, 2: {"early", "late"}, 3: {"early"}}
+	for n := 0; n < 5; n++ {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("deliveries: %+v", gots)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, mods := range want {
+		var ms []string
+		for _, g := range gots[id] {
+			ms = append(ms, g.module)
+			if g.err != nil || string(g.value) != `"`+g.module+`"` {
+				t.Errorf("watch %d, %s: %s, %v", id, g.module, g.value, g.err)
+			}
+			if g.module == "early" && len(g.value) > 0 && &g.value[0] != &arrival.res.Value[0] {
+				t.Errorf("watch %d got early decoded anew, not as decoded on arrival", id)
+			}
+		}
+		slices.Sort(ms)
+		if !slices.Equal(ms, mods) {
+			t.Errorf("watch %d got %v, want %v once each", id, ms, mods)
+		}
+	}
+}
+
+// TestDecodeAnnouncedSaysWhereOnlyOnError: decoding an announced result
+// allocates nothing for the error's "where" unless it fails, and then
+// names the channel and the module.
+func TestDecodeAnnouncedSaysWhereOnlyOnError(t *testing.T) {
+	c := &Coordinator{keys: newKeys("", "run")}
+	w := toWireResult(distributed.Result{Module: "m", Status: distributed.StatusSucceeded, Value: []byte(`{}`), Attempts: 1,
+		Lease: distributed.Lease{Module: "m", Attempt: 1, Holder: 1, Session: "s", Token: "t.1"}})
+	raw, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.decodeAnnounced("m", string(raw)); err != nil {
+		t.Fatal(err)
+	}
+	bare := testing.AllocsPerRun(100, func() { _, _ = decodeWireResult("", "m", string(raw)) })
+	announced := testing.AllocsPerRun(100, func() { _, _ = c.decodeAnnounced("m", string(raw)) })
+	if announced != bare {
+		t.Errorf("decodeAnnounced: %v allocations, decoding alone %v", announced, bare)
+	}
+	_, err = c.decodeAnnounced("other", string(raw))
+	if want := "announcement on channel " + c.keys.events() + " for other"; !errors.Is(err, distributed.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+		t.Errorf("misfiled result: %v; want ErrCorrupt saying %q", err, want)
 	}
 }

@@ -66,9 +66,10 @@ func (d *Dispatcher) awaitResults(is []int) {
 	}
 }
 
-// watched is the watcher's deliver: it posts the outcome of a node still
-// in flight to the finisher, without blocking. A run that ended needs no
-// outcome from here (as for an await that ends with ErrRunEnded).
+// watched is the watcher's deliver: it posts the outcome of a node to the
+// finisher, without blocking (the finisher passes over nodes no longer in
+// flight). A run that ended needs no outcome from here (as for an await
+// that ends with ErrRunEnded).
 func (d *Dispatcher) watched(module string, res distributed.Result, err error) {
 	if errors.Is(err, distributed.ErrRunEnded) {
 		return
@@ -77,18 +78,17 @@ func (d *Dispatcher) watched(module string, res distributed.Result, err error) {
 	if !ok {
 		return
 	}
-	d.mu.Lock()
-	_, inFlight := d.flights[i]
-	d.mu.Unlock()
-	if !inFlight {
-		return // settled already: delivered by this instance's executor, or ended
-	}
 	d.inMu.Lock()
 	d.inbox = append(d.inbox, arrival{i: i, res: res, err: err})
+	first := len(d.inbox) == 1
 	d.inMu.Unlock()
-	select {
-	case d.inKick <- struct{}{}:
-	default:
+	// Only the first arrival of a batch kicks: the kick it sent is pending,
+	// or the finisher took it and has yet to take the inbox, with the rest.
+	if first {
+		select {
+		case d.inKick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -116,8 +116,19 @@ func (d *Dispatcher) finisher() {
 			d.inMu.Lock()
 			batch, d.inbox = d.inbox, batch[:0]
 			d.inMu.Unlock()
+			// Settled already (delivered by this instance's executor, or
+			// ended): passed over, looked up under one lock for the batch.
+			d.mu.Lock()
 			for k, a := range batch {
-				d.settle(a)
+				if _, inFlight := d.flights[a.i]; !inFlight {
+					batch[k].i = -1
+				}
+			}
+			d.mu.Unlock()
+			for k, a := range batch {
+				if a.i >= 0 {
+					d.settle(a)
+				}
 				batch[k] = arrival{} // let the result's memory go
 			}
 		case <-d.life.Done():

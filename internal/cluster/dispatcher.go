@@ -94,7 +94,9 @@ type flight struct {
 // NewDispatcher returns a dispatcher for nodes (indexed like the scheduler's).
 func NewDispatcher(cfg Config, host Host, nodes []NodeInfo) *Dispatcher {
 	life, cancel := context.WithCancel(context.Background())
-	d := &Dispatcher{cfg: cfg, host: host, nodes: nodes, index: map[string]int{}, life: life, cancel: cancel, flights: map[int]*flight{},
+	// Sized for the plan: a flat plan has every node in flight at once,
+	// and growing the maps would copy them over and over.
+	d := &Dispatcher{cfg: cfg, host: host, nodes: nodes, index: make(map[string]int, len(nodes)), life: life, cancel: cancel, flights: make(map[int]*flight, len(nodes)),
 		kick: make(chan struct{}, 1), flushed: make(chan struct{}), arrived: make(chan arrival, 256), finished: make(chan struct{}), inKick: make(chan struct{}, 1)}
 	d.watcher, _ = cfg.Coord.(distributed.ResultWatcher)
 	for i, n := range nodes {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -141,5 +143,161 @@ func TestParkedModuleWatchedOnceQueued(t *testing.T) {
 		}
 	case <-time.After(waitFor):
 		t.Fatal("the result of a module queued after parking never arrived")
+	}
+}
+
+// burstWatch is the in-memory coordinator with a ResultWatcher that only
+// records the watches: the test delivers.
+type burstWatch struct {
+	*distributed.InMemory
+	mu      sync.Mutex
+	deliver func(string, distributed.Result, error)
+	modules []string
+}
+
+func (b *burstWatch) WatchResults(_ context.Context, modules []string, deliver func(string, distributed.Result, error)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deliver = deliver
+	b.modules = append(b.modules, modules...)
+	return nil
+}
+
+// A burst of watched results, delivered from several goroutines at once
+// (as a batch announcement is), all settle, each once; so do results
+// delivered after the burst, when the finisher is idle again.
+func TestBurstOfWatchedArrivalsAllSettle(t *testing.T) {
+	const n = 400
+	var bw *burstWatch
+	nodes := make([]NodeInfo, n)
+	for k := range nodes {
+		nodes[k] = NodeInfo{Name: fmt.Sprintf("m%03d", k), Requires: []string{"linux"}}
+	}
+	m := newMasterOver(t, func(c *distributed.InMemory) distributed.Coordinator {
+		bw = &burstWatch{InMemory: c}
+		return bw
+	}, 2, 3, nodes...)
+	m.outs = make(chan engine.Outcome, n)
+	m.join(0, distributed.MasterCapability)
+	m.join(1, "linux")
+	for _, nd := range nodes {
+		m.dispatch(nd.Name)
+	}
+	deadline := time.Now().Add(waitFor)
+	for {
+		bw.mu.Lock()
+		watched := len(bw.modules)
+		bw.mu.Unlock()
+		if watched == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d modules watched", watched, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	result := func(module string) distributed.Result {
+		return distributed.Result{Module: module, Status: distributed.StatusSucceeded, Value: []byte(`1`), Attempts: 1,
+			Lease: distributed.Lease{Module: module, Attempt: 1, Holder: 1, Session: "s1", Token: "t"}}
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for k := g; k < n-10; k += 4 {
+				bw.deliver(nodes[k].Name, result(nodes[k].Name), nil)
+			}
+		})
+	}
+	wg.Wait()
+	collect := func(count int) {
+		t.Helper()
+		for range count {
+			o := m.outcome()
+			if o.Status != engine.Succeeded || o.Instance != 1 {
+				t.Errorf("outcome %s on %d, %v", o.Status, o.Instance, o.Err)
+			}
+		}
+	}
+	collect(n - 10)
+	for k := n - 10; k < n; k++ { // one at a time, the finisher idle
+		bw.deliver(nodes[k].Name, result(nodes[k].Name), nil)
+		collect(1)
+	}
+	// Delivered again: settled already, nothing more comes.
+	bw.deliver(nodes[0].Name, result(nodes[0].Name), nil)
+	m.d.Close()
+	if len(m.outs) != 0 {
+		t.Errorf("%d outcomes more than the %d modules", len(m.outs), n)
+	}
+	m.d.mu.Lock()
+	left := len(m.d.flights)
+	m.d.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d flights left", left)
+	}
+}
+
+// An arrival kicks the finisher only when the inbox was empty: with
+// arrivals waiting, the finisher is due already and takes them all.
+func TestOnlyTheFirstArrivalOfABatchKicksTheFinisher(t *testing.T) {
+	d := &Dispatcher{index: map[string]int{"a": 0, "b": 1, "c": 2}, inKick: make(chan struct{}, 1)}
+	kicked := func() bool {
+		select {
+		case <-d.inKick:
+			return true
+		default:
+			return false
+		}
+	}
+	d.watched("a", distributed.Result{}, nil)
+	if !kicked() {
+		t.Fatal("the first arrival did not kick the finisher")
+	}
+	// The finisher took the kick and has yet to take the inbox.
+	d.watched("b", distributed.Result{}, nil)
+	d.watched("c", distributed.Result{}, nil)
+	if kicked() {
+		t.Error("an arrival into a waiting inbox kicked the finisher again")
+	}
+	d.inMu.Lock()
+	inbox := len(d.inbox)
+	d.inbox = d.inbox[:0] // the finisher takes the inbox
+	d.inMu.Unlock()
+	if inbox != 3 {
+		t.Errorf("inbox of %d arrivals, want 3", inbox)
+	}
+	d.watched("a", distributed.Result{}, nil)
+	if !kicked() {
+		t.Error("the first arrival after the finisher took the inbox did not kick it")
+	}
+	d.watched("unknown", distributed.Result{}, nil)
+	d.watched("b", distributed.Result{}, fmt.Errorf("over: %w", distributed.ErrRunEnded))
+	if len(d.inbox) != 1 {
+		t.Errorf("inbox of %d arrivals; an unknown module and a run that ended post nothing", len(d.inbox))
+	}
+}
+
+// The dispatcher's maps are sized for the plan: putting every node in
+// flight (a flat plan) does not grow the map (a few allocations elsewhere
+// in the process are tolerated).
+func TestDispatcherFlightsSizedForThePlan(t *testing.T) {
+	const n = 2000
+	nodes := make([]NodeInfo, n)
+	for k := range nodes {
+		nodes[k] = NodeInfo{Name: fmt.Sprintf("m%d", k)}
+	}
+	d := NewDispatcher(testConfig(distributed.NewInMemory(), 0), newHost(nil), nodes)
+	defer d.Close()
+	f := &flight{}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	d.mu.Lock()
+	for i := range n {
+		d.flights[i] = f
+	}
+	d.mu.Unlock()
+	runtime.ReadMemStats(&after)
+	if grew := after.Mallocs - before.Mallocs; grew >= 10 { // unsized: about 30
+		t.Errorf("putting %d nodes in flight made %d allocations", n, grew)
 	}
 }
