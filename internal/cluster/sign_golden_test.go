@@ -76,18 +76,23 @@ func TestSignerConcurrentUse(t *testing.T) {
 // The signer reuses its HMAC state: verifying allocates nothing, signing
 // only the MAC it returns.
 func TestSignerAllocations(t *testing.T) {
+	// The race detector makes sync.Pool drop a quarter of what is put back
+	// at random, so under it a pooled state is sometimes built anew: the
+	// bounds then allow that on average, still far below the 17 and 35
+	// allocations of a signer without a pool.
+	verifyMax, signMax := 0.0, 1.0
 	if raceEnabled {
-		t.Skip("the race detector makes sync.Pool drop items at random")
+		verifyMax, signMax = 6, 8
 	}
 	s := NewSigner(testSecret, "run-1")
 	a := distributed.Assignment{Module: "build", Attempt: 1, Requires: []string{"linux"}, Priority: 3}
 	s.SignAssignment(&a)
 	r := sampleResult()
 	// Pools drop their content at GCs; AllocsPerRun averages over runs.
-	if n := testing.AllocsPerRun(100, func() { _ = s.VerifyAssignment(a, 1) }); n > 0 {
-		t.Errorf("VerifyAssignment allocates %v times, want 0", n)
+	if n := testing.AllocsPerRun(200, func() { _ = s.VerifyAssignment(a, 1) }); n > verifyMax {
+		t.Errorf("VerifyAssignment allocates %v times, want at most %v", n, verifyMax)
 	}
-	if n := testing.AllocsPerRun(100, func() { s.SignResult(&r) }); n > 1 {
-		t.Errorf("SignResult allocates %v times, want 1 (the MAC)", n)
+	if n := testing.AllocsPerRun(200, func() { s.SignResult(&r) }); n > signMax {
+		t.Errorf("SignResult allocates %v times, want at most %v (the MAC)", n, signMax)
 	}
 }
