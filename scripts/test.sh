@@ -38,7 +38,8 @@ go test -race -count=1 -timeout 20m ./...
 # redaction and the go test -json parser, briefly (5s each; `go test -fuzz`
 # takes one target at a time).
 for target in FuzzDecodeLease FuzzDecodeRegistration FuzzDecodeAssignment FuzzDecodeResult \
-  FuzzParseState FuzzAnnouncement FuzzBatchAnnouncement FuzzBeatAndClaimRecord FuzzClaimReply; do
+  FuzzParseState FuzzAnnouncement FuzzBatchAnnouncement FuzzBeatAndClaimRecord FuzzClaimReply \
+  FuzzFastEncodeMatchesJSON; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 5s ./distributed/redis/
 done
 go test -run '^$' -fuzz '^FuzzURL$' -fuzztime 5s ./internal/redact/

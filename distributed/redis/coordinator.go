@@ -57,6 +57,10 @@ func (c *Coordinator) runRetryKeys(ctx context.Context, name string, s *goredis.
 func enqueueArgs(as []distributed.Assignment) (rks []string, args []any, err error) {
 	index := map[string]int{}
 	groups := make([]any, 0, 5*len(as))
+	// All the assignments' JSON goes into one buffer, made one string at
+	// the end: one allocation per batch rather than two per assignment.
+	var buf []byte
+	ends := make([]int, 0, len(as))
 	for _, a := range as {
 		if err := distributed.ValidateAssignment(a); err != nil {
 			return nil, nil, err
@@ -71,8 +75,18 @@ func enqueueArgs(as []distributed.Assignment) (rks []string, args []any, err err
 			i = len(rks)
 			index[rk] = i
 		}
-		payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: ident.Lower(a.Requires), Priority: a.Priority, MAC: a.MAC})
-		groups = append(groups, a.Module, a.Attempt, i, a.Priority, string(payload))
+		w := wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: ident.Lower(a.Requires), Priority: a.Priority, MAC: a.MAC}
+		if buf == nil {
+			buf = make([]byte, 0, len(as)*assignmentSize(&w))
+		}
+		buf = appendAssignment(buf, &w)
+		ends = append(ends, len(buf))
+		groups = append(groups, a.Module, a.Attempt, i, a.Priority, nil)
+	}
+	all, start := string(buf), 0
+	for k, end := range ends {
+		groups[5*k+4] = all[start:end]
+		start = end
 	}
 	args = make([]any, 0, 1+len(rks)+len(groups))
 	args = append(args, len(rks))
@@ -717,6 +731,10 @@ const maxAnnounced = 65536
 func (c *Coordinator) publishArgs(rs []distributed.Result, errs []error, args []any) ([]any, []int) {
 	args = append(args, c.keys.results(), c.keys.names())
 	var sent []int
+	// All the results' JSON goes into one buffer, made one string at the
+	// end: one allocation per batch rather than two per result.
+	var buf []byte
+	var at, ends []int // where each payload goes in args, and its end in buf
 	for i, r := range rs {
 		if err := distributed.ValidateResult(r); err != nil {
 			errs[i] = err
@@ -724,18 +742,30 @@ func (c *Coordinator) publishArgs(rs []distributed.Result, errs []error, args []
 		}
 		w := toWireResult(r)
 		w.Nonce = ident.Random(12)
-		payload, err := json.Marshal(w)
-		if err != nil {
+		if buf == nil {
+			buf = make([]byte, 0, len(rs)*resultSize(&w))
+		}
+		start := len(buf)
+		var err error
+		if buf, err = appendResult(buf, &w); err != nil {
+			buf = buf[:start]
 			errs[i] = fmt.Errorf("%w: result of %s: %v", distributed.ErrInvalid, r.Module, err)
 			continue
 		}
 		size := "-1:"
-		if len(payload) <= maxAnnounced {
-			size = strconv.Itoa(len(payload)) + ":"
+		if len(buf)-start <= maxAnnounced {
+			size = strconv.Itoa(len(buf)-start) + ":"
 		}
-		args = append(args, r.Module, leaseHead(r.Lease.Token), string(payload), strconv.Itoa(len(r.Module))+":"+r.Module, size)
+		at = append(at, len(args)+2)
+		ends = append(ends, len(buf))
+		args = append(args, r.Module, leaseHead(r.Lease.Token), nil, strconv.Itoa(len(r.Module))+":"+r.Module, size)
 		sent = append(sent, i)
 		c.ownRes.Store(r.Module, true)
+	}
+	all, start := string(buf), 0
+	for k, end := range ends {
+		args[at[k]] = all[start:end]
+		start = end
 	}
 	return args, sent
 }
