@@ -475,7 +475,7 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 	}
 	limit = min(max(1, limit), distributed.MaxBatch)
 	capSet := capabilitySet(caps)
-	reqID := ident.Random(12)
+	reqID := c.ids.next()
 	// Registered before the first script runs, so no announcement made
 	// after it can be missed (see keys.go).
 	w := &waiter{ctl: c.keys.ctl(reqID)}
@@ -741,7 +741,7 @@ func (c *Coordinator) publishArgs(rs []distributed.Result, errs []error, args []
 			continue
 		}
 		w := toWireResult(r)
-		w.Nonce = ident.Random(12)
+		w.Nonce = c.ids.next()
 		if buf == nil {
 			buf = make([]byte, 0, len(rs)*resultSize(&w))
 		}
