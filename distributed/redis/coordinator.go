@@ -61,21 +61,28 @@ func enqueueArgs(as []distributed.Assignment) (rks []string, args []any, err err
 	// the end: one allocation per batch rather than two per assignment.
 	var buf []byte
 	ends := make([]int, 0, len(as))
-	for _, a := range as {
+	// A batch's assignments mostly share their requirements: the key and
+	// the lower-cased list are made again only when they change.
+	var prev, lower []string
+	i := 0
+	for n, a := range as {
 		if err := distributed.ValidateAssignment(a); err != nil {
 			return nil, nil, err
 		}
-		rk, err := reqKey(a.Requires)
-		if err != nil {
-			return nil, nil, err
+		if n == 0 || !slices.Equal(a.Requires, prev) {
+			rk, err := reqKey(a.Requires)
+			if err != nil {
+				return nil, nil, err
+			}
+			var ok bool
+			if i, ok = index[rk]; !ok {
+				rks = append(rks, rk)
+				i = len(rks)
+				index[rk] = i
+			}
+			prev, lower = a.Requires, ident.Lower(a.Requires)
 		}
-		i, ok := index[rk]
-		if !ok {
-			rks = append(rks, rk)
-			i = len(rks)
-			index[rk] = i
-		}
-		w := wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: ident.Lower(a.Requires), Priority: a.Priority, MAC: a.MAC}
+		w := wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: lower, Priority: a.Priority, MAC: a.MAC}
 		if buf == nil {
 			buf = make([]byte, 0, len(as)*assignmentSize(&w))
 		}
@@ -348,9 +355,7 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 	if err := c.connect(); err != nil {
 		return err
 	}
-	for _, a := range as {
-		c.markEnqueued(ctx, a.Module)
-	}
+	c.markEnqueued(ctx, as)
 	v, err := c.runRetryKeys(ctx, "enqueueing "+as[0].Module, scriptEnqueue, c.keys.with(rks), args...)
 	if err != nil {
 		return err
@@ -362,7 +367,7 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 	return nil
 }
 
-// markEnqueued remembers that module was queued by this coordinator while
+// markEnqueued remembers that each module of as was queued by this coordinator while
 // its subscription was live, so AwaitResult can wait for the announcement
 // without a first read.
 //
@@ -370,7 +375,10 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 // that carries them (see keys.results). It does not wait here for that
 // subscription (a master subscribed when it registered): a module queued
 // before it was confirmed has its result read once when awaited.
-func (c *Coordinator) markEnqueued(ctx context.Context, module string) {
+//
+// The subscription's state is read once for the batch (as), not once per
+// assignment: the batch is queued by one script, after this.
+func (c *Coordinator) markEnqueued(ctx context.Context, as []distributed.Assignment) {
 	confirmed := c.events.startFollow(c.logCtx(ctx), c.keys.results())
 	heard := false
 	select {
@@ -378,7 +386,10 @@ func (c *Coordinator) markEnqueued(ctx context.Context, module string) {
 		heard = true
 	default:
 	}
-	c.enqueued.Store(module, enqueueMark{epoch: c.events.currentEpoch(), heard: heard})
+	var mark any = enqueueMark{epoch: c.events.currentEpoch(), heard: heard} // boxed once
+	for _, a := range as {
+		c.enqueued.Store(a.Module, mark)
+	}
 }
 
 // enqueueMark is what markEnqueued records: the subscription epoch, and
@@ -674,7 +685,7 @@ func (c *Coordinator) Reclaim(ctx context.Context, l distributed.Lease, next *di
 			return err
 		}
 		args = append(args, more...)
-		c.markEnqueued(ctx, next.Module)
+		c.markEnqueued(ctx, []distributed.Assignment{*next})
 	}
 	v, err := c.runRetryKeys(ctx, "reclaiming "+l.Module, scriptReclaim, c.keys.with(rks), args...)
 	if err != nil {

@@ -72,7 +72,10 @@ func appendAssignment(b []byte, a *wireAssignment) []byte {
 		ok = ok && plainString(r)
 	}
 	if !ok {
-		j, _ := json.Marshal(a) // cannot fail: strings, integers and bytes
+		// A copy, so that a does not escape (and cost its callers an
+		// allocation) on the fast path.
+		v := *a
+		j, _ := json.Marshal(v) // cannot fail: strings, integers and bytes
 		return append(b, j...)
 	}
 	b = appendString(append(b, `{"module":`...), a.Module)
@@ -105,7 +108,8 @@ func appendResult(b []byte, w *wireResult) ([]byte, error) {
 	if w.Error != nil || !plainString(w.Module) || !plainString(string(w.Status)) || !plainString(w.Reason) ||
 		!plainString(w.Nonce) || !plainString(l.Module) || !plainString(l.Session) || !plainString(l.Token) ||
 		(len(w.Value) > 0 && !plainValue(w.Value)) {
-		j, err := json.Marshal(w)
+		v := *w // see appendAssignment
+		j, err := json.Marshal(v)
 		return append(b, j...), err
 	}
 	b = appendString(append(b, `{"module":`...), w.Module)

@@ -42,7 +42,8 @@ func encodeCases() (as []wireAssignment, asPlain int, ws []wireResult, wsPlain i
 
 // TestFastEncodeWritesWhatJSONWrites: the encoders append byte for byte
 // what json.Marshal writes (and fail where it fails), and the common forms
-// take the fast path: no allocation in a buffer large enough, where
+// take the fast path: in a buffer large enough, no allocation (a result's
+// value is checked with json.Valid: fewer than json.Marshal), where
 // json.Marshal allocates its output.
 func TestFastEncodeWritesWhatJSONWrites(t *testing.T) {
 	as, asPlain, ws, wsPlain := encodeCases()
@@ -67,8 +68,12 @@ func TestFastEncodeWritesWhatJSONWrites(t *testing.T) {
 		if !bytes.Equal(got, want) || (err == nil) != (wantErr == nil) {
 			t.Errorf("result %d:\n got %s (%v)\nwant %s (%v)", i, got, err, want, wantErr)
 		}
-		if allocs := testing.AllocsPerRun(10, func() { _, _ = appendResult(buf[:0], &w) }); i < wsPlain && allocs != 0 {
-			t.Errorf("result %d: %v allocations, want none (the fast path): %s", i, allocs, want)
+		// json.Valid may allocate under the race detector (which drops
+		// items from sync.Pools): compared with json.Marshal, not zero.
+		allocs := testing.AllocsPerRun(10, func() { _, _ = appendResult(buf[:0], &w) })
+		marshal := testing.AllocsPerRun(10, func() { _, _ = json.Marshal(&w) })
+		if i < wsPlain && allocs >= marshal {
+			t.Errorf("result %d: %v allocations, json.Marshal %v; want fewer (the fast path): %s", i, allocs, marshal, want)
 		}
 	}
 }
