@@ -56,11 +56,11 @@ func (c *Coordinator) runRetryKeys(ctx context.Context, name string, s *goredis.
 // and returns the requirement keys they need (pass them to keys.with).
 func enqueueArgs(as []distributed.Assignment) (rks []string, args []any, err error) {
 	index := map[string]int{}
-	groups := make([]any, 0, 5*len(as))
-	// All the assignments' JSON goes into one buffer, made one string at
-	// the end: one allocation per batch rather than two per assignment.
+	groups := make([]any, 0, 4*len(as))
+	// All the assignments' members and JSON go into one buffer, made one
+	// string at the end: one allocation per batch, not some per assignment.
 	var buf []byte
-	ends := make([]int, 0, len(as))
+	ends := make([]int, 0, 2*len(as))
 	// A batch's assignments mostly share their requirements: the key and
 	// the lower-cased list are made again only when they change.
 	var prev, lower []string
@@ -86,13 +86,18 @@ func enqueueArgs(as []distributed.Assignment) (rks []string, args []any, err err
 		if buf == nil {
 			buf = make([]byte, 0, len(as)*assignmentSize(&w))
 		}
-		buf = appendAssignment(buf, &w)
+		// the member ("module#attempt"), then the JSON without the
+		// "0}" that ends it: the script appends the time it is queued
+		buf = strconv.AppendInt(append(append(buf, a.Module...), '#'), int64(a.Attempt), 10)
 		ends = append(ends, len(buf))
-		groups = append(groups, a.Module, a.Attempt, i, a.Priority, nil)
+		buf = appendAssignment(buf, &w)
+		buf = buf[:len(buf)-len("0}")]
+		ends = append(ends, len(buf))
+		groups = append(groups, nil, i, a.Priority, nil)
 	}
 	all, start := string(buf), 0
 	for k, end := range ends {
-		groups[5*k+4] = all[start:end]
+		groups[4*(k/2)+3*(k%2)] = all[start:end] // member and JSON: the first and last of a group
 		start = end
 	}
 	args = make([]any, 0, 1+len(rks)+len(groups))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -76,4 +77,72 @@ func TestEnqueueBatchMixedRequirements(t *testing.T) {
 	if per := allocs / float64(len(same)); per > 2.5 {
 		t.Errorf("enqueueArgs: %.2f allocations per assignment of a batch with one requirement set, want at most 2.5", per)
 	}
+}
+
+// TestEnqueueStampsServerTime: the caller sends each assignment's JSON
+// without its end, and the enqueue script (of EnqueueBatch and of
+// Reclaim) appends the server time: the stored record is what
+// json.Marshal writes with that time.
+func TestEnqueueStampsServerTime(t *testing.T) {
+	as := []distributed.Assignment{
+		{Module: "a", Attempt: 1, Requires: []string{"w"}, Priority: 2},
+		{Module: "b", Attempt: 3, Requires: []string{"w"}, Priority: -1, MAC: []byte("0123456789abcdef")},
+	}
+	_, args, err := enqueueArgs(as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range as {
+		member, payload := args[2+4*k], args[2+4*k+3]
+		if member != as[k].Module+"#"+strconv.Itoa(as[k].Attempt) || !strings.HasSuffix(payload.(string), `"enq_ms":`) {
+			t.Errorf("assignment %d sent as %q ... %q; want its member, and its JSON up to \"enq_ms\":", k, member, payload)
+		}
+	}
+
+	srv := redistest.Start(t)
+	master, worker, ctx := pcRun(t, srv.URL(), "stamp", 0)
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = admin.Close() })
+	serverMS := func() int64 {
+		tm, err := admin.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm.UnixMilli()
+	}
+	check := func(a distributed.Assignment, before, after int64) {
+		t.Helper()
+		raw, err := admin.HGet(ctx, master.keys.asg(), a.Module+"#"+strconv.Itoa(a.Attempt)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w wireAssignment
+		if err := json.Unmarshal([]byte(raw), &w); err != nil {
+			t.Fatalf("stored %s: %v", raw, err)
+		}
+		want, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: a.Requires, Priority: a.Priority, MAC: a.MAC, EnqMS: w.EnqMS})
+		if raw != string(want) || w.EnqMS < before || w.EnqMS > after {
+			t.Errorf("stored %s, want %s with enq_ms in [%d, %d]", raw, want, before, after)
+		}
+	}
+	before := serverMS()
+	if err := master.EnqueueBatch(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	after := serverMS()
+	for _, a := range as {
+		check(a, before, after)
+	}
+
+	cl, err := worker.Claim(ctx, 1, []string{"w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := cl.Assignment
+	next.Attempt++
+	before = serverMS()
+	if err := master.Reclaim(ctx, cl.Lease, &next); err != nil {
+		t.Fatal(err)
+	}
+	check(next, before, serverMS())
 }

@@ -49,7 +49,7 @@ func resultSize(w *wireResult) int {
 
 // assignmentSize is about the size of a's JSON, to size a buffer.
 func assignmentSize(a *wireAssignment) int {
-	return 96 + len(a.Module) + 16*len(a.Requires) + base64.StdEncoding.EncodedLen(len(a.MAC))
+	return 128 + 2*len(a.Module) + 16*len(a.Requires) + base64.StdEncoding.EncodedLen(len(a.MAC))
 }
 
 func appendString(b []byte, s string) []byte {
@@ -94,10 +94,10 @@ func appendAssignment(b []byte, a *wireAssignment) []byte {
 		b = append(b, ']')
 	}
 	b = strconv.AppendInt(append(b, `,"priority":`...), a.Priority, 10)
-	b = strconv.AppendInt(append(b, `,"enq_ms":`...), a.EnqMS, 10)
 	if len(a.MAC) > 0 {
 		b = appendBytes(append(b, `,"mac":`...), a.MAC)
 	}
+	b = strconv.AppendInt(append(b, `,"enq_ms":`...), a.EnqMS, 10)
 	return append(b, '}')
 }
 
