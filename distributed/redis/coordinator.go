@@ -747,10 +747,15 @@ const maxAnnounced = 65536
 func (c *Coordinator) publishArgs(rs []distributed.Result, errs []error, args []any) ([]any, []int) {
 	args = append(args, c.keys.results(), c.keys.names())
 	var sent []int
-	// All the results' JSON goes into one buffer, made one string at the
-	// end: one allocation per batch rather than two per result.
+	// The strings made for the results (their JSON, lease heads and
+	// announcement pieces) go into one buffer, made one string at the end:
+	// one allocation per batch rather than four per result.
 	var buf []byte
-	var at, ends []int // where each payload goes in args, and its end in buf
+	var at, ends []int // where each piece goes in args, and its end in buf
+	piece := func(arg int) {
+		at = append(at, arg)
+		ends = append(ends, len(buf))
+	}
 	for i, r := range rs {
 		if err := distributed.ValidateResult(r); err != nil {
 			errs[i] = err
@@ -759,7 +764,7 @@ func (c *Coordinator) publishArgs(rs []distributed.Result, errs []error, args []
 		w := toWireResult(r)
 		w.Nonce = c.ids.next()
 		if buf == nil {
-			buf = make([]byte, 0, len(rs)*resultSize(&w))
+			buf = make([]byte, 0, len(rs)*(resultSize(&w)+2*len(r.Module)+len(r.Lease.Token)+32))
 		}
 		start := len(buf)
 		var err error
@@ -768,13 +773,20 @@ func (c *Coordinator) publishArgs(rs []distributed.Result, errs []error, args []
 			errs[i] = fmt.Errorf("%w: result of %s: %v", distributed.ErrInvalid, r.Module, err)
 			continue
 		}
-		size := "-1:"
-		if len(buf)-start <= maxAnnounced {
-			size = strconv.Itoa(len(buf)-start) + ":"
+		n := len(args)
+		size := len(buf) - start
+		piece(n + 2)
+		buf = appendLeaseHead(buf, r.Lease.Token)
+		piece(n + 1)
+		buf = append(append(strconv.AppendInt(buf, int64(len(r.Module)), 10), ':'), r.Module...)
+		piece(n + 3)
+		if size <= maxAnnounced {
+			buf = append(strconv.AppendInt(buf, int64(size), 10), ':')
+		} else {
+			buf = append(buf, "-1:"...)
 		}
-		at = append(at, len(args)+2)
-		ends = append(ends, len(buf))
-		args = append(args, r.Module, leaseHead(r.Lease.Token), nil, strconv.Itoa(len(r.Module))+":"+r.Module, size)
+		piece(n + 4)
+		args = append(args, r.Module, nil, nil, nil, nil)
 		sent = append(sent, i)
 		c.ownRes.Store(r.Module, true)
 	}
@@ -786,15 +798,15 @@ func (c *Coordinator) publishArgs(rs []distributed.Result, errs []error, args []
 	return args, sent
 }
 
-// leaseHead is how the lease record with token begins (the claim script
-// writes the token first, as is: it makes tokens of letters, digits and
-// dots). A token that JSON would escape is no lease's: its head is one
+// appendLeaseHead appends to b how the lease record with token begins
+// (the claim script writes the token first, as is: it makes tokens of
+// letters, digits and dots). A token that JSON would escape is no lease's: its head is one
 // that no record begins with.
-func leaseHead(token string) string {
+func appendLeaseHead(b []byte, token string) []byte {
 	if strings.ContainsAny(token, `"\`) || strings.ContainsFunc(token, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
-		return "!"
+		return append(b, '!')
 	}
-	return `{"token":"` + token + `"`
+	return append(append(append(b, `{"token":"`...), token...), '"')
 }
 
 // publishErrs reads luaPublish's reply arr for the results sent (indexes
