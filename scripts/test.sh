@@ -46,7 +46,8 @@ fuzz() { # package target
   go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZ_INPUTS:-10000}x" -timeout 10m "$1"
 }
 for target in FuzzDecodeLease FuzzDecodeRegistration FuzzDecodeAssignment FuzzDecodeResult \
-  FuzzParseState FuzzAnnouncement FuzzBatchAnnouncement FuzzBeatAndClaimRecord FuzzClaimReply; do
+  FuzzParseState FuzzAnnouncement FuzzBatchAnnouncement FuzzBeatAndClaimRecord FuzzClaimReply \
+  FuzzFastEncodeMatchesJSON; do
   fuzz ./distributed/redis/ "$target"
 done
 fuzz ./internal/redact/ FuzzURL

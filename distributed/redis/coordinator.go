@@ -56,23 +56,49 @@ func (c *Coordinator) runRetryKeys(ctx context.Context, name string, s *goredis.
 // and returns the requirement keys they need (pass them to keys.with).
 func enqueueArgs(as []distributed.Assignment) (rks []string, args []any, err error) {
 	index := map[string]int{}
-	groups := make([]any, 0, 5*len(as))
-	for _, a := range as {
+	groups := make([]any, 0, 4*len(as))
+	// All the assignments' members and JSON go into one buffer, made one
+	// string at the end: one allocation per batch, not some per assignment.
+	var buf []byte
+	ends := make([]int, 0, 2*len(as))
+	// A batch's assignments mostly share their requirements: the key and
+	// the lower-cased list are made again only when they change.
+	var prev, lower []string
+	i := 0
+	for n, a := range as {
 		if err := distributed.ValidateAssignment(a); err != nil {
 			return nil, nil, err
 		}
-		rk, err := reqKey(a.Requires)
-		if err != nil {
-			return nil, nil, err
+		if n == 0 || !slices.Equal(a.Requires, prev) {
+			rk, err := reqKey(a.Requires)
+			if err != nil {
+				return nil, nil, err
+			}
+			var ok bool
+			if i, ok = index[rk]; !ok {
+				rks = append(rks, rk)
+				i = len(rks)
+				index[rk] = i
+			}
+			prev, lower = a.Requires, ident.Lower(a.Requires)
 		}
-		i, ok := index[rk]
-		if !ok {
-			rks = append(rks, rk)
-			i = len(rks)
-			index[rk] = i
+		w := wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: lower, Priority: a.Priority, MAC: a.MAC}
+		if buf == nil {
+			buf = make([]byte, 0, len(as)*assignmentSize(&w))
 		}
-		payload, _ := json.Marshal(wireAssignment{Module: a.Module, Attempt: a.Attempt, Requires: ident.Lower(a.Requires), Priority: a.Priority, MAC: a.MAC})
-		groups = append(groups, a.Module, a.Attempt, i, a.Priority, string(payload))
+		// the member ("module#attempt"), then the JSON without the
+		// "0}" that ends it: the script appends the time it is queued
+		buf = strconv.AppendInt(append(append(buf, a.Module...), '#'), int64(a.Attempt), 10)
+		ends = append(ends, len(buf))
+		buf = appendAssignment(buf, &w)
+		buf = buf[:len(buf)-len("0}")]
+		ends = append(ends, len(buf))
+		groups = append(groups, nil, i, a.Priority, nil)
+	}
+	all, start := string(buf), 0
+	for k, end := range ends {
+		groups[4*(k/2)+3*(k%2)] = all[start:end] // member and JSON: the first and last of a group
+		start = end
 	}
 	args = make([]any, 0, 1+len(rks)+len(groups))
 	args = append(args, len(rks))
@@ -334,9 +360,7 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 	if err := c.connect(); err != nil {
 		return err
 	}
-	for _, a := range as {
-		c.markEnqueued(ctx, a.Module)
-	}
+	c.markEnqueued(ctx, as)
 	v, err := c.runRetryKeys(ctx, "enqueueing "+as[0].Module, scriptEnqueue, c.keys.with(rks), args...)
 	if err != nil {
 		return err
@@ -348,7 +372,7 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 	return nil
 }
 
-// markEnqueued remembers that module was queued by this coordinator while
+// markEnqueued remembers that each module of as was queued by this coordinator while
 // its subscription was live, so AwaitResult can wait for the announcement
 // without a first read.
 //
@@ -356,7 +380,10 @@ func (c *Coordinator) EnqueueBatch(ctx context.Context, as []distributed.Assignm
 // that carries them (see keys.results). It does not wait here for that
 // subscription (a master subscribed when it registered): a module queued
 // before it was confirmed has its result read once when awaited.
-func (c *Coordinator) markEnqueued(ctx context.Context, module string) {
+//
+// The subscription's state is read once for the batch (as), not once per
+// assignment: the batch is queued by one script, after this.
+func (c *Coordinator) markEnqueued(ctx context.Context, as []distributed.Assignment) {
 	confirmed := c.events.startFollow(c.logCtx(ctx), c.keys.results())
 	heard := false
 	select {
@@ -364,7 +391,10 @@ func (c *Coordinator) markEnqueued(ctx context.Context, module string) {
 		heard = true
 	default:
 	}
-	c.enqueued.Store(module, enqueueMark{epoch: c.events.currentEpoch(), heard: heard})
+	var mark any = enqueueMark{epoch: c.events.currentEpoch(), heard: heard} // boxed once
+	for _, a := range as {
+		c.enqueued.Store(a.Module, mark)
+	}
 }
 
 // enqueueMark is what markEnqueued records: the subscription epoch, and
@@ -461,7 +491,7 @@ func (c *Coordinator) ClaimBatch(ctx context.Context, instance int, caps []strin
 	}
 	limit = min(max(1, limit), distributed.MaxBatch)
 	capSet := capabilitySet(caps)
-	reqID := ident.Random(12)
+	reqID := c.ids.next()
 	// Registered before the first script runs, so no announcement made
 	// after it can be missed (see keys.go).
 	w := &waiter{ctl: c.keys.ctl(reqID)}
@@ -660,7 +690,7 @@ func (c *Coordinator) Reclaim(ctx context.Context, l distributed.Lease, next *di
 			return err
 		}
 		args = append(args, more...)
-		c.markEnqueued(ctx, next.Module)
+		c.markEnqueued(ctx, []distributed.Assignment{*next})
 	}
 	v, err := c.runRetryKeys(ctx, "reclaiming "+l.Module, scriptReclaim, c.keys.with(rks), args...)
 	if err != nil {
@@ -717,38 +747,66 @@ const maxAnnounced = 65536
 func (c *Coordinator) publishArgs(rs []distributed.Result, errs []error, args []any) ([]any, []int) {
 	args = append(args, c.keys.results(), c.keys.names())
 	var sent []int
+	// The strings made for the results (their JSON, lease heads and
+	// announcement pieces) go into one buffer, made one string at the end:
+	// one allocation per batch rather than four per result.
+	var buf []byte
+	var at, ends []int // where each piece goes in args, and its end in buf
+	piece := func(arg int) {
+		at = append(at, arg)
+		ends = append(ends, len(buf))
+	}
 	for i, r := range rs {
 		if err := distributed.ValidateResult(r); err != nil {
 			errs[i] = err
 			continue
 		}
 		w := toWireResult(r)
-		w.Nonce = ident.Random(12)
-		payload, err := json.Marshal(w)
-		if err != nil {
+		w.Nonce = c.ids.next()
+		if buf == nil {
+			buf = make([]byte, 0, len(rs)*(resultSize(&w)+2*len(r.Module)+len(r.Lease.Token)+32))
+		}
+		start := len(buf)
+		var err error
+		if buf, err = appendResult(buf, &w); err != nil {
+			buf = buf[:start]
 			errs[i] = fmt.Errorf("%w: result of %s: %v", distributed.ErrInvalid, r.Module, err)
 			continue
 		}
-		size := "-1:"
-		if len(payload) <= maxAnnounced {
-			size = strconv.Itoa(len(payload)) + ":"
+		n := len(args)
+		size := len(buf) - start
+		piece(n + 2)
+		buf = appendLeaseHead(buf, r.Lease.Token)
+		piece(n + 1)
+		buf = append(append(strconv.AppendInt(buf, int64(len(r.Module)), 10), ':'), r.Module...)
+		piece(n + 3)
+		if size <= maxAnnounced {
+			buf = append(strconv.AppendInt(buf, int64(size), 10), ':')
+		} else {
+			buf = append(buf, "-1:"...)
 		}
-		args = append(args, r.Module, leaseHead(r.Lease.Token), string(payload), strconv.Itoa(len(r.Module))+":"+r.Module, size)
+		piece(n + 4)
+		args = append(args, r.Module, nil, nil, nil, nil)
 		sent = append(sent, i)
 		c.ownRes.Store(r.Module, true)
+	}
+	all, start := string(buf), 0
+	for k, end := range ends {
+		args[at[k]] = all[start:end]
+		start = end
 	}
 	return args, sent
 }
 
-// leaseHead is how the lease record with token begins (the claim script
-// writes the token first, as is: it makes tokens of letters, digits and
-// dots). A token that JSON would escape is no lease's: its head is one
+// appendLeaseHead appends to b how the lease record with token begins
+// (the claim script writes the token first, as is: it makes tokens of
+// letters, digits and dots). A token that JSON would escape is no lease's: its head is one
 // that no record begins with.
-func leaseHead(token string) string {
+func appendLeaseHead(b []byte, token string) []byte {
 	if strings.ContainsAny(token, `"\`) || strings.ContainsFunc(token, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
-		return "!"
+		return append(b, '!')
 	}
-	return `{"token":"` + token + `"`
+	return append(append(append(b, `{"token":"`...), token...), '"')
 }
 
 // publishErrs reads luaPublish's reply arr for the results sent (indexes

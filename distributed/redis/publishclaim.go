@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/modpipe/modpipe/distributed"
-	"github.com/modpipe/modpipe/internal/ident"
 )
 
 // PublishAndClaim implements distributed.PublishClaimer: one script
@@ -24,7 +23,7 @@ func (c *Coordinator) PublishAndClaim(ctx context.Context, rs []distributed.Resu
 	limit = min(max(0, limit), distributed.MaxBatch)
 	capSet := capabilitySet(caps)
 	eligible, known := c.eligible(capSet)
-	reqID, session := ident.Random(12), c.session(instance)
+	reqID, session := c.ids.next(), c.session(instance)
 	claimArgs := []any{instance, reqID, 0, "0", limit, session, len(known)}
 	args, sent := c.publishArgs(rs, errs, append(make([]any, 0, len(claimArgs)+2+5*len(rs)), claimArgs...))
 	if len(sent) == 0 && limit == 0 {

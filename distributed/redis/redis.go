@@ -92,6 +92,7 @@ type Coordinator struct {
 	fatal    error         // the first fatal error (see errors.go)
 	dead     chan struct{} // closed when fatal is set
 	log      *clientLog
+	ids      idSource // claim request ids and result nonces
 
 	enqueued sync.Map // module -> subscription epoch at enqueue
 	ownRes   sync.Map // module -> true: this process published its result

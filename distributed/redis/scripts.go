@@ -94,17 +94,19 @@ local function rks_reply()
 end
 -- enqueue assignments: ARGV[at] is R, the number of requirement keys
 -- passed (their queue and wake-up keys are pairs 1..R of KEYS), ARGV[at+1]
--- to ARGV[at+R] the requirement keys, then groups of five: module,
--- attempt, requirement index (1..R), priority, assignment JSON (whose
--- "enq_ms":0 gets the server time). An assignment already queued (same
--- module and attempt) is ignored.
+-- to ARGV[at+R] the requirement keys, then groups of four: member
+-- ("module#attempt"), requirement index (1..R), priority, and the
+-- assignment JSON without its end: it ends with '"enq_ms":', and the
+-- script appends the server time and '}' (a concatenation; a pattern
+-- replacement cost a scan of every payload). An assignment already
+-- queued (same module and attempt) is ignored.
 local function enqueue(at, now)
   local R = tonumber(ARGV[at])
   local first = at + R + 1
   local fields, nf = {}, 0
-  for i = first, #ARGV, 5 do
+  for i = first, #ARGV, 4 do
     nf = nf + 1
-    fields[nf] = ARGV[i] .. '#' .. ARGV[i + 1]
+    fields[nf] = ARGV[i]
   end
   if nf == 0 then return end
   local have = {}
@@ -124,21 +126,20 @@ local function enqueue(at, now)
   if nn == 0 then return end
   local seq = redis.call('INCRBY', KEYS[4], nn) - nn
   -- the server time as a string once, not once per assignment
-  local stamp = '"enq_ms":' .. now
+  local stamp = now .. '}'
   local hset, per = {}, {}
   for n = 1, nn do
     local j = new[n]
-    local i = first + (j - 1) * 5
-    local payload = string.gsub(ARGV[i + 4], '"enq_ms":0', stamp, 1)
+    local i = first + (j - 1) * 4
     hset[2 * n - 1] = fields[j]
-    hset[2 * n] = payload
-    local r = tonumber(ARGV[i + 2])
+    hset[2 * n] = ARGV[i + 3] .. stamp
+    local r = tonumber(ARGV[i + 1])
     local z = per[r]
     if not z then
       z = {}
       per[r] = z
     end
-    z[#z + 1] = -tonumber(ARGV[i + 3]) * 1e9 + seq + n
+    z[#z + 1] = -tonumber(ARGV[i + 2]) * 1e9 + seq + n
     z[#z + 1] = fields[j]
   end
   chunked('HSET', KEYS[6], hset, 1000)

@@ -40,8 +40,10 @@ type wireAssignment struct {
 	Attempt  int      `json:"attempt"`
 	Requires []string `json:"requires"`
 	Priority int64    `json:"priority"`
-	EnqMS    int64    `json:"enq_ms"` // filled in by the script ("enq_ms":0 is replaced)
 	MAC      []byte   `json:"mac,omitempty"`
+	// EnqMS comes last: the enqueue script appends it (the caller sends
+	// the JSON without its final "0}").
+	EnqMS int64 `json:"enq_ms"`
 }
 
 type wireLease struct {
