@@ -47,7 +47,7 @@ func BenchmarkMasterResultPath(b *testing.B) {
 			b.Fatal(err)
 		}
 		anns[i] = announcement{module: names[i], payload: string(payload), hasPayload: true}
-		master.markEnqueued(ctx, names[i])
+		master.markEnqueued(ctx, []distributed.Assignment{{Module: names[i], Attempt: 1}})
 	}
 	var msgs []*goredis.Message
 	for i := 0; i < b.N; i += 8 {
