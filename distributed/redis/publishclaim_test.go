@@ -117,7 +117,7 @@ func TestPublishAndClaim(t *testing.T) {
 		if err != nil || string(got.Value) != `"`+cl.Assignment.Module+`"` {
 			t.Errorf("result of %s: %+v, %v", cl.Assignment.Module, got, err)
 		}
-		if _, ok := master.events.result(cl.Assignment.Module); !ok {
+		if !decodedOnArrival(master, cl.Assignment.Module) {
 			t.Errorf("the result of %s was not announced to the master", cl.Assignment.Module)
 		}
 	}
